@@ -1,0 +1,64 @@
+"""
+imageprovider
+~~~~~~~~~~~~~
+
+A small, synchronous client for OpenAI's image API, built on ``requests``.
+Start with :class:`OpenAIImageProvider` or the one-call :func:`generate_image`.
+"""
+
+import logging
+
+from .__version__ import __version__
+from .api import generate_image
+from .exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    ContentPolicyError,
+    ImageProviderError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    ResponseValidationError,
+    UnprocessableEntityError,
+)
+from .model_specs import DEFAULT_MODEL, MODEL_SPECS, ModelSpec
+from .provider import OpenAIImageProvider
+from .results import GeneratedImage, ImageResponse, ImageUsage, RateLimits
+
+__all__ = [
+    "__version__",
+    "DEFAULT_MODEL",
+    "MODEL_SPECS",
+    "ModelSpec",
+    "OpenAIImageProvider",
+    "generate_image",
+    "GeneratedImage",
+    "ImageResponse",
+    "ImageUsage",
+    "RateLimits",
+    "ImageProviderError",
+    "ConfigurationError",
+    "RequestValidationError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "ContentPolicyError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "ResponseValidationError",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,3 @@
+"""The package version, kept apart so that setup.cfg can read it without importing anything."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,279 @@
+"""
+imageprovider._config
+~~~~~~~~~~~~~~~~~~~~~
+
+Resolves the provider's settings from, in this order of precedence: explicit
+arguments, environment variables, and an INI config file. Checks every value
+before any network I/O and keeps the API key out of every repr.
+"""
+
+import configparser
+import ipaddress
+import logging
+import math
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
+
+from .exceptions import ConfigurationError
+from .model_specs import DEFAULT_MODEL
+from ._retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER
+
+log = logging.getLogger("imageprovider")
+
+#: Where requests go when no base URL is configured.
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: (connect, read) seconds. Connecting is quick; a high-quality image can take minutes.
+DEFAULT_TIMEOUT: Tuple[float, float] = (5.0, 600.0)
+#: The INI section read from the config file.
+CONFIG_SECTION = "imageprovider"
+
+ENV_API_KEY = "OPENAI_API_KEY"
+ENV_BASE_URL = "OPENAI_BASE_URL"
+ENV_ORGANIZATION = "OPENAI_ORG_ID"
+ENV_PROJECT = "OPENAI_PROJECT_ID"
+ENV_MODEL = "IMAGEPROVIDER_MODEL"
+ENV_CONFIG = "IMAGEPROVIDER_CONFIG"
+
+_ENV_NAMES = {
+    "api_key": ENV_API_KEY,
+    "base_url": ENV_BASE_URL,
+    "organization": ENV_ORGANIZATION,
+    "project": ENV_PROJECT,
+    "default_model": ENV_MODEL,
+}
+#: INI key -> setting name.
+_FILE_KEYS = {
+    "api_key": "api_key",
+    "base_url": "base_url",
+    "organization": "organization",
+    "project": "project",
+    "model": "default_model",
+    "timeout": "read_timeout",
+    "connect_timeout": "connect_timeout",
+    "max_retries": "max_retries",
+}
+
+TimeoutArg = Union[None, float, int, Tuple[float, float]]
+
+
+def default_config_path(environ: Optional[Mapping[str, str]] = None) -> str:
+    """The per-user config file: ``~/.config/imageprovider/config.ini`` and its platform equivalents."""
+    environ = os.environ if environ is None else environ
+    if sys.platform.startswith("win"):
+        base = environ.get("APPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Roaming")
+    elif sys.platform == "darwin":
+        base = os.path.join(os.path.expanduser("~"), "Library", "Application Support")
+    else:
+        base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "imageprovider", "config.ini")
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Fully resolved, checked provider settings."""
+
+    api_key: str
+    base_url: str
+    organization: Optional[str]
+    project: Optional[str]
+    default_model: str
+    timeout: Tuple[float, float]
+    max_retries: int
+    max_retry_after: float
+    retry_read_timeouts: bool
+    check_model_rules: bool
+    #: Setting name -> where its value came from ("argument", "environment", a file path, "default").
+    sources: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return (
+            "Settings(api_key=<redacted>, base_url={!r}, organization={!r}, project={!r}, default_model={!r}, "
+            "timeout={!r}, max_retries={!r})".format(
+                self.base_url, self.organization, self.project, self.default_model, self.timeout, self.max_retries)
+        )
+
+
+def _read_config_file(path: str, required: bool) -> Dict[str, str]:
+    if not os.path.exists(path):
+        if required:
+            raise ConfigurationError("Config file {!r} does not exist".format(path))
+        return {}
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise ConfigurationError("Cannot read config file {!r}: {}".format(path, exc)) from exc
+    if not parser.has_section(CONFIG_SECTION):
+        return {}
+    values = {}
+    for key, value in parser.items(CONFIG_SECTION):
+        if key not in _FILE_KEYS:
+            raise ConfigurationError("Unknown setting {!r} in section [{}] of {!r}; known settings: {}".format(
+                key, CONFIG_SECTION, path, ", ".join(sorted(_FILE_KEYS))))
+        values[_FILE_KEYS[key]] = value.strip()
+    if values.get("api_key"):
+        _warn_if_readable_by_others(path)
+    return values
+
+
+def _warn_if_readable_by_others(path: str) -> None:
+    if os.name != "posix":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("Config file %s holds an API key and is readable by other users; run: chmod 600 %s", path, path)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, allow_insecure_http: bool) -> str:
+    """Return ``url`` without trailing slash, or raise :class:`ConfigurationError`."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigurationError("base_url {!r} is not a valid URL: {}".format(url, exc)) from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigurationError("base_url must be an http(s) URL with a host, like {!r}; got {!r}".format(
+            DEFAULT_BASE_URL, url))
+    if parts.username or parts.password:
+        raise ConfigurationError("base_url must not contain credentials; set the API key instead")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("base_url must not have a query or fragment; got {!r}".format(url))
+    if parts.scheme == "http" and not _is_loopback(host) and not allow_insecure_http:
+        raise ConfigurationError(
+            "Refusing to send the API key over plain http to {!r}: use https, or pass "
+            "allow_insecure_http=True if this network is trusted".format(host))
+    return url.rstrip("/")
+
+
+def _check_header_value(name: str, value: str, secret: bool = False) -> str:
+    if not value or any(ord(char) < 0x21 or ord(char) > 0x7E for char in value):
+        shown = "" if secret else " {!r}".format(value)
+        raise ConfigurationError(
+            "{}{} must be non-empty printable ASCII without spaces (it is sent in an HTTP header)".format(
+                name, shown))
+    return value
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError("{} must be a number of seconds, not {!r}".format(name, value)) from None
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError("{} must be a positive, finite number of seconds, not {!r}".format(name, value))
+    return seconds
+
+
+def resolve_timeout(timeout: TimeoutArg, default: Tuple[float, float] = DEFAULT_TIMEOUT) -> Tuple[float, float]:
+    """``None`` -> ``default``; a number -> read timeout (connect keeps its default); a pair -> (connect, read)."""
+    if timeout is None:
+        return default
+    if isinstance(timeout, (tuple, list)):
+        if len(timeout) != 2:
+            raise ConfigurationError("timeout must be a number or a (connect, read) pair, not {!r}".format(timeout))
+        return (_positive_seconds("connect timeout", timeout[0]), _positive_seconds("read timeout", timeout[1]))
+    return (default[0], _positive_seconds("timeout", timeout))
+
+
+def _check_max_retries(value: Any) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigurationError("max_retries must be a whole number, not {!r}".format(value)) from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise ConfigurationError("max_retries must be a whole number from 0 to 100, not {!r}".format(value))
+    return value
+
+
+def resolve_settings(
+    *,
+    api_key: Optional[str] = None,
+    base_url: Optional[str] = None,
+    organization: Optional[str] = None,
+    project: Optional[str] = None,
+    default_model: Optional[str] = None,
+    timeout: TimeoutArg = None,
+    max_retries: Optional[int] = None,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+    retry_read_timeouts: bool = False,
+    check_model_rules: bool = True,
+    allow_insecure_http: bool = False,
+    config_file: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Settings:
+    """Merge arguments > environment > config file > defaults, and check the result.
+
+    :raises ConfigurationError: no API key anywhere, or a value is unusable.
+    """
+    environ = os.environ if environ is None else environ
+    explicit_path = config_file or environ.get(ENV_CONFIG) or None
+    path = explicit_path or default_config_path(environ)
+    from_file = _read_config_file(path, required=explicit_path is not None)
+
+    arguments = {"api_key": api_key, "base_url": base_url, "organization": organization,
+                 "project": project, "default_model": default_model}
+    values: Dict[str, Optional[str]] = {}
+    sources: Dict[str, str] = {}
+    for name, argument in arguments.items():
+        env_value = (environ.get(_ENV_NAMES[name]) or "").strip()
+        for value, source in ((argument, "argument"), (env_value, "environment"), (from_file.get(name), path)):
+            if value is not None and (not isinstance(value, str) or value.strip()):
+                values[name] = value.strip() if isinstance(value, str) else value
+                sources[name] = source
+                break
+        else:
+            values[name] = None
+
+    key = values["api_key"]
+    if not key:
+        raise ConfigurationError(
+            "No OpenAI API key found. Set it in one of three places: the api_key argument, the {} environment "
+            "variable, or 'api_key = ...' in the [{}] section of the config file ({}, or the file named by {})."
+            .format(ENV_API_KEY, CONFIG_SECTION, path, ENV_CONFIG))
+    if not isinstance(key, str):
+        raise ConfigurationError("api_key must be a string")
+    _check_header_value("The API key", key, secret=True)
+    for name in ("organization", "project"):
+        if values[name] is not None:
+            _check_header_value(name, str(values[name]))
+    model = values["default_model"] or DEFAULT_MODEL
+    if not isinstance(model, str):
+        raise ConfigurationError("default_model must be a string, not {!r}".format(model))
+
+    if timeout is None and ("read_timeout" in from_file or "connect_timeout" in from_file):
+        timeout = (from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]),  # type: ignore[assignment]
+                   from_file.get("read_timeout", DEFAULT_TIMEOUT[1]))
+    if max_retries is None and "max_retries" in from_file:
+        max_retries = from_file["max_retries"]  # type: ignore[assignment]
+    return Settings(
+        api_key=key,
+        base_url=check_base_url(str(values["base_url"] or DEFAULT_BASE_URL), allow_insecure_http),
+        organization=values["organization"],
+        project=values["project"],
+        default_model=model,
+        timeout=resolve_timeout(timeout),
+        max_retries=_check_max_retries(DEFAULT_MAX_RETRIES if max_retries is None else max_retries),
+        max_retry_after=_positive_seconds("max_retry_after", max_retry_after),
+        retry_read_timeouts=bool(retry_read_timeouts),
+        check_model_rules=bool(check_model_rules),
+        sources=sources,
+    )

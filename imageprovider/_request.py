@@ -1,0 +1,100 @@
+"""
+imageprovider._request
+~~~~~~~~~~~~~~~~~~~~~~
+
+Builds request bodies from keyword parameters: leaves out what was not given,
+merges ``extra_body``, validates against the endpoint's JSON Schema and then
+the model's rules, and encodes the exact bytes that go on the wire.
+"""
+
+import json
+from typing import Any, Dict, Mapping, Optional
+
+from . import _rules, _schemas
+from .exceptions import RequestValidationError
+from .model_specs import get_model_spec
+
+
+def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter") -> RequestValidationError:
+    param = str(violation.path[0]) if violation.path else None
+    where = _schemas.format_path(violation.path)
+    if where:
+        message = "{} {!r} {}".format(prefix, where, violation.message)
+    else:
+        message = "Request body {}".format(violation.message)
+    return RequestValidationError(message, param=param, path=violation.path)
+
+
+def build_body(schema: str, params: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Return the validated request body for ``schema``.
+
+    ``None`` values in ``params`` mean "not given" and are left out.
+    ``extra_body`` carries fields the library does not know (for compatible
+    servers); those the schema does know are validated like any other.
+
+    :raises RequestValidationError: naming the parameter at fault.
+    """
+    body = {key: value for key, value in params.items() if value is not None}
+    unknown: Dict[str, Any] = {}
+    if extra_body is not None:
+        if not isinstance(extra_body, Mapping):
+            raise RequestValidationError("Parameter 'extra_body' must be a mapping of field names to values",
+                                         param="extra_body")
+        known = _schemas.schema_properties(schema)
+        for key, value in extra_body.items():
+            if not isinstance(key, str):
+                raise RequestValidationError("Parameter 'extra_body' keys must be strings, not {!r}".format(key),
+                                             param="extra_body")
+            if key in body:
+                raise RequestValidationError(
+                    "Parameter {!r} is given both as an argument and in extra_body".format(key), param=key)
+            if key in known:
+                body[key] = value
+            else:
+                unknown[key] = value
+    violation = _schemas.find_violation(schema, body)
+    if violation is not None:
+        raise _schema_error(violation)
+    body.update(unknown)
+    return body
+
+
+def check_model_rules(body: Mapping[str, Any]) -> None:
+    """Apply the per-model rules for ``body["model"]``; unknown models pass unchecked."""
+    model = body.get("model")
+    spec = get_model_spec(model) if isinstance(model, str) else None
+    if spec is not None:
+        _rules.check_generation(body, spec)
+
+
+def encode_json(body: Mapping[str, Any]) -> bytes:
+    """Encode ``body`` as compact UTF-8 JSON, refusing what would not be valid JSON."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError) as exc:
+        param = _find_unencodable(body)
+        raise RequestValidationError(
+            "Parameter {!r} cannot be encoded as JSON: {}".format(param, _reason(exc)), param=param
+        ) from exc
+
+
+def _find_unencodable(body: Mapping[str, Any]) -> Optional[str]:
+    for key, value in body.items():
+        try:
+            json.dumps({key: value}, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, TypeError):
+            return key
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeError):
+        return "it contains characters that are not valid Unicode (lone surrogates)"
+    return str(exc)[:200]
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """Shorten a prompt for logs: the first ``limit`` characters and the full length."""
+    if len(text) <= limit:
+        return text
+    return "{}... ({} chars)".format(text[:limit], len(text))

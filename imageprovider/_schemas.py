@@ -1,0 +1,201 @@
+"""
+imageprovider._schemas
+~~~~~~~~~~~~~~~~~~~~~~
+
+Finds the JSON Schema files, compiles one validator per schema (once, on first
+use) and turns ``jsonschema`` errors into :class:`SchemaViolation` values with
+messages a person can act on. ``jsonschema`` is imported lazily so that
+``import imageprovider`` stays cheap for scripts and cron jobs.
+
+The files live once, in the repository's top-level ``schemas/`` folder. They
+are found in this order:
+
+1. ``<package>/schemas/`` -- where a built wheel puts them (``setup.cfg``
+   maps the top-level folder onto the ``imageprovider.schemas`` package);
+2. ``<folder containing the package>/schemas/`` -- a source checkout, or a
+   vendored copy made of the ``imageprovider/`` and ``schemas/`` folders.
+"""
+
+import json
+import os
+import pkgutil
+import reprlib
+import threading
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from .exceptions import ImageProviderError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from jsonschema.exceptions import ValidationError
+
+#: The schema files this version of the library needs.
+SCHEMA_NAMES = ("create_image_request", "images_response", "error_response")
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CHECKOUT_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "schemas")
+
+_lock = threading.Lock()
+_validators: Dict[str, Any] = {}
+
+_short = reprlib.Repr()
+_short.maxstring = 40
+_short.maxother = 40
+_short.maxlist = 6
+_short.maxdict = 4
+
+_JSON_TYPE_NAMES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+
+class SchemaViolation(NamedTuple):
+    """The most relevant reason an instance failed its schema."""
+
+    #: Where in the instance, e.g. ``("data", 0, "b64_json")``.
+    path: Tuple[Any, ...]
+    #: A sentence without the offending value's full text (prompts can be long).
+    message: str
+
+
+def _file_name(name: str) -> str:
+    return name + ".json"
+
+
+def schema_location(name: str) -> str:
+    """Return the file system path (or package resource) the schema ``name`` is read from."""
+    if _read_packaged(name) is not None:
+        return os.path.join(_PACKAGE_DIR, "schemas", _file_name(name))
+    return os.path.join(_CHECKOUT_DIR, _file_name(name))
+
+
+def _read_packaged(name: str) -> Optional[bytes]:
+    try:
+        return pkgutil.get_data(__package__ or "imageprovider", "schemas/" + _file_name(name))
+    except (OSError, ImportError, ValueError):
+        return None
+
+
+def load_schema(name: str) -> Dict[str, Any]:
+    """Read and parse the schema ``name`` (without ``.json``)."""
+    raw = _read_packaged(name)
+    if raw is None:
+        path = os.path.join(_CHECKOUT_DIR, _file_name(name))
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise ImageProviderError(
+                "JSON Schema file {!r} not found: looked in {} and {}. When vendoring, copy both "
+                "the 'imageprovider' and the 'schemas' folders side by side.".format(
+                    _file_name(name), os.path.join(_PACKAGE_DIR, "schemas"), _CHECKOUT_DIR
+                )
+            ) from exc
+    try:
+        schema = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise ImageProviderError("JSON Schema file {!r} is not valid JSON: {}".format(_file_name(name), exc)) from exc
+    if not isinstance(schema, dict):
+        raise ImageProviderError("JSON Schema file {!r} does not hold an object".format(_file_name(name)))
+    return schema
+
+
+def get_validator(name: str) -> Any:
+    """Return the compiled ``Draft7Validator`` for ``name``, building it on first use."""
+    validator = _validators.get(name)
+    if validator is not None:
+        return validator
+    with _lock:
+        validator = _validators.get(name)
+        if validator is None:
+            from jsonschema import Draft7Validator
+
+            validator = Draft7Validator(load_schema(name))
+            _validators[name] = validator
+    return validator
+
+
+def schema_properties(name: str) -> Sequence[str]:
+    """The top-level property names the schema ``name`` declares."""
+    return tuple(get_validator(name).schema.get("properties", {}))
+
+
+def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
+    """Validate ``instance`` against schema ``name``; return the best violation or ``None``."""
+    from jsonschema.exceptions import best_match
+
+    try:
+        error = best_match(get_validator(name).iter_errors(instance))
+    except RecursionError:
+        return SchemaViolation((), "is nested too deeply to validate")
+    if error is None:
+        return None
+    return SchemaViolation(_violation_path(error), _describe(error))
+
+
+def format_path(path: Iterable[Any]) -> str:
+    """``("data", 0, "url")`` -> ``"data[0].url"``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += "[{}]".format(part)
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _violation_path(error: "ValidationError") -> Tuple[Any, ...]:
+    path = tuple(error.path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        if missing:
+            return path + (missing[0],)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        extra = sorted(str(key) for key in error.instance if key not in known)
+        if extra:
+            return path + (extra[0],)
+    return path
+
+
+def _describe(error: "ValidationError") -> str:
+    keyword = error.validator
+    value = error.validator_value
+    instance = error.instance
+    if keyword == "type":
+        expected = value if isinstance(value, list) else [value]
+        return "must be of type {}, not {}".format(" or ".join(expected), _json_type(instance))
+    if keyword == "enum":
+        choices = ", ".join(repr(choice) for choice in value if choice is not None)
+        return "must be one of {}, not {}".format(choices, _short.repr(instance))
+    if keyword == "minimum":
+        return "must be at least {}, not {}".format(value, _short.repr(instance))
+    if keyword == "maximum":
+        return "must be at most {}, not {}".format(value, _short.repr(instance))
+    if keyword == "minLength":
+        return "must not be empty" if value == 1 else "must be at least {} characters long".format(value)
+    if keyword == "maxLength":
+        return "is {} characters long; the maximum is {}".format(len(instance), value)
+    if keyword == "minItems":
+        return "must contain at least {} item{}".format(value, "" if value == 1 else "s")
+    if keyword == "required":
+        missing = [key for key in value if isinstance(instance, dict) and key not in instance]
+        return "is required" if missing else error.message
+    if keyword == "additionalProperties":
+        return "is not a known parameter"
+    if keyword == "anyOf" and isinstance(instance, dict):
+        options: List[str] = []
+        for subschema in value:
+            options.extend(subschema.get("required", []))
+        if options:
+            return "must have one of {}".format(", ".join(repr(o) for o in options))
+    return error.message if len(error.message) <= 200 else error.message[:200] + "..."

@@ -1,0 +1,376 @@
+"""
+imageprovider._transport
+~~~~~~~~~~~~~~~~~~~~~~~~
+
+The one way requests reach the API: a ``requests.Session`` with an
+``HTTPAdapter`` carrying :class:`~imageprovider._retry.ImageRetry`, explicit
+timeouts on every request, credentials attached per request (so they can never
+ride along to another host), and the translation of every foreign error and
+non-success status into this library's exceptions. One log record per request
+cycle is written to the ``imageprovider`` logger.
+"""
+
+import http.client
+import json
+import logging
+import threading
+import time
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from . import _schemas
+from ._retry import ImageRetry
+from .exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ContentPolicyError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    UnprocessableEntityError,
+)
+
+log = logging.getLogger("imageprovider")
+
+#: Characters of a body kept in error messages and ``ResponseValidationError.body``.
+BODY_EXCERPT_CHARS = 500
+REDACTED = "[REDACTED]"
+
+_STATUS_ERRORS: Dict[int, Type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+Timeout = Tuple[float, float]
+
+
+class CredentialAuth(AuthBase):
+    """Adds the credential headers to requests bound for the API, and to nothing else."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+    def __repr__(self) -> str:
+        return "CredentialAuth(headers=[{}])".format(", ".join(sorted(self._headers)))
+
+
+class _PerRequestRetryAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` whose ``max_retries`` can be set per request and per thread.
+
+    urllib3 retries inside the adapter, out of our sight; giving each request
+    its own :class:`ImageRetry` (with its own attempt log) lets the transport
+    count attempts exactly, even when threads share the provider.
+    """
+
+    def __init__(self, retry: ImageRetry, **kwargs: Any) -> None:
+        self._local = threading.local()
+        super().__init__(max_retries=retry, **kwargs)
+
+    @property  # type: ignore[override]
+    def max_retries(self) -> ImageRetry:
+        return getattr(self._local, "retry", None) or self._default_retry
+
+    @max_retries.setter
+    def max_retries(self, value: ImageRetry) -> None:
+        self._default_retry = value
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self._local = threading.local()
+        super().__setstate__(state)
+
+    def use(self, retry: Optional[ImageRetry]) -> None:
+        self._local.retry = retry
+
+
+class Transport:
+    """Sends requests to ``base_url`` and returns successful ``requests.Response`` objects.
+
+    :param base_url: API root without trailing slash, e.g. ``https://api.openai.com/v1``.
+    :param credential_headers: headers that carry secrets; sent only to ``base_url``'s host.
+    :param secrets: strings scrubbed from anything the transport puts in errors or logs.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credential_headers: Mapping[str, str],
+        user_agent: str,
+        timeout: Timeout,
+        retry: ImageRetry,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry = retry
+        self._secrets = tuple(secret for secret in secrets if secret)
+        self._auth = CredentialAuth(credential_headers)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = user_agent
+        self.session.headers["Accept"] = "application/json"
+        self._adapter = _PerRequestRetryAdapter(retry)
+        self.session.mount("https://", self._adapter)
+        self.session.mount("http://", self._adapter)
+
+    def close(self) -> None:
+        """Close the session and its pooled connections."""
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Optional[bytes] = None,
+        content_type: Optional[str] = None,
+        files: Any = None,
+        data: Any = None,
+        timeout: Optional[Timeout] = None,
+        stream: bool = False,
+        accept: Optional[str] = None,
+    ) -> requests.Response:
+        """Send one request (with retries) and return the successful response.
+
+        :raises APIStatusError: (a subclass, by status) for a non-2xx answer.
+        :raises APIConnectionError: when no response could be had.
+        """
+        headers = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if accept:
+            headers["Accept"] = accept
+        retry = self.retry.for_request()
+        started = time.monotonic()
+        self._adapter.use(retry)
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                data=body if body is not None else data,
+                files=files,
+                headers=headers,
+                auth=self._auth,
+                timeout=timeout or self.timeout,
+                allow_redirects=False,
+                stream=stream,
+            )
+        except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            error = self._connection_error(exc, retry.attempts, timeout or self.timeout)
+            self._log_cycle(method, path, None, retry.attempts, started, None, error)
+            raise error from exc
+        finally:
+            self._adapter.use(None)
+        request_id = response.headers.get("x-request-id")
+        if not 200 <= response.status_code < 300:
+            status_error = self.status_error(response, retry.attempts)
+            self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, status_error)
+            response.close()
+            raise status_error
+        self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, None)
+        return response
+
+    # -- translation ---------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """Replace every secret in ``text`` with ``[REDACTED]``."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def body_text(self, response: requests.Response) -> str:
+        """The response body as text, redacted (undecodable bytes replaced)."""
+        return self.redact(response.content.decode("utf-8", "replace"))
+
+    def excerpt(self, text: str) -> str:
+        """The first :data:`BODY_EXCERPT_CHARS` characters of ``text``."""
+        if len(text) <= BODY_EXCERPT_CHARS:
+            return text
+        return text[:BODY_EXCERPT_CHARS] + "... ({} chars)".format(len(text))
+
+    def status_error(self, response: requests.Response, attempts: int) -> APIStatusError:
+        """Map a non-2xx response to the matching :class:`APIStatusError` subclass."""
+        status = response.status_code
+        text = self.body_text(response)
+        parsed = _loads_or_none(text)
+        error_obj: Optional[Dict[str, Any]] = None
+        if parsed is not None and _schemas.find_violation("error_response", parsed) is None:
+            error_obj = parsed["error"]
+        fields = error_obj or {}
+        code = fields.get("code")
+        code = None if code is None else str(code)
+        message = fields.get("message") or _default_message(response, text, parsed)
+        if 300 <= status < 400:
+            message = "Unexpected redirect to {!r}; redirects are not followed".format(
+                self.redact(response.headers.get("location", "")))
+        if status == 400 and code == "moderation_blocked":
+            error_class: Type[APIStatusError] = ContentPolicyError
+        elif status >= 500:
+            error_class = InternalServerError
+        else:
+            error_class = _STATUS_ERRORS.get(status, APIStatusError)
+        if error_obj is not None:
+            body: Any = error_obj
+        elif parsed is not None:
+            body = parsed
+        else:
+            body = self.excerpt(text)
+        return error_class(
+            message,
+            status_code=status,
+            request_id=response.headers.get("x-request-id"),
+            type=fields.get("type"),
+            code=code,
+            param=fields.get("param"),
+            body=body,
+            headers={key.lower(): self.redact(value) for key, value in response.headers.items()},
+            attempts=attempts,
+        )
+
+    def read_json(self, response: requests.Response, schema: str) -> Dict[str, Any]:
+        """Parse and validate a success body against ``schema``.
+
+        :raises ResponseValidationError: the body is not JSON, is ``null``, or is off-schema.
+        """
+        request_id = response.headers.get("x-request-id")
+        try:
+            content = response.content
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._connection_error(exc, 1, self.timeout) from exc
+        try:
+            parsed = json.loads(content)
+        except (ValueError, RecursionError) as exc:
+            raise ResponseValidationError(
+                "The {} response body is not valid JSON ({})".format(response.status_code, _short_reason(exc)),
+                status_code=response.status_code,
+                request_id=request_id,
+                body=self.excerpt(self.body_text(response)),
+            ) from exc
+        violation = _schemas.find_violation(schema, parsed)
+        if violation is not None:
+            where = _schemas.format_path(violation.path)
+            raise ResponseValidationError(
+                "The response body does not match the expected shape: {}{}".format(
+                    "field {!r} ".format(where) if where else "", violation.message),
+                status_code=response.status_code,
+                request_id=request_id,
+                body=self.excerpt(self.body_text(response)),
+                path=violation.path,
+            )
+        return parsed
+
+    def _connection_error(self, exc: BaseException, attempts: int, timeout: Timeout) -> APIConnectionError:
+        host = urlsplit(self.base_url).netloc
+        reason = self.redact(_root_reason(exc))
+        tried = " after {} attempts".format(attempts) if attempts > 1 else ""
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return APITimeoutError(
+                "Timed out connecting to {} (connect timeout {:g} s){}".format(host, timeout[0], tried),
+                phase="connect", attempts=attempts)
+        if isinstance(exc, requests.exceptions.ReadTimeout) or _caused_by(exc, urllib3.exceptions.ReadTimeoutError):
+            return APITimeoutError(
+                "No response from {} within the read timeout of {:g} s{}. Not retried by default: the server "
+                "may already be generating (and billing) the image. Raise the timeout, or pass "
+                "retry_read_timeouts=True to retry.".format(host, timeout[1], tried),
+                phase="read", attempts=attempts)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return APIConnectionError("TLS error talking to {}{}: {}".format(host, tried, reason), attempts=attempts)
+        return APIConnectionError("Connection error talking to {}{}: {}".format(host, tried, reason), attempts=attempts)
+
+    def _log_cycle(
+        self,
+        method: str,
+        path: str,
+        status: Optional[int],
+        attempts: int,
+        started: float,
+        request_id: Optional[str],
+        error: Optional[Exception],
+    ) -> None:
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        outcome = str(status) if status is not None else type(error).__name__
+        log.log(
+            logging.WARNING if error is not None else logging.INFO,
+            "%s %s -> %s in %d ms (%d attempt%s, request id %s)",
+            method, path, outcome, elapsed_ms, attempts, "" if attempts == 1 else "s", request_id,
+            extra={
+                "method": method,
+                "path": path,
+                "status": status,
+                "attempts": attempts,
+                "elapsed_ms": elapsed_ms,
+                "request_id": request_id,
+            },
+        )
+
+
+def _loads_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _default_message(response: requests.Response, text: str, parsed: Any) -> str:
+    reason = response.reason or http.client.responses.get(response.status_code, "")
+    summary = "HTTP {} {}".format(response.status_code, reason).strip()
+    if parsed is None and text.strip():
+        snippet = " ".join(text.split())[:200]
+        return "{} (non-JSON body: {!r})".format(summary, snippet)
+    return summary
+
+
+def _short_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    return str(exc)[:120]
+
+
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    seen = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for nested in (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args):
+            if isinstance(nested, BaseException):
+                pending.append(nested)
+
+
+def _caused_by(exc: BaseException, kind: Type[BaseException]) -> bool:
+    return any(isinstance(cause, kind) for cause in _causes(exc))
+
+
+def _root_reason(exc: BaseException) -> str:
+    innermost = exc
+    for cause in _causes(exc):
+        innermost = cause
+    text = str(innermost)
+    # urllib3 prefixes messages with an object repr ("<...HTTPConnection object at 0x..>: ...").
+    if text.startswith("<") and ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text[:300] or type(innermost).__name__

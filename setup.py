@@ -1,0 +1,1 @@
+from setuptools import setup; setup()  # all metadata lives in setup.cfg
