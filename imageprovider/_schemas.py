@@ -154,7 +154,7 @@ def _json_type(value: Any) -> str:
 
 
 def _violation_path(error: "ValidationError") -> Tuple[Any, ...]:
-    path = tuple(error.path)
+    path = tuple(error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [key for key in error.validator_value if key not in error.instance]
         if missing:

@@ -256,15 +256,20 @@ class Transport:
             content = response.content
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._connection_error(exc, 1, self.timeout) from exc
+        # The decoder's exception holds the whole unredacted body in .doc, so it
+        # is neither chained nor kept as context: only its reason is.
+        failure = None
         try:
             parsed = json.loads(content)
         except (ValueError, RecursionError) as exc:
+            failure = _short_reason(exc)
+        if failure is not None:
             raise ResponseValidationError(
-                "The {} response body is not valid JSON ({})".format(response.status_code, _short_reason(exc)),
+                "The {} response body is not valid JSON ({})".format(response.status_code, failure),
                 status_code=response.status_code,
                 request_id=request_id,
                 body=self.excerpt(self.body_text(response)),
-            ) from exc
+            )
         violation = _schemas.find_violation(schema, parsed)
         if violation is not None:
             where = _schemas.format_path(violation.path)
