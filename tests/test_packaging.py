@@ -1,0 +1,192 @@
+"""The schemas are valid, exist once, and are found in all three ways people use the package.
+
+1. A source checkout (the repository on ``PYTHONPATH``).
+2. A regular, non-editable install of a wheel built from the repository into a fresh virtualenv.
+3. A vendored copy: the ``imageprovider/`` and ``schemas/`` folders next to a script.
+
+Each runs a separate interpreter from outside the repository and reports
+where the package and each schema were loaded from.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import imageprovider
+from imageprovider import _schemas
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA_DIR = REPO / "schemas"
+
+# Run in a fresh interpreter: proves the schemas load and drive real validation.
+PROBE = r"""
+import json, sys
+import imageprovider
+from imageprovider import _schemas, OpenAIImageProvider, RequestValidationError
+report = {"package": imageprovider.__file__, "schemas": {}}
+for name in _schemas.SCHEMA_NAMES:
+    _schemas.get_validator(name)
+    report["schemas"][name] = _schemas.schema_location(name)
+provider = OpenAIImageProvider(api_key="sk-probe", base_url="http://127.0.0.1:9/v1")
+try:
+    provider.generate_image("an otter", quality="ultra")
+except RequestValidationError as exc:
+    report["rejected_param"] = exc.param
+provider.close()
+print(json.dumps(report))
+"""
+
+
+def _clean_env():
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "OPENAI_", "IMAGEPROVIDER_"))}
+    return env
+
+
+def _run_probe(python, cwd, extra_env=None, args=()):
+    env = _clean_env()
+    env.update(extra_env or {})
+    completed = subprocess.run([str(python), *args, "-c", PROBE], cwd=str(cwd), env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert completed.returncode == 0, completed.stderr.decode()
+    return json.loads(completed.stdout.decode().strip().splitlines()[-1])
+
+
+def _is_within(path, folder):
+    return os.path.realpath(path).startswith(os.path.realpath(str(folder)) + os.sep)
+
+
+def _schema_files():
+    return sorted(SCHEMA_DIR.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", _schema_files(), ids=lambda p: p.name)
+def test_every_schema_file_is_a_valid_self_contained_draft7_schema(path):
+    """check_schema passes; $schema and $id are set; no reference leaves the file."""
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["$id"].endswith(path.stem)
+    refs = []
+
+    def collect(node):
+        if isinstance(node, dict):
+            refs.extend(value for key, value in node.items() if key == "$ref")
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(schema)
+    assert all(ref.startswith("#/") for ref in refs)
+
+
+def test_every_schema_the_library_needs_exists():
+    """The names the code asks for are exactly the files shipped."""
+    assert sorted(_schemas.SCHEMA_NAMES) == [p.stem for p in _schema_files()]
+
+
+def test_schemas_exist_only_once_in_the_repository():
+    """No second copy of any schema file is tracked anywhere else."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=str(REPO), stdout=subprocess.PIPE, check=True)
+    names = {p.name for p in _schema_files()}
+    copies = [line for line in tracked.stdout.decode().splitlines()
+              if os.path.basename(line) in names and not line.startswith("schemas/")]
+    assert copies == []
+
+
+def test_found_from_a_source_checkout(tmp_path):
+    """With the repository on PYTHONPATH, the package and schemas come from the checkout."""
+    report = _run_probe(sys.executable, tmp_path, {"PYTHONPATH": str(REPO)}, args=("-s",))
+    assert _is_within(report["package"], REPO / "imageprovider")
+    for location in report["schemas"].values():
+        assert _is_within(location, SCHEMA_DIR)
+    assert report["rejected_param"] == "quality"
+
+
+def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
+    """pip builds a wheel (non-editable) that carries the schemas inside the package."""
+    wheels = tmp_path / "wheels"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-w", str(wheels), str(REPO)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, env=_clean_env())
+    assert build.returncode == 0, build.stdout.decode()
+    (wheel,) = wheels.glob("imageprovider-*.whl")
+
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(str(env_dir))
+    python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, env=_clean_env())
+    assert install.returncode == 0, install.stdout.decode()
+
+    # The runtime dependencies come from this interpreter, appended after the
+    # fresh environment's own site-packages so they cannot shadow the install.
+    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    dependency_dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    Path(site_packages, "zz_test_dependencies.pth").write_text("\n".join(sorted(dependency_dirs)) + "\n")
+
+    report = _run_probe(python, tmp_path)
+    installed = Path(site_packages, "imageprovider")
+    assert _is_within(report["package"], installed)
+    for location in report["schemas"].values():
+        assert _is_within(location, installed / "schemas")
+    assert report["rejected_param"] == "quality"
+    assert (installed / "py.typed").is_file()
+    assert not Path(site_packages, "schemas").exists()
+
+    script = env_dir / ("Scripts/imageprovider.exe" if os.name == "nt" else "bin/imageprovider")
+    version = subprocess.run([str(script), "--version"], stdout=subprocess.PIPE, env=_clean_env(), timeout=60)
+    assert version.stdout.decode().strip() == "imageprovider " + imageprovider.__version__
+
+
+def test_found_in_a_vendored_copy_next_to_a_script(tmp_path):
+    """Copying imageprovider/ and schemas/ beside a script is enough, even with the package installed."""
+    app = tmp_path / "app"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(str(REPO / "imageprovider"), str(app / "imageprovider"), ignore=ignore)
+    shutil.copytree(str(SCHEMA_DIR), str(app / "schemas"))
+    (app / "script.py").write_text(PROBE)
+    env = _clean_env()
+    completed = subprocess.run([sys.executable, "-s", "script.py"], cwd=str(app), env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert completed.returncode == 0, completed.stderr.decode()
+    report = json.loads(completed.stdout.decode().strip())
+    assert _is_within(report["package"], app / "imageprovider")
+    for location in report["schemas"].values():
+        assert _is_within(location, app / "schemas")
+    assert report["rejected_param"] == "quality"
+
+
+def test_vendored_copy_without_schemas_fails_with_a_clear_error(tmp_path):
+    """Forgetting the schemas folder gives an error saying which folders to copy."""
+    app = tmp_path / "app"
+    shutil.copytree(str(REPO / "imageprovider"), str(app / "imageprovider"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (app / "script.py").write_text(PROBE)
+    completed = subprocess.run([sys.executable, "-s", "script.py"], cwd=str(app), env=_clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert completed.returncode != 0
+    assert b"copy both the 'imageprovider' and the 'schemas' folders" in completed.stderr
+
+
+def test_package_ships_py_typed_and_exports_its_public_names():
+    """py.typed is present; every name in __all__ resolves; public callables are typed and documented."""
+    assert (REPO / "imageprovider" / "py.typed").is_file()
+    for name in imageprovider.__all__:
+        assert hasattr(imageprovider, name), name
+    for name in ("generate_image", "OpenAIImageProvider"):
+        assert getattr(imageprovider, name).__doc__
+    hints = imageprovider.OpenAIImageProvider.generate_image.__annotations__
+    assert hints["return"] is imageprovider.ImageResponse
