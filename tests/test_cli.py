@@ -1,0 +1,113 @@
+"""The ``imageprovider`` command: files on disk, clean one-line errors, exit statuses."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import imageprovider
+from helpers import API_KEY, PNG, images_body
+from imageprovider import cli
+from scripted_server import Reply, ScriptedServer
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01"
+
+
+@pytest.fixture
+def api_env(monkeypatch):
+    """Point the command at a scripted server with a key in the environment."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+
+    def use(server):
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+
+    return use
+
+
+def test_generate_writes_the_image_and_prints_its_path(api_env, tmp_path, capsys):
+    """One image goes to the -o file, byte for byte; the request carries the options."""
+    target = tmp_path / "otter.png"
+    with ScriptedServer([Reply(200, images_body())]) as server:
+        api_env(server)
+        status = cli.main(["generate", "An otter", "--size", "1536x1024", "--quality", "high",
+                           "--output-format", "png", "-o", str(target)])
+    assert status == 0
+    assert target.read_bytes() == PNG
+    assert capsys.readouterr().out.strip() == str(target)
+    sent = json.loads(server.received[0].body)
+    assert sent == {"prompt": "An otter", "model": "gpt-image-2", "size": "1536x1024", "quality": "high",
+                    "output_format": "png"}
+    assert [name for name in os.listdir(str(tmp_path)) if name.startswith(".")] == []
+
+
+def test_several_images_get_numbered_names_and_sniffed_extensions(api_env, tmp_path, capsys):
+    """n=2 writes name-1 and name-2; without an extension in -o, it follows the bytes."""
+    body = images_body(data=[{"b64_json": base64.b64encode(JPEG).decode()}, {"b64_json": base64.b64encode(PNG).decode()}])
+    with ScriptedServer([Reply(200, body)]) as server:
+        api_env(server)
+        assert cli.main(["generate", "Two foxes", "--n", "2", "-o", str(tmp_path / "fox")]) == 0
+    assert (tmp_path / "fox-1.jpg").read_bytes() == JPEG
+    assert (tmp_path / "fox-2.png").read_bytes() == PNG
+    assert json.loads(server.received[0].body)["n"] == 2
+
+
+def test_existing_file_is_not_overwritten_unless_asked(api_env, tmp_path, capsys):
+    """An existing file stays as it was (exit 2); --overwrite replaces it."""
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"precious")
+    with ScriptedServer([Reply(200, images_body())]) as server:
+        api_env(server)
+        assert cli.main(["generate", "An otter", "-o", str(target)]) == 2
+        assert target.read_bytes() == b"precious"
+        assert "already exists" in capsys.readouterr().err
+        assert cli.main(["generate", "An otter", "-o", str(target), "--overwrite"]) == 0
+    assert target.read_bytes() == PNG
+
+
+def test_invalid_parameter_exits_2_without_sending(api_env, tmp_path, capsys):
+    """Bad input is reported in one line naming the parameter; nothing reaches the server."""
+    with ScriptedServer([Reply(200, images_body())]) as server:
+        api_env(server)
+        assert cli.main(["generate", "An otter", "--size", "1000x1000", "-o", str(tmp_path / "x.png")]) == 2
+        assert server.received == []
+    err = capsys.readouterr().err
+    assert err.startswith("imageprovider: error: Parameter 'size'")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_api_error_exits_1_with_one_line(api_env, tmp_path, capsys):
+    """A refused request is one line on stderr with the server's message and request id."""
+    body = {"error": {"message": "Your request was rejected by the safety system.", "type": "image_generation_user_error",
+                      "param": None, "code": "moderation_blocked"}}
+    with ScriptedServer([Reply(400, body, {"x-request-id": "req_cli"})]) as server:
+        api_env(server)
+        assert cli.main(["generate", "Something forbidden", "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert "rejected by the safety system" in err and "req_cli" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_missing_key_exits_2_naming_where_to_set_it(tmp_path, capsys):
+    """No key: exit 2 and the message names OPENAI_API_KEY."""
+    assert cli.main(["generate", "An otter", "-o", str(tmp_path / "x.png")]) == 2
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_url_results_are_printed(api_env, tmp_path, capsys):
+    """URL-only images (DALL-E) are printed, not written."""
+    body = {"created": 1, "data": [{"url": "https://files.example/img.png"}]}
+    with ScriptedServer([Reply(200, body)]) as server:
+        api_env(server)
+        assert cli.main(["generate", "An otter", "--model", "dall-e-3", "-o", str(tmp_path / "x.png")]) == 0
+    assert capsys.readouterr().out.strip() == "https://files.example/img.png"
+
+
+def test_module_entry_point_reports_its_version():
+    """python -m imageprovider works and names the version."""
+    completed = subprocess.run([sys.executable, "-m", "imageprovider", "--version"], stdout=subprocess.PIPE,
+                               timeout=60)
+    assert completed.stdout.decode().strip() == "imageprovider " + imageprovider.__version__
