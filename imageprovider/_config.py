@@ -182,7 +182,7 @@ def _positive_seconds(name: str, value: Any) -> float:
     return seconds
 
 
-def resolve_timeout(timeout: TimeoutArg, default: Tuple[float, float] = DEFAULT_TIMEOUT) -> Tuple[float, float]:
+def resolve_timeout(timeout: Any, default: Tuple[float, float] = DEFAULT_TIMEOUT) -> Tuple[float, float]:
     """``None`` -> ``default``; a number -> read timeout (connect keeps its default); a pair -> (connect, read)."""
     if timeout is None:
         return default
@@ -242,6 +242,7 @@ def resolve_settings(
                 break
         else:
             values[name] = None
+            sources[name] = "default"
 
     key = values["api_key"]
     if not key:
@@ -259,9 +260,10 @@ def resolve_settings(
     if not isinstance(model, str):
         raise ConfigurationError("default_model must be a string, not {!r}".format(model))
 
-    if timeout is None and ("read_timeout" in from_file or "connect_timeout" in from_file):
-        timeout = (from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]),  # type: ignore[assignment]
-                   from_file.get("read_timeout", DEFAULT_TIMEOUT[1]))
+    # The file's timeouts are the defaults an argument refines: timeout=30 sets
+    # the read timeout and keeps the file's connect timeout.
+    default_timeout = resolve_timeout((from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]),
+                                       from_file.get("read_timeout", DEFAULT_TIMEOUT[1])))
     if max_retries is None and "max_retries" in from_file:
         max_retries = from_file["max_retries"]  # type: ignore[assignment]
     return Settings(
@@ -270,7 +272,7 @@ def resolve_settings(
         organization=values["organization"],
         project=values["project"],
         default_model=model,
-        timeout=resolve_timeout(timeout),
+        timeout=resolve_timeout(timeout, default_timeout),
         max_retries=_check_max_retries(DEFAULT_MAX_RETRIES if max_retries is None else max_retries),
         max_retry_after=_positive_seconds("max_retry_after", max_retry_after),
         retry_read_timeouts=bool(retry_read_timeouts),

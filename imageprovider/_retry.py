@@ -75,7 +75,7 @@ class ImageRetry(Retry):
         """Copy with overrides (urllib3 calls this on every increment)."""
         kw.setdefault("max_retry_after", self.max_retry_after)
         kw.setdefault("attempt_log", self.attempt_log)
-        return super().new(**kw)  # type: ignore[return-value]
+        return super().new(**kw)
 
     def for_request(self) -> "ImageRetry":
         """A copy with a fresh attempt log, for one request."""
@@ -96,7 +96,7 @@ class ImageRetry(Retry):
         error = kwargs.get("error")
         if response is not None and error is None and not should_retry_status(response.status, response.headers):
             raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
-        new_retry: ImageRetry = super().increment(method, url, *args, **kwargs)  # type: ignore[assignment]
+        new_retry = super().increment(method, url, *args, **kwargs)
         reason = "status {}".format(response.status) if response is not None else type(error).__name__
         self.attempt_log.append(reason)
         return new_retry
@@ -118,8 +118,8 @@ class ImageRetry(Retry):
     def backoff_delay(self) -> float:
         """``min(0.5 * 2**n, 8)`` seconds for the n-th retry (from 0), less up to 25 % jitter."""
         retries_taken = max(len(self.history) - 1, 0)
-        base = min(INITIAL_BACKOFF * 2 ** min(retries_taken, 32), MAX_BACKOFF)
-        return base * (1 - JITTER * random.random())
+        base = min(INITIAL_BACKOFF * float(2 ** min(retries_taken, 32)), MAX_BACKOFF)
+        return base * (1.0 - JITTER * random.random())
 
     def __repr__(self) -> str:
         return "{}(total={}, connect={}, read={}, status={}, max_retry_after={})".format(

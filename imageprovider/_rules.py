@@ -9,12 +9,13 @@ from :mod:`imageprovider.model_specs`; this module only applies them.
 """
 
 import re
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, FrozenSet, Mapping, Optional, Tuple
 
 from .exceptions import RequestValidationError
 from .model_specs import MODEL_SPECS, CustomSizeRule, ModelSpec
 
-_SIZE_PATTERN = re.compile(r"^([0-9]+)x([0-9]+)$")
+# \Z, not $: "$" would accept a trailing newline. Five digits bound int() work.
+_SIZE_PATTERN = re.compile(r"([0-9]{1,5})x([0-9]{1,5})\Z")
 _TRANSPARENT_FORMATS = ("png", "webp")
 _COMPRESSIBLE_FORMATS = ("jpeg", "webp")
 #: What the API uses when ``output_format`` is not sent.
@@ -106,8 +107,8 @@ def _check_output_options(body: Mapping[str, Any]) -> None:
         raise _fail("partial_images", "applies only to streaming requests")
 
 
-def _all_known_params() -> frozenset:
-    known: frozenset = frozenset()
+def _all_known_params() -> FrozenSet[str]:
+    known: FrozenSet[str] = frozenset()
     for spec in MODEL_SPECS.values():
         known |= spec.accepted_params
     return known

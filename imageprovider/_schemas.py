@@ -198,4 +198,5 @@ def _describe(error: "ValidationError") -> str:
             options.extend(subschema.get("required", []))
         if options:
             return "must have one of {}".format(", ".join(repr(o) for o in options))
-    return error.message if len(error.message) <= 200 else error.message[:200] + "..."
+    message = str(error.message)
+    return message if len(message) <= 200 else message[:200] + "..."

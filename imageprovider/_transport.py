@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -96,7 +96,7 @@ class _PerRequestRetryAdapter(HTTPAdapter):
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self._local = threading.local()
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[misc]  # untyped in types-requests
 
     def use(self, retry: Optional[ImageRetry]) -> None:
         self._local.retry = retry
@@ -281,7 +281,7 @@ class Transport:
                 body=self.excerpt(self.body_text(response)),
                 path=violation.path,
             )
-        return parsed
+        return cast(Dict[str, Any], parsed)
 
     def _connection_error(self, exc: BaseException, attempts: int, timeout: Timeout) -> APIConnectionError:
         host = urlsplit(self.base_url).netloc

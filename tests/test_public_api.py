@@ -1,0 +1,74 @@
+"""House rules that hold for the whole public surface."""
+
+import inspect
+
+import pytest
+
+import imageprovider
+from imageprovider import _schemas, api, cli, exceptions, model_specs, provider, results
+
+PUBLIC_MODULES = [api, cli, exceptions, model_specs, provider, results]
+
+
+def _public_callables():
+    for module in PUBLIC_MODULES:
+        for name, value in vars(module).items():
+            if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(value):
+                yield "{}.{}".format(module.__name__, name), value
+            elif inspect.isclass(value):
+                yield "{}.{}".format(module.__name__, name), value
+                for attr, member in vars(value).items():
+                    if inspect.isfunction(member) and not attr.startswith("_"):
+                        yield "{}.{}.{}".format(module.__name__, name, attr), member
+
+
+@pytest.mark.parametrize("name, value", list(_public_callables()), ids=lambda v: v if isinstance(v, str) else "")
+def test_public_callables_are_documented_and_typed(name, value):
+    """Every public function, method and class has a docstring; functions annotate their parameters and return."""
+    assert inspect.getdoc(value), name + " has no docstring"
+    if inspect.isfunction(value):
+        signature = inspect.signature(value)
+        for parameter in signature.parameters.values():
+            if parameter.name in ("self", "cls"):
+                continue
+            assert parameter.annotation is not inspect.Parameter.empty, "{}({})".format(name, parameter.name)
+        assert signature.return_annotation is not inspect.Signature.empty, name + " has no return annotation"
+
+
+def test_validators_are_compiled_once_and_reused(monkeypatch):
+    """A schema is read and compiled on first use only."""
+    loads = []
+    original = _schemas.load_schema
+    monkeypatch.setattr(_schemas, "_validators", {})
+    monkeypatch.setattr(_schemas, "load_schema", lambda name: loads.append(name) or original(name))
+    first = _schemas.get_validator("images_response")
+    for _ in range(50):
+        assert _schemas.get_validator("images_response") is first
+        assert _schemas.find_violation("images_response", {"created": 1, "data": [{"url": "u"}]}) is None
+    assert loads == ["images_response"]
+
+
+def test_importing_the_package_does_not_import_jsonschema():
+    """Scripts that never validate anything do not pay for jsonschema at import time."""
+    import subprocess
+    import sys
+
+    code = "import sys, imageprovider; print('jsonschema' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, timeout=60)
+    assert completed.stdout.decode().strip() == "False"
+
+
+def test_default_timeout_is_sent_with_every_request(mocked, provider):
+    """Requests never go out without a timeout: (5 s connect, 600 s read) by default."""
+    from helpers import GENERATIONS_URL, images_body
+
+    mocked.add("POST", GENERATIONS_URL, json=images_body())
+    provider.generate_image("an otter")
+    assert mocked.calls[0].request.req_kwargs["timeout"] == (5.0, 600.0)
+
+
+def test_version_is_exported():
+    """The package exposes its version."""
+    assert imageprovider.__version__ == "0.1.0"
