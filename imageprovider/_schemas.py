@@ -129,10 +129,14 @@ def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
     """Validate ``instance`` against schema ``name``; return the best violation or ``None``."""
     from jsonschema.exceptions import best_match
 
+    validator = get_validator(name)
     try:
-        error = best_match(get_validator(name).iter_errors(instance))
+        error = best_match(validator.iter_errors(instance))
     except RecursionError:
         return SchemaViolation((), "is nested too deeply to validate")
+    except Exception as exc:  # noqa: BLE001 - a broken schema file must not leak jsonschema's exceptions
+        raise ImageProviderError("JSON Schema {!r} could not be applied ({}: {}); the installed schema files "
+                                 "may be damaged".format(_file_name(name), type(exc).__name__, exc)) from exc
     if error is None:
         return None
     return SchemaViolation(_violation_path(error), _describe(error))

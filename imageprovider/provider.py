@@ -186,7 +186,7 @@ class OpenAIImageProvider:
         """
         params = {
             "prompt": prompt,
-            "model": model if model is not None else self.settings.default_model,
+            "model": self._model_for(model, extra_body),
             "n": n,
             "size": size,
             "quality": quality,
@@ -205,6 +205,12 @@ class OpenAIImageProvider:
         return self._post_json(GENERATIONS_PATH, body, timeout)
 
     # -- shared steps --------------------------------------------------
+
+    def _model_for(self, model: Optional[str], extra_body: Optional[Mapping[str, Any]]) -> Optional[str]:
+        # A model named in extra_body (for compatible servers) stands in for the default.
+        if model is None and isinstance(extra_body, Mapping) and "model" in extra_body:
+            return None
+        return model if model is not None else self.settings.default_model
 
     def _build(self, schema: str, params: Dict[str, Any], extra_body: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
         body = _request.build_body(schema, params, extra_body)

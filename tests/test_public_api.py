@@ -72,3 +72,17 @@ def test_default_timeout_is_sent_with_every_request(mocked, provider):
 def test_version_is_exported():
     """The package exposes its version."""
     assert imageprovider.__version__ == "0.1.0"
+
+
+def test_broken_schema_file_raises_our_error_not_jsonschemas(monkeypatch):
+    """A schema whose $ref cannot be resolved surfaces as ImageProviderError, never a jsonschema exception."""
+    from imageprovider import ImageProviderError
+
+    broken = {"$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://schemas.imageprovider.invalid/x.json",
+              "properties": {"a": {"$ref": "#/definitions/missing"}}}
+    monkeypatch.setattr(_schemas, "_validators", {})
+    monkeypatch.setattr(_schemas, "load_schema", lambda name: broken)
+    with pytest.raises(ImageProviderError) as caught:
+        _schemas.find_violation("x", {"a": 1})
+    assert type(caught.value) is ImageProviderError
+    assert "could not be applied" in str(caught.value)

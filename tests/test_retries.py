@@ -323,3 +323,26 @@ def test_retry_policy_allows_post_and_not_read_retries_by_default():
     assert _retry.make_retry(3, retry_read_timeouts=True).read == 3
     assert "max_retry_after=60.0" in repr(retry)
     assert type(retry.new()) is _retry.ImageRetry
+
+
+def test_attempts_are_counted_per_call_when_threads_share_a_provider(sleeps):
+    """Each thread's call counts its own attempts, even while others retry at the same moment."""
+    import threading
+
+    failure = Reply(500, {"error": {"message": "down"}})
+    outcomes = []
+    with ScriptedServer([failure]) as server:
+        with _provider(server.base_url) as provider:
+            def call():
+                try:
+                    provider.generate_image("an otter")
+                except InternalServerError as exc:
+                    outcomes.append(exc.attempts)
+
+            threads = [threading.Thread(target=call) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+        assert len(server.received) == 18
+    assert outcomes == [3] * 6
