@@ -86,3 +86,8 @@ def test_broken_schema_file_raises_our_error_not_jsonschemas(monkeypatch):
         _schemas.find_violation("x", {"a": 1})
     assert type(caught.value) is ImageProviderError
     assert "could not be applied" in str(caught.value)
+
+
+def test_every_exception_is_exported_from_the_package():
+    """The package's explicit __all__ (which type checkers need) keeps up with exceptions.__all__."""
+    assert set(exceptions.__all__) <= set(imageprovider.__all__)

@@ -261,24 +261,15 @@ def test_exhausted_429_is_a_rate_limit_error_with_headers(mocked):
     assert error.request_id == "req_429"
 
 
-def test_max_retries_zero_makes_one_attempt(mocked):
-    """max_retries=0 turns retrying off."""
-    mocked.add("POST", GENERATIONS_URL, status=503, json={"error": {"message": "busy"}})
-    with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
+@pytest.mark.parametrize("max_retries, status, attempts", [(0, 503, 1), (1, 500, 2), (5, 500, 6)])
+def test_max_retries_counts_retries_after_the_first_attempt(mocked, max_retries, status, attempts):
+    """max_retries=0 turns retrying off; otherwise it is the number of extra attempts."""
+    mocked.add("POST", GENERATIONS_URL, status=status, json={"error": {"message": "busy"}})
+    with OpenAIImageProvider(api_key=API_KEY, max_retries=max_retries) as provider:
         with pytest.raises(InternalServerError) as caught:
             provider.generate_image("an otter")
-    assert caught.value.attempts == 1
-    assert len(mocked.calls) == 1
-
-
-def test_max_retries_five_makes_six_attempts(mocked):
-    """max_retries counts retries after the first attempt."""
-    mocked.add("POST", GENERATIONS_URL, status=500, json={"error": {"message": "down"}})
-    with OpenAIImageProvider(api_key=API_KEY, max_retries=5) as provider:
-        with pytest.raises(InternalServerError) as caught:
-            provider.generate_image("an otter")
-    assert caught.value.attempts == 6
-    assert len(mocked.calls) == 6
+    assert caught.value.attempts == attempts
+    assert len(mocked.calls) == attempts
 
 
 # -- the policy object -------------------------------------------------------------
