@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import math
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
@@ -170,6 +171,30 @@ def _check_header_value(name: str, value: str, secret: bool = False) -> str:
             "{}{} must be non-empty printable ASCII without spaces (it is sent in an HTTP header)".format(
                 name, shown))
     return value
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+
+def check_extra_headers(headers: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """Check caller-supplied headers: token names, values without line breaks."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError("extra_headers must be a mapping of header names to values")
+    checked = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ConfigurationError("extra_headers: {!r} is not a valid header name".format(name))
+        if not isinstance(value, str) or any(char in value for char in "\r\n\0"):
+            raise ConfigurationError("extra_headers: the value of {!r} must be a string without line breaks".format(
+                name))
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigurationError("extra_headers: the value of {!r} must be Latin-1 text".format(name)) from None
+        checked[name] = value
+    return checked
 
 
 def _positive_seconds(name: str, value: Any) -> float:

@@ -4,15 +4,17 @@ imageprovider._request
 
 Builds request bodies from keyword parameters: leaves out what was not given,
 merges ``extra_body``, validates against the endpoint's JSON Schema and then
-the model's rules, and encodes the exact bytes that go on the wire.
+the model's rules, loads and checks input images, and encodes the exact bytes
+that go on the wire.
 """
 
 import json
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import _rules, _schemas
+from ._inputs import ImageFile, load_image
 from .exceptions import RequestValidationError
-from .model_specs import get_model_spec
+from .model_specs import MASK_MAX_BYTES, ModelSpec, get_model_spec
 
 
 def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter") -> RequestValidationError:
@@ -59,12 +61,49 @@ def build_body(schema: str, params: Mapping[str, Any], extra_body: Optional[Mapp
     return body
 
 
-def check_model_rules(body: Mapping[str, Any]) -> None:
+def check_model_rules(body: Mapping[str, Any], endpoint: str = "generations") -> None:
     """Apply the per-model rules for ``body["model"]``; unknown models pass unchecked."""
-    model = body.get("model")
-    spec = get_model_spec(model) if isinstance(model, str) else None
+    spec = model_spec_of(body)
     if spec is not None:
-        _rules.check_generation(body, spec)
+        _rules.check_params(body, spec, endpoint)
+
+
+def model_spec_of(body: Mapping[str, Any]) -> Optional[ModelSpec]:
+    """The table entry for the body's model, or ``None`` for an unknown or absent model."""
+    model = body.get("model")
+    return get_model_spec(model) if isinstance(model, str) else None
+
+
+def as_input_list(images: Any) -> List[Any]:
+    """One input or several: a list (or a tuple that is not a file tuple) is several."""
+    if isinstance(images, list):
+        return list(images)
+    if isinstance(images, tuple) and not _is_file_tuple(images):
+        return list(images)
+    return [images]
+
+
+def _is_file_tuple(value: Tuple[Any, ...]) -> bool:
+    return len(value) == 3 and isinstance(value[0], str) and isinstance(value[1], (bytes, bytearray))
+
+
+def load_inputs(
+    param: str,
+    images: Sequence[Any],
+    mask: Any,
+    spec: Optional[ModelSpec],
+) -> Tuple[List[ImageFile], Optional[ImageFile]]:
+    """Read and check the input images (and mask) of an edit or variation."""
+    limit = spec.inputs.max_bytes if spec is not None else None
+    if len(images) > _rules.MAX_INPUT_IMAGES:
+        raise RequestValidationError("Parameter {!r} has {} images; the API accepts at most {}".format(
+            param, len(images), _rules.MAX_INPUT_IMAGES), param=param)
+    several = len(images) > 1 or param == "images"
+    files = [load_image(image, param, (param, index) if several else (param,), limit)
+             for index, image in enumerate(images)]
+    mask_file = load_image(mask, "mask", ("mask",), MASK_MAX_BYTES) if mask is not None else None
+    _rules.check_inputs(param, files, mask_file, spec)
+    return files, mask_file
 
 
 def encode_json(body: Mapping[str, Any]) -> bytes:

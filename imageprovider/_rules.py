@@ -2,17 +2,19 @@
 imageprovider._rules
 ~~~~~~~~~~~~~~~~~~~~
 
-Per-model request rules that a JSON Schema cannot express: prompt length per
-model, ``n`` range, sizes (including free ``WIDTHxHEIGHT`` sizes), which
-parameters a model accepts, and combinations of parameters. The facts come
-from :mod:`imageprovider.model_specs`; this module only applies them.
+Per-model request rules that a JSON Schema cannot express: which endpoints
+and parameters a model accepts, prompt length, ``n``, sizes (including free
+``WIDTHxHEIGHT`` sizes), combinations of parameters, and the input images of
+edits and variations. The facts come from :mod:`imageprovider.model_specs`;
+this module only applies them.
 """
 
 import re
-from typing import Any, FrozenSet, Mapping, Optional, Tuple
+from typing import Any, FrozenSet, Mapping, Optional, Sequence, Tuple
 
+from ._inputs import ImageFile
 from .exceptions import RequestValidationError
-from .model_specs import MODEL_SPECS, CustomSizeRule, ModelSpec
+from .model_specs import COMMON_PARAMS, MASK_MAX_BYTES, MODEL_SPECS, CustomSizeRule, ModelSpec
 
 # \Z, not $: "$" would accept a trailing newline. Five digits bound int() work.
 _SIZE_PATTERN = re.compile(r"([0-9]{1,5})x([0-9]{1,5})\Z")
@@ -20,15 +22,30 @@ _TRANSPARENT_FORMATS = ("png", "webp")
 _COMPRESSIBLE_FORMATS = ("jpeg", "webp")
 #: What the API uses when ``output_format`` is not sent.
 _DEFAULT_OUTPUT_FORMAT = "png"
+#: The API's own ceiling on input images, whatever the model.
+MAX_INPUT_IMAGES = 16
 
 
-def _fail(param: str, message: str) -> RequestValidationError:
-    return RequestValidationError("Parameter {!r} {}".format(param, message), param=param)
+def _fail(param: str, message: str, path: Tuple[Any, ...] = ()) -> RequestValidationError:
+    return RequestValidationError("Parameter {!r} {}".format(_label(path) if path else param, message),
+                                  param=param, path=path)
 
 
-def _models_accepting(param: str) -> str:
-    names = sorted(spec.name for spec in MODEL_SPECS.values() if param in spec.accepted_params)
+def _label(path: Tuple[Any, ...]) -> str:
+    head, *rest = path
+    return str(head) + "".join("[{}]".format(part) for part in rest)
+
+
+def _models_accepting(param: str, endpoint: str) -> str:
+    names = sorted(spec.name for spec in MODEL_SPECS.values() if param in spec.accepted_params(endpoint))
     return ", ".join(names) if names else "no known model"
+
+
+def _known_params(endpoint: str) -> FrozenSet[str]:
+    known: FrozenSet[str] = COMMON_PARAMS[endpoint]
+    for spec in MODEL_SPECS.values():
+        known |= spec.accepted_params(endpoint)
+    return known
 
 
 def parse_size(size: str) -> Optional[Tuple[int, int]]:
@@ -72,14 +89,21 @@ def _check_size(size: str, spec: ModelSpec) -> None:
     raise _fail("size", "must be one of {} for {}, not {!r}".format(", ".join(sorted(spec.sizes)), spec.name, size))
 
 
-def check_generation(body: Mapping[str, Any], spec: ModelSpec) -> None:
-    """Apply ``spec``'s rules to a ``/images/generations`` body that already passed its schema.
+def check_params(body: Mapping[str, Any], spec: ModelSpec, endpoint: str = "generations") -> None:
+    """Apply ``spec``'s rules to a body for ``endpoint`` that already passed its schema.
 
     :raises RequestValidationError: naming the parameter that breaks a rule.
     """
+    if endpoint not in spec.endpoints:
+        serving = sorted(other.name for other in MODEL_SPECS.values() if endpoint in other.endpoints)
+        raise _fail("model", "{!r} has no {} endpoint; models that do: {}".format(
+            spec.name, endpoint, ", ".join(serving)))
+    accepted = spec.accepted_params(endpoint)
+    known = _known_params(endpoint)
     for param in body:
-        if param not in spec.accepted_params and param in _all_known_params():
-            raise _fail(param, "is not supported by {}; it is accepted by {}".format(spec.name, _models_accepting(param)))
+        if param not in accepted and param in known:
+            raise _fail(param, "is not supported by {} for {}; it is accepted by {}".format(
+                spec.name, endpoint, _models_accepting(param, endpoint)))
     prompt = body.get("prompt")
     if isinstance(prompt, str) and len(prompt) > spec.prompt_max_length:
         raise _fail("prompt", "is {:,} characters long; {} accepts at most {:,}".format(
@@ -93,10 +117,11 @@ def check_generation(body: Mapping[str, Any], spec: ModelSpec) -> None:
     if quality is not None and quality not in spec.qualities:
         raise _fail("quality", "must be one of {} for {}, not {!r}".format(
             ", ".join(sorted(spec.qualities)), spec.name, quality))
-    _check_output_options(body)
+    check_output_options(body)
 
 
-def _check_output_options(body: Mapping[str, Any]) -> None:
+def check_output_options(body: Mapping[str, Any]) -> None:
+    """Rules between parameters, whatever the model."""
     output_format = body.get("output_format") or _DEFAULT_OUTPUT_FORMAT
     if body.get("background") == "transparent" and output_format not in _TRANSPARENT_FORMATS:
         raise _fail("background", "'transparent' needs output_format 'png' or 'webp', not {!r}".format(output_format))
@@ -107,8 +132,53 @@ def _check_output_options(body: Mapping[str, Any]) -> None:
         raise _fail("partial_images", "applies only to streaming requests")
 
 
-def _all_known_params() -> FrozenSet[str]:
-    known: FrozenSet[str] = frozenset()
-    for spec in MODEL_SPECS.values():
-        known |= spec.accepted_params
-    return known
+def check_inputs(
+    param: str,
+    images: Sequence[ImageFile],
+    mask: Optional[ImageFile],
+    spec: Optional[ModelSpec],
+) -> None:
+    """Check the input images of an edit or variation (and the mask) before they are uploaded.
+
+    The count, the mask's format and its size match apply whatever the model;
+    the formats, byte sizes and squareness come from ``spec`` when it is known.
+    """
+    if not images:
+        raise _fail(param, "needs at least one image")
+    limit = spec.inputs.max_images if spec is not None else MAX_INPUT_IMAGES
+    if len(images) > limit:
+        where = "{} accepts".format(spec.name) if spec is not None else "the API accepts"
+        raise _fail(param, "has {} images; {} at most {}".format(len(images), where, limit))
+    for index, image in enumerate(images):
+        path = (param, index) if len(images) > 1 or param == "images" else (param,)
+        if spec is not None:
+            _check_input_against(image, spec, param, path)
+    if mask is not None:
+        _check_mask(mask, images[0])
+
+
+def _check_input_against(image: ImageFile, spec: ModelSpec, param: str, path: Tuple[Any, ...]) -> None:
+    rule = spec.inputs
+    if image.info.mime_type not in rule.formats:
+        raise _fail(param, "({!r}) is {}; {} takes only {}".format(
+            image.filename, image.info.mime_type, spec.name, ", ".join(sorted(rule.formats))), path)
+    if len(image.data) > rule.max_bytes:
+        raise _fail(param, "({!r}) is {:,} bytes; {} takes at most {:,}".format(
+            image.filename, len(image.data), spec.name, rule.max_bytes), path)
+    if rule.square and image.info.width != image.info.height:
+        raise _fail(param, "({!r}) is {}x{}; {} takes only square images".format(
+            image.filename, image.info.width, image.info.height, spec.name), path)
+
+
+def _check_mask(mask: ImageFile, first: ImageFile) -> None:
+    if mask.info.mime_type != "image/png" or not mask.info.has_alpha:
+        raise _fail("mask", "({!r}) must be a PNG with an alpha channel; transparent pixels mark the area "
+                            "to edit".format(mask.filename))
+    if len(mask.data) > MASK_MAX_BYTES:
+        raise _fail("mask", "({!r}) is {:,} bytes; the maximum is {:,}".format(
+            mask.filename, len(mask.data), MASK_MAX_BYTES))
+    mask_size = (mask.info.width, mask.info.height)
+    image_size = (first.info.width, first.info.height)
+    if None not in image_size and mask_size != image_size:
+        raise _fail("mask", "({!r}) is {}x{} but the first image is {}x{}; they must match".format(
+            mask.filename, mask_size[0], mask_size[1], image_size[0], image_size[1]))

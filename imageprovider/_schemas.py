@@ -29,7 +29,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from jsonschema.exceptions import ValidationError
 
 #: The schema files this version of the library needs.
-SCHEMA_NAMES = ("create_image_request", "images_response", "error_response")
+SCHEMA_NAMES = (
+    "create_image_request",
+    "create_image_edit_request",
+    "edit_image_body_json_param",
+    "create_image_variation_request",
+    "images_response",
+    "image_stream_event",
+    "error_response",
+)
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CHECKOUT_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "schemas")

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Type, cast
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple, Type, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -31,6 +31,7 @@ from .exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     ContentPolicyError,
     InternalServerError,
@@ -61,17 +62,39 @@ Timeout = Tuple[float, float]
 
 
 class CredentialAuth(AuthBase):
-    """Adds the credential headers to requests bound for the API, and to nothing else."""
+    """Adds the credential headers to requests bound for the API, and to nothing else.
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
+    :param headers: fixed headers (API key, organization, extra headers).
+    :param token_provider: called before each request for a bearer token
+        (Azure Entra ID); its result is sent as ``Authorization: Bearer``.
+    """
+
+    def __init__(self, headers: Mapping[str, str], token_provider: Optional[Callable[[], str]] = None) -> None:
         self._headers = dict(headers)
+        self._token_provider = token_provider
+        #: Secret values to scrub from errors and logs: the caller's, plus every token fetched.
+        self.secrets: Set[str] = set()
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._token_provider is not None:
+            token = self._fresh_token()
+            self.secrets.add(token)
+            request.headers["Authorization"] = "Bearer " + token
         request.headers.update(self._headers)
         return request
 
+    def _fresh_token(self) -> str:
+        try:
+            token = self._token_provider()  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - any failure of the caller's callable is a configuration problem
+            raise ConfigurationError("The token provider failed: {}".format(type(exc).__name__)) from exc
+        if not isinstance(token, str) or not token or any(ord(c) < 0x21 or ord(c) > 0x7E for c in token):
+            raise ConfigurationError("The token provider must return a non-empty ASCII token string")
+        return token
+
     def __repr__(self) -> str:
-        return "CredentialAuth(headers=[{}])".format(", ".join(sorted(self._headers)))
+        names = sorted(self._headers) + (["Authorization (token provider)"] if self._token_provider else [])
+        return "CredentialAuth(headers=[{}])".format(", ".join(names))
 
 
 class _PerRequestRetryAdapter(HTTPAdapter):
@@ -119,12 +142,13 @@ class Transport:
         timeout: Timeout,
         retry: ImageRetry,
         secrets: Iterable[str] = (),
+        token_provider: Optional[Callable[[], str]] = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry
-        self._secrets = tuple(secret for secret in secrets if secret)
-        self._auth = CredentialAuth(credential_headers)
+        self._auth = CredentialAuth(credential_headers, token_provider)
+        self._auth.secrets.update(secret for secret in secrets if secret)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.session.headers["Accept"] = "application/json"
@@ -148,6 +172,7 @@ class Transport:
         timeout: Optional[Timeout] = None,
         stream: bool = False,
         accept: Optional[str] = None,
+        query: Optional[Mapping[str, str]] = None,
     ) -> requests.Response:
         """Send one request (with retries) and return the successful response.
 
@@ -166,6 +191,7 @@ class Transport:
             response = self.session.request(
                 method,
                 self.base_url + path,
+                params=query,
                 data=body if body is not None else data,
                 files=files,
                 headers=headers,
@@ -193,7 +219,8 @@ class Transport:
 
     def redact(self, text: str) -> str:
         """Replace every secret in ``text`` with ``[REDACTED]``."""
-        for secret in self._secrets:
+        # Longest first, so a secret containing another is replaced whole.
+        for secret in sorted(self._auth.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
 
@@ -282,6 +309,47 @@ class Transport:
                 path=violation.path,
             )
         return cast(Dict[str, Any], parsed)
+
+    def stream_error(self, payload: Mapping[str, Any], response: requests.Response) -> APIStatusError:
+        """Map an error event received mid-stream to the matching typed error.
+
+        Both shapes seen in the wild are read: ``{"error": {...}}`` and the
+        flat ``{"type": "error", "message": ..., "code": ...}``.
+        """
+        nested = payload.get("error")
+        fields: Mapping[str, Any] = nested if isinstance(nested, Mapping) else payload
+        code = fields.get("code")
+        code = None if code is None else str(code)
+        error_type = fields.get("type") if fields.get("type") != "error" else None
+        message = fields.get("message")
+        message = self.redact(message) if isinstance(message, str) and message else \
+            "The server reported an error in the middle of the stream"
+        marker = "{} {}".format(code or "", error_type or "")
+        if code == "moderation_blocked":
+            error_class: Type[APIStatusError] = ContentPolicyError
+        elif "rate_limit" in marker:
+            error_class = RateLimitError
+        elif "server_error" in marker:
+            error_class = InternalServerError
+        elif "invalid_request" in marker:
+            error_class = BadRequestError
+        else:
+            error_class = APIStatusError
+        param = fields.get("param")
+        return error_class(
+            message,
+            status_code=response.status_code,
+            request_id=response.headers.get("x-request-id"),
+            type=error_type if isinstance(error_type, str) else None,
+            code=code,
+            param=param if isinstance(param, str) else None,
+            body=dict(fields),
+            headers={key.lower(): self.redact(value) for key, value in response.headers.items()},
+        )
+
+    def connection_error(self, exc: BaseException, attempts: int = 1) -> APIConnectionError:
+        """Translate a transport exception raised while reading a response body."""
+        return self._connection_error(exc, attempts, self.timeout)
 
     def _connection_error(self, exc: BaseException, attempts: int, timeout: Timeout) -> APIConnectionError:
         host = urlsplit(self.base_url).netloc

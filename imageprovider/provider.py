@@ -11,23 +11,21 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 import logging
 import platform
 from types import TracebackType
-from typing import Any, Dict, Mapping, Optional, Type
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 import requests
 
-from . import _request
-from ._config import Settings, TimeoutArg, resolve_settings, resolve_timeout
+from . import _multipart, _request
+from ._inputs import ImageInput
+from ._config import Settings, TimeoutArg, check_extra_headers, resolve_settings, resolve_timeout
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._transport import Transport
 from .__version__ import __version__
 from .exceptions import RequestValidationError
 from .results import ImageResponse
+from .streaming import ImageStream
 
 log = logging.getLogger("imageprovider")
-
-#: Request schema and path of each endpoint.
-GENERATIONS_PATH = "/images/generations"
-
 
 def user_agent() -> str:
     """The ``User-Agent`` sent with every request."""
@@ -66,6 +64,8 @@ class OpenAIImageProvider:
         (default ``True``); turn off for servers whose models differ.
     :param allow_insecure_http: allow plain ``http://`` to a host other than loopback.
     :param config_file: (optional) INI file to read instead of the default one.
+    :param extra_headers: (optional) headers added to every API request, for
+        compatible servers and gateways; treated as secrets in errors and logs.
     :raises ConfigurationError: no API key anywhere, or an unusable setting.
     """
 
@@ -84,8 +84,9 @@ class OpenAIImageProvider:
         check_model_rules: bool = True,
         allow_insecure_http: bool = False,
         config_file: Optional[str] = None,
+        extra_headers: Optional[Mapping[str, str]] = None,
     ) -> None:
-        self.settings: Settings = resolve_settings(
+        settings = resolve_settings(
             api_key=api_key,
             base_url=base_url,
             organization=organization,
@@ -99,15 +100,28 @@ class OpenAIImageProvider:
             allow_insecure_http=allow_insecure_http,
             config_file=config_file,
         )
-        settings = self.settings
         credentials = {"Authorization": "Bearer " + settings.api_key}
         if settings.organization:
             credentials["OpenAI-Organization"] = settings.organization
         if settings.project:
             credentials["OpenAI-Project"] = settings.project
+        self._connect(settings, credentials, (settings.api_key,), extra_headers)
+
+    def _connect(
+        self,
+        settings: Settings,
+        credentials: Mapping[str, str],
+        secrets: Sequence[str],
+        extra_headers: Optional[Mapping[str, str]],
+        token_provider: Optional[Callable[[], str]] = None,
+    ) -> None:
+        """Keep ``settings`` and open the transport; shared with the Azure provider."""
+        self.settings: Settings = settings
+        extra = check_extra_headers(extra_headers)
         self._transport = Transport(
             base_url=settings.base_url,
-            credential_headers=credentials,
+            # Extra headers go last so that a gateway's own auth header can replace ours.
+            credential_headers={**credentials, **extra},
             user_agent=user_agent(),
             timeout=settings.timeout,
             retry=make_retry(
@@ -115,7 +129,8 @@ class OpenAIImageProvider:
                 retry_read_timeouts=settings.retry_read_timeouts,
                 max_retry_after=settings.max_retry_after,
             ),
-            secrets=(settings.api_key,),
+            secrets=tuple(secrets) + tuple(extra.values()),
+            token_provider=token_provider,
         )
 
     # -- lifecycle -----------------------------------------------------
@@ -185,24 +200,181 @@ class OpenAIImageProvider:
         :raises ResponseValidationError: the response body is unusable.
         """
         params = {
-            "prompt": prompt,
-            "model": self._model_for(model, extra_body),
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": output_compression,
-            "moderation": moderation,
-            "style": style,
-            "response_format": response_format,
-            "user": user,
+            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
+            "quality": quality, "background": background, "output_format": output_format,
+            "output_compression": output_compression, "moderation": moderation, "style": style,
+            "response_format": response_format, "user": user,
         }
-        body = self._build("create_image_request", params, extra_body)
-        if body.get("stream"):
-            raise RequestValidationError(
-                "Parameter 'stream' is not supported by generate_image, which returns whole images", param="stream")
-        return self._post_json(GENERATIONS_PATH, body, timeout)
+        body = self._build("create_image_request", "generations", params, extra_body)
+        _refuse_stream(body, "generate_image", "stream_image")
+        return self._json_call("generations", body, timeout)
+
+    def stream_image(
+        self,
+        prompt: str,
+        *,
+        partial_images: Optional[int] = None,
+        model: Optional[str] = None,
+        n: Optional[int] = None,
+        size: Optional[str] = None,
+        quality: Optional[str] = None,
+        background: Optional[str] = None,
+        output_format: Optional[str] = None,
+        output_compression: Optional[int] = None,
+        moderation: Optional[str] = None,
+        user: Optional[str] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: TimeoutArg = None,
+    ) -> ImageStream:
+        """Generate with streaming: yields :class:`PartialImage` previews, then :class:`Completed` images.
+
+        :param partial_images: previews to send before the final image, 0-3.
+        :returns: an :class:`~imageprovider.streaming.ImageStream` (iterator and context manager).
+        :raises RequestValidationError: a parameter is invalid (nothing was sent).
+        :raises APIStatusError: the API refused before the stream started (retried like other calls).
+        """
+        params = {
+            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
+            "quality": quality, "background": background, "output_format": output_format,
+            "output_compression": output_compression, "moderation": moderation, "user": user,
+            "stream": True, "partial_images": partial_images,
+        }
+        body = self._build("create_image_request", "generations", params, extra_body)
+        response = self._send("generations", body.get("model"), _request.encode_json(body), "application/json",
+                              timeout, stream=True)
+        return ImageStream(response, self._transport, expected_images=body.get("n") or 1)
+
+    def edit_image(
+        self,
+        prompt: str,
+        images: Any,
+        *,
+        mask: Optional[ImageInput] = None,
+        model: Optional[str] = None,
+        n: Optional[int] = None,
+        size: Optional[str] = None,
+        quality: Optional[str] = None,
+        background: Optional[str] = None,
+        output_format: Optional[str] = None,
+        output_compression: Optional[int] = None,
+        input_fidelity: Optional[str] = None,
+        response_format: Optional[str] = None,
+        user: Optional[str] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: TimeoutArg = None,
+    ) -> ImageResponse:
+        """Edit or extend one or more images following a prompt (``POST /images/edits``, multipart).
+
+        :param images: one input or a list of up to 16: a path, ``bytes``, a
+            binary file object (left open), or a ``(filename, bytes, mime_type)`` tuple.
+        :param mask: a PNG with an alpha channel, the size of the first image;
+            its transparent pixels mark where to edit.
+        :raises RequestValidationError: a parameter or input image is invalid (nothing was sent).
+        """
+        params = {
+            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
+            "quality": quality, "background": background, "output_format": output_format,
+            "output_compression": output_compression, "input_fidelity": input_fidelity,
+            "response_format": response_format, "user": user,
+        }
+        body, payload, content_type = self._multipart("create_image_edit_request", "edits", params, extra_body,
+                                                      "images", images, mask)
+        _refuse_stream(body, "edit_image", "stream_edit")
+        return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout))
+
+    def stream_edit(
+        self,
+        prompt: str,
+        images: Any,
+        *,
+        mask: Optional[ImageInput] = None,
+        partial_images: Optional[int] = None,
+        model: Optional[str] = None,
+        n: Optional[int] = None,
+        size: Optional[str] = None,
+        quality: Optional[str] = None,
+        background: Optional[str] = None,
+        output_format: Optional[str] = None,
+        output_compression: Optional[int] = None,
+        input_fidelity: Optional[str] = None,
+        user: Optional[str] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: TimeoutArg = None,
+    ) -> ImageStream:
+        """Edit with streaming; takes the inputs of :meth:`edit_image` and returns an :class:`ImageStream`."""
+        params = {
+            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
+            "quality": quality, "background": background, "output_format": output_format,
+            "output_compression": output_compression, "input_fidelity": input_fidelity, "user": user,
+            "stream": True, "partial_images": partial_images,
+        }
+        body, payload, content_type = self._multipart("create_image_edit_request", "edits", params, extra_body,
+                                                      "images", images, mask)
+        response = self._send("edits", body.get("model"), payload, content_type, timeout, stream=True)
+        return ImageStream(response, self._transport, expected_images=body.get("n") or 1)
+
+    def edit_image_from_refs(
+        self,
+        prompt: str,
+        images: Sequence[Mapping[str, str]],
+        *,
+        mask: Optional[Mapping[str, str]] = None,
+        model: Optional[str] = None,
+        n: Optional[int] = None,
+        size: Optional[str] = None,
+        quality: Optional[str] = None,
+        background: Optional[str] = None,
+        output_format: Optional[str] = None,
+        output_compression: Optional[int] = None,
+        input_fidelity: Optional[str] = None,
+        moderation: Optional[str] = None,
+        user: Optional[str] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: TimeoutArg = None,
+    ) -> ImageResponse:
+        """Edit images given by reference (``POST /images/edits`` with a JSON body).
+
+        :param images: up to 16 references, each ``{"image_url": ...}`` (an
+            https URL, or a data URL from :func:`image_data_url`) or ``{"file_id": ...}``.
+        :param mask: a reference of the same kind.
+        """
+        params = {
+            "prompt": prompt, "images": list(images) if isinstance(images, (list, tuple)) else images,
+            "mask": mask, "model": self._model_for(model, extra_body), "n": n, "size": size, "quality": quality,
+            "background": background, "output_format": output_format, "output_compression": output_compression,
+            "input_fidelity": input_fidelity, "moderation": moderation, "user": user,
+        }
+        body = self._build("edit_image_body_json_param", "edits", params, extra_body)
+        spec = _request.model_spec_of(body)
+        if spec is not None and not spec.json_edits and self.settings.check_model_rules:
+            raise RequestValidationError("Parameter 'model' {!r} takes edits as multipart uploads only; use "
+                                         "edit_image()".format(spec.name), param="model")
+        _refuse_stream(body, "edit_image_from_refs", "stream_edit")
+        return self._json_call("edits", body, timeout)
+
+    def create_variation(
+        self,
+        image: ImageInput,
+        *,
+        model: Optional[str] = "dall-e-2",
+        n: Optional[int] = None,
+        size: Optional[str] = None,
+        response_format: Optional[str] = None,
+        user: Optional[str] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        timeout: TimeoutArg = None,
+    ) -> ImageResponse:
+        """Create variations of one square PNG (``POST /images/variations``, multipart).
+
+        Only dall-e-2 offers variations, and OpenAI retired it in 2026: this
+        serves compatible servers and older deployments.
+        """
+        params = {"model": model, "n": n, "size": size, "response_format": response_format, "user": user}
+        if isinstance(extra_body, Mapping) and "model" in extra_body and model == "dall-e-2":
+            params["model"] = None
+        body, payload, content_type = self._multipart("create_image_variation_request", "variations", params,
+                                                      extra_body, "image", image, None)
+        return self._read_images(self._send("variations", body.get("model"), payload, content_type, timeout))
 
     # -- shared steps --------------------------------------------------
 
@@ -212,21 +384,51 @@ class OpenAIImageProvider:
             return None
         return model if model is not None else self.settings.default_model
 
-    def _build(self, schema: str, params: Dict[str, Any], extra_body: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    def _build(self, schema: str, endpoint: str, params: Dict[str, Any],
+               extra_body: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
         body = _request.build_body(schema, params, extra_body)
         if self.settings.check_model_rules:
-            _request.check_model_rules(body)
+            _request.check_model_rules(body, endpoint)
         if log.isEnabledFor(logging.DEBUG):
             shown = dict(body)
             if isinstance(shown.get("prompt"), str):
                 shown["prompt"] = _request.shorten(shown["prompt"])
+            if isinstance(shown.get("images"), list):
+                shown["images"] = "[{} references]".format(len(shown["images"]))
             log.debug("Request parameters: %s", shown, extra={"params": shown})
         return body
 
-    def _post_json(self, path: str, body: Mapping[str, Any], timeout: TimeoutArg) -> ImageResponse:
-        payload = _request.encode_json(body)
+    def _multipart(self, schema: str, endpoint: str, params: Dict[str, Any], extra_body: Optional[Mapping[str, Any]],
+                   file_param: str, images: Any, mask: Any) -> Tuple[Dict[str, Any], bytes, str]:
+        body = self._build(schema, endpoint, params, extra_body)
+        spec = _request.model_spec_of(body) if self.settings.check_model_rules else None
+        files, mask_file = _request.load_inputs(file_param, _request.as_input_list(images), mask, spec)
+        payload, content_type = _multipart.encode(body, _multipart.image_fields(files), mask_file)
+        return body, payload, content_type
+
+    def _route(self, endpoint: str, model: Optional[str]) -> Tuple[str, Optional[Dict[str, str]]]:
+        """The path (under the base URL) and query of ``endpoint``; Azure routes differently."""
+        return "/images/" + endpoint, None
+
+    def _send(self, endpoint: str, model: Optional[str], payload: bytes, content_type: str, timeout: TimeoutArg,
+              stream: bool = False) -> requests.Response:
         call_timeout = resolve_timeout(timeout, self.settings.timeout) if timeout is not None else None
-        response = self._transport.request(
-            "POST", path, body=payload, content_type="application/json", timeout=call_timeout)
+        path, query = self._route(endpoint, model)
+        return self._transport.request(
+            "POST", path, body=payload, content_type=content_type, timeout=call_timeout, stream=stream,
+            accept="text/event-stream" if stream else None, query=query)
+
+    def _json_call(self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg) -> ImageResponse:
+        response = self._send(endpoint, body.get("model"), _request.encode_json(body), "application/json", timeout)
+        return self._read_images(response)
+
+    def _read_images(self, response: requests.Response) -> ImageResponse:
         parsed = self._transport.read_json(response, "images_response")
         return ImageResponse.from_body(parsed, response.headers)
+
+
+def _refuse_stream(body: Mapping[str, Any], method: str, streaming_method: str) -> None:
+    if body.get("stream"):
+        raise RequestValidationError(
+            "Parameter 'stream' is not supported by {}, which returns whole images; use {}()".format(
+                method, streaming_method), param="stream")

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ._imageinfo import sniff_mime_type
 from .exceptions import ResponseValidationError
 
 __all__ = [
@@ -23,22 +24,6 @@ __all__ = [
     "RateLimits",
     "sniff_mime_type",
 ]
-
-_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-)
-
-
-def sniff_mime_type(data: bytes) -> Optional[str]:
-    """Return ``image/png``, ``image/jpeg`` or ``image/webp`` from the file signature, else ``None``."""
-    for signature, mime_type in _SIGNATURES:
-        if data.startswith(signature):
-            return mime_type
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
 
 @dataclass(frozen=True)
 class GeneratedImage:

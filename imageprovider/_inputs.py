@@ -1,0 +1,112 @@
+"""
+imageprovider._inputs
+~~~~~~~~~~~~~~~~~~~~~
+
+Turns the ways a caller can hand over an input image -- a path, ``bytes``, a
+binary file object, or a ``(filename, bytes, mime_type)`` tuple -- into one
+:class:`ImageFile` whose format is known from its bytes, never from its name.
+Files given by path are opened and closed here; file objects the caller owns
+are read but left open.
+"""
+
+import base64
+import os
+from typing import IO, Any, NamedTuple, Optional, Tuple, Union
+
+from ._imageinfo import ImageInfo, read_image_info
+from .exceptions import RequestValidationError
+
+#: Anything accepted where an input image is expected.
+ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Tuple[str, bytes, str]]
+
+_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+
+
+class ImageFile(NamedTuple):
+    """An input image ready to upload."""
+
+    filename: str
+    data: bytes
+    info: ImageInfo
+
+    @property
+    def mime_type(self) -> str:
+        """The format sniffed from the bytes."""
+        return self.info.mime_type
+
+
+def _fail(param: str, path: Tuple[Any, ...], message: str) -> RequestValidationError:
+    label = str(path[0]) + "".join("[{}]".format(part) for part in path[1:])
+    return RequestValidationError("Parameter {!r} {}".format(label, message), param=param, path=path)
+
+
+def _read_limited(stream: IO[bytes], limit: Optional[int]) -> Any:
+    # Reading one byte past the limit tells "too big" without reading a huge file whole.
+    return stream.read() if limit is None else stream.read(limit + 1)
+
+
+def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optional[int] = None) -> ImageFile:
+    """Read one input image and identify its format.
+
+    :param param: the parameter name used in errors (``"images"``, ``"mask"``, ``"image"``).
+    :param path: where the value sits, e.g. ``("images", 2)``.
+    :param max_bytes: refuse larger inputs without reading them whole.
+    :raises RequestValidationError: unreadable, not PNG/JPEG/WEBP, mislabelled or too large.
+    """
+    declared: Optional[str] = None
+    filename: Optional[str] = None
+    if isinstance(value, tuple):
+        if len(value) != 3 or not isinstance(value[0], str) or not isinstance(value[1], (bytes, bytearray)) \
+                or not isinstance(value[2], str):
+            raise _fail(param, path, "must be a (filename, bytes, mime_type) tuple")
+        filename, data, declared = value[0], bytes(value[1]), value[2]
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif isinstance(value, (str, os.PathLike)):
+        location = os.fspath(value)
+        filename = os.path.basename(location)
+        try:
+            if max_bytes is not None and os.path.getsize(location) > max_bytes:
+                raise _fail(param, path, "({!r}) is {:,} bytes; the maximum is {:,}".format(
+                    filename, os.path.getsize(location), max_bytes))
+            with open(location, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise _fail(param, path, "cannot be read: {}".format(exc)) from exc
+    elif hasattr(value, "read"):
+        try:
+            data = _read_limited(value, max_bytes)
+        except OSError as exc:
+            raise _fail(param, path, "cannot be read: {}".format(exc)) from exc
+        if not isinstance(data, (bytes, bytearray)):
+            raise _fail(param, path, "is a file opened in text mode; open it with 'rb'")
+        data = bytes(data)
+        name = getattr(value, "name", None)
+        filename = os.path.basename(name) if isinstance(name, str) else None
+    else:
+        raise _fail(param, path, "must be a path, bytes, a binary file object or a (filename, bytes, mime_type) "
+                                 "tuple, not {}".format(type(value).__name__))
+    if max_bytes is not None and len(data) > max_bytes:
+        raise _fail(param, path, "({!r}) is larger than {:,} bytes".format(filename or "bytes", max_bytes))
+    info = read_image_info(data)
+    if info is None:
+        raise _fail(param, path, "({!r}) is not a PNG, JPEG or WEBP image (judged by its bytes, not its name)".format(
+            filename or "{} bytes".format(len(data))))
+    if declared is not None and declared.lower().replace("image/jpg", "image/jpeg") != info.mime_type:
+        raise _fail(param, path, "({!r}) is declared {} but its bytes are {}".format(
+            filename, declared, info.mime_type))
+    stem = "image" if not path[1:] else "image-{}".format(path[1])
+    return ImageFile(filename or stem + _EXTENSIONS[info.mime_type], data, info)
+
+
+def image_data_url(image: ImageInput) -> str:
+    """Return ``image`` as a ``data:`` URL, for ``{"image_url": ...}`` references in JSON edits.
+
+    Usage::
+
+        >>> ref = {"image_url": image_data_url("photo.png")}
+
+    :raises RequestValidationError: the input is unreadable or not PNG/JPEG/WEBP.
+    """
+    loaded = load_image(image, "image", ("image",))
+    return "data:{};base64,{}".format(loaded.mime_type, base64.b64encode(loaded.data).decode("ascii"))

@@ -1,0 +1,51 @@
+"""
+imageprovider._multipart
+~~~~~~~~~~~~~~~~~~~~~~~~
+
+Encodes multipart/form-data bodies the way the images API expects: text
+fields first, in order (booleans as ``true``/``false``, absent ones not sent),
+then the file parts, each with the MIME type sniffed from its bytes. One
+image goes as the field ``image``, several as repeated ``image[]`` parts.
+The body is built once as bytes, so a retry resends exactly the same thing.
+"""
+
+import json
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+
+from urllib3.filepost import encode_multipart_formdata
+
+from ._inputs import ImageFile
+
+Field = Tuple[str, Union[str, Tuple[str, bytes, str]]]
+
+
+def text_value(value: Any) -> str:
+    """How a parameter is written as a text part."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def image_fields(images: Sequence[ImageFile], field: str = "image") -> List[Field]:
+    """File parts for ``images``: the scalar field for one, ``field[]`` repeated for several."""
+    name = field if len(images) == 1 else field + "[]"
+    return [(name, (image.filename, image.data, image.mime_type)) for image in images]
+
+
+def encode(
+    params: Mapping[str, Any],
+    files: Sequence[Field],
+    mask: Optional[ImageFile] = None,
+    boundary: Optional[str] = None,
+) -> Tuple[bytes, str]:
+    """Return ``(body, content_type)`` for ``params`` (``None`` values skipped), ``files`` and ``mask``."""
+    fields: List[Field] = [(key, text_value(value)) for key, value in params.items() if value is not None]
+    fields.extend(files)
+    if mask is not None:
+        fields.append(("mask", (mask.filename, mask.data, mask.mime_type)))
+    body, content_type = encode_multipart_formdata(fields, boundary=boundary)
+    return body, content_type

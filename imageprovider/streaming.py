@@ -1,0 +1,249 @@
+"""
+imageprovider.streaming
+~~~~~~~~~~~~~~~~~~~~~~~
+
+Streamed generations and edits: an :class:`ImageStream` reads server-sent
+events from an open response and yields typed, validated events --
+:class:`PartialImage` while the image is being drawn, then :class:`Completed`
+for each finished image. The response is closed when the stream ends, fails,
+or the caller stops early.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Type, Union
+
+import requests
+
+from . import _schemas
+from ._sse import SSEDecoder, ServerSentEvent
+from ._transport import Transport
+from .exceptions import APIConnectionError, ResponseValidationError
+from .results import GeneratedImage, ImageUsage, RateLimits
+
+__all__ = ["Completed", "ImageStream", "PartialImage", "StreamEvent"]
+
+log = logging.getLogger("imageprovider")
+
+#: Bytes read from the socket at a time; partial images arrive as multi-megabyte lines.
+CHUNK_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _ImageEvent:
+    #: The event type, e.g. ``image_generation.partial_image``.
+    type: str
+    image: GeneratedImage
+    size: Optional[str]
+    quality: Optional[str]
+    background: Optional[str]
+    output_format: Optional[str]
+    #: Unix time the event was created.
+    created_at: Optional[int]
+
+    @property
+    def b64_json(self) -> str:
+        """The image as base64 text."""
+        return self.image.b64_json or ""
+
+    @property
+    def data(self) -> bytes:
+        """The decoded image bytes (decoded on first access)."""
+        return self.image.data or b""
+
+    @property
+    def mime_type(self) -> Optional[str]:
+        """The image format sniffed from the decoded bytes."""
+        return self.image.mime_type
+
+
+@dataclass(frozen=True)
+class PartialImage(_ImageEvent):
+    """A preview of the image while it is being generated."""
+
+    #: 0-based number of this partial image.
+    index: int
+
+
+@dataclass(frozen=True)
+class Completed(_ImageEvent):
+    """A finished image, with the token usage of the request."""
+
+    usage: Optional[ImageUsage]
+
+
+StreamEvent = Union[PartialImage, Completed]
+
+
+class ImageStream(Iterator[StreamEvent]):
+    """Iterate over the events of a streamed generation or edit.
+
+    Also a context manager; leaving the ``with`` block, calling :meth:`close`
+    or breaking out of the loop releases the connection.
+
+    Usage::
+
+        >>> with provider.stream_image("A koi pond", partial_images=2) as stream:
+        ...     for event in stream:
+        ...         if isinstance(event, PartialImage):
+        ...             show_preview(event.data)
+        ...         else:
+        ...             save(event.data)
+
+    :raises APIStatusError: an error event arrived mid-stream (by its code).
+    :raises APIConnectionError: the stream broke or ended before every image was completed.
+    :raises ResponseValidationError: an event did not match ``schemas/image_stream_event.json``.
+    """
+
+    def __init__(self, response: requests.Response, transport: Transport, expected_images: int = 1) -> None:
+        self._response = response
+        self._transport = transport
+        self._expected = expected_images
+        #: Every :class:`Completed` event received so far.
+        self.completed: List[Completed] = []
+        #: Number of :class:`PartialImage` events received so far.
+        self.partial_count = 0
+        self._events = self._read_events()
+
+    @property
+    def request_id(self) -> Optional[str]:
+        """The ``x-request-id`` header of the response."""
+        return self._response.headers.get("x-request-id")
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The ``x-ratelimit-*`` headers of the response."""
+        return RateLimits.from_headers(self._response.headers)
+
+    def __iter__(self) -> "ImageStream":
+        return self
+
+    def __next__(self) -> StreamEvent:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Stop reading and release the connection. Safe to call more than once."""
+        self._events.close()
+        self._response.close()
+
+    def __enter__(self) -> "ImageStream":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A stream dropped without close() must not keep its socket open.
+        response = getattr(self, "_response", None)
+        if response is not None:
+            response.close()
+
+    # -- reading -------------------------------------------------------
+
+    def _read_events(self) -> Iterator[StreamEvent]:
+        decoder = SSEDecoder()
+        try:
+            for chunk in self._chunks():
+                for sse in decoder.feed(chunk):
+                    if sse.data.startswith("[DONE]"):
+                        self._check_finished(cut=False)
+                        return
+                    event = self._parse(sse)
+                    if event is not None:
+                        yield event
+            for sse in decoder.close():
+                event = self._parse(sse)
+                if event is not None:
+                    yield event
+            self._check_finished(cut=decoder.incomplete)
+        finally:
+            self._response.close()
+
+    def _chunks(self) -> Iterator[bytes]:
+        iterator = self._response.iter_content(chunk_size=CHUNK_SIZE)
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - translated at the transport boundary
+                if isinstance(exc, (requests.RequestException, OSError)) or type(exc).__module__.startswith("urllib3"):
+                    raise self._transport.connection_error(exc) from exc
+                raise
+            if chunk:
+                yield chunk
+
+    def _check_finished(self, cut: bool) -> None:
+        if len(self.completed) >= self._expected:
+            return
+        how = "was cut off mid-event" if cut else "ended"
+        raise APIConnectionError(
+            "The image stream {} before every image was completed ({} of {} completed, {} partial images "
+            "received); it is not retried because events had already arrived.".format(
+                how, len(self.completed), self._expected, self.partial_count))
+
+    def _parse(self, sse: ServerSentEvent) -> Optional[StreamEvent]:
+        payload = self._decode(sse)
+        if sse.event == "error" or payload.get("type") == "error" or isinstance(payload.get("error"), Mapping):
+            raise self._transport.stream_error(payload, self._response)
+        kind = payload.get("type")
+        if isinstance(kind, str) and not kind.endswith((".partial_image", ".completed")):
+            log.debug("Skipping unknown stream event type %r", kind)
+            return None
+        violation = _schemas.find_violation("image_stream_event", payload)
+        if violation is not None:
+            where = _schemas.format_path(violation.path)
+            raise ResponseValidationError(
+                "A stream event does not match the expected shape: {}{}".format(
+                    "field {!r} ".format(where) if where else "", violation.message),
+                status_code=self._response.status_code,
+                request_id=self.request_id,
+                body=self._transport.excerpt(self._transport.redact(sse.data)),
+                path=violation.path,
+            )
+        return self._build(payload)
+
+    def _decode(self, sse: ServerSentEvent) -> Dict[str, Any]:
+        failure = None
+        try:
+            payload = json.loads(sse.data)
+        except (ValueError, RecursionError) as exc:
+            failure = str(exc)[:120]
+        if failure is None and not isinstance(payload, dict):
+            failure = "not a JSON object"
+        if failure is not None:
+            raise ResponseValidationError(
+                "A stream event's data is not a JSON object ({})".format(failure),
+                status_code=self._response.status_code,
+                request_id=self.request_id,
+                body=self._transport.excerpt(self._transport.redact(sse.data)),
+            )
+        return payload  # type: ignore[no-any-return]
+
+    def _build(self, payload: Dict[str, Any]) -> StreamEvent:
+        common = dict(
+            type=payload["type"],
+            size=payload.get("size"),
+            quality=payload.get("quality"),
+            background=payload.get("background"),
+            output_format=payload.get("output_format"),
+            created_at=payload.get("created_at"),
+        )
+        if payload["type"].endswith(".partial_image"):
+            self.partial_count += 1
+            index = payload["partial_image_index"]
+            return PartialImage(image=GeneratedImage(b64_json=payload["b64_json"], index=index), index=index, **common)
+        completed = Completed(
+            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed)),
+            usage=ImageUsage.from_body(payload.get("usage")),
+            **common,
+        )
+        self.completed.append(completed)
+        return completed
