@@ -9,7 +9,9 @@ Start with :class:`OpenAIImageProvider` or the one-call :func:`generate_image`.
 import logging
 
 from .__version__ import __version__
+from ._inputs import image_data_url
 from .api import generate_image
+from .azure import AzureOpenAIImageProvider
 from .exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -31,6 +33,7 @@ from .exceptions import (
 from .model_specs import DEFAULT_MODEL, MODEL_SPECS, ModelSpec
 from .provider import OpenAIImageProvider
 from .results import GeneratedImage, ImageResponse, ImageUsage, RateLimits
+from .streaming import Completed, ImageStream, PartialImage
 
 __all__ = [
     "__version__",
@@ -38,7 +41,12 @@ __all__ = [
     "MODEL_SPECS",
     "ModelSpec",
     "OpenAIImageProvider",
+    "AzureOpenAIImageProvider",
     "generate_image",
+    "image_data_url",
+    "ImageStream",
+    "PartialImage",
+    "Completed",
     "GeneratedImage",
     "ImageResponse",
     "ImageUsage",

@@ -244,8 +244,12 @@ def resolve_settings(
     allow_insecure_http: bool = False,
     config_file: Optional[str] = None,
     environ: Optional[Mapping[str, str]] = None,
+    require_api_key: bool = True,
 ) -> Settings:
     """Merge arguments > environment > config file > defaults, and check the result.
+
+    With ``require_api_key=False`` (a token provider authenticates instead), the
+    key is the argument alone and may be empty.
 
     :raises ConfigurationError: no API key anywhere, or a value is unusable.
     """
@@ -269,15 +273,16 @@ def resolve_settings(
             values[name] = None
             sources[name] = "default"
 
-    key = values["api_key"]
-    if not key:
+    key = values["api_key"] if require_api_key else (api_key or "")
+    if not key and require_api_key:
         raise ConfigurationError(
             "No OpenAI API key found. Set it in one of three places: the api_key argument, the {} environment "
             "variable, or 'api_key = ...' in the [{}] section of the config file ({}, or the file named by {})."
             .format(ENV_API_KEY, CONFIG_SECTION, path, ENV_CONFIG))
     if not isinstance(key, str):
         raise ConfigurationError("api_key must be a string")
-    _check_header_value("The API key", key, secret=True)
+    if key:
+        _check_header_value("The API key", key, secret=True)
     for name in ("organization", "project"):
         if values[name] is not None:
             _check_header_value(name, str(values[name]))

@@ -140,10 +140,10 @@ def _png_has_trns(data: bytes, colour_type: int) -> bool:
             # libpng ignores a tRNS of the wrong size (and a palette one with no
             # PLTE before it), so the decoded image would be opaque.
             if colour_type == 0:
-                return length == 2
+                return bool(length == 2)
             if colour_type == 2:
-                return length == 6
-            return 0 < length <= palette_entries
+                return bool(length == 6)
+            return bool(0 < length <= palette_entries)
         position = end
     return False
 

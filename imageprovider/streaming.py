@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Type, Union
+from typing import Any, Dict, Generator, Iterator, List, Mapping, Optional, Type, Union
 
 import requests
 
@@ -147,7 +147,7 @@ class ImageStream(Iterator[StreamEvent]):
 
     # -- reading -------------------------------------------------------
 
-    def _read_events(self) -> Iterator[StreamEvent]:
+    def _read_events(self) -> Generator[StreamEvent, None, None]:
         decoder = SSEDecoder()
         try:
             for chunk in self._chunks():
