@@ -1,0 +1,82 @@
+"""Every Python example in README.rst runs, against mocked endpoints, and does what it says."""
+
+import base64
+import contextlib
+import io
+import json
+import re
+import struct
+from pathlib import Path
+
+import pytest
+import responses
+
+from helpers import PNG_B64, images_body, make_png
+
+README = Path(__file__).resolve().parents[1] / "README.rst"
+JPEG = (b"\xff\xd8" + b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, 8, 8, 3)
+        + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01" + b"\xff\xda\x00\x02" + b"\xff\xd9")
+
+
+def _rgba_png(width, height):
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\x00\x00\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def _python_blocks():
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text)
+    return [re.sub(r"(?m)^    ", "", block) for block in blocks]
+
+
+def _sse(kind):
+    event = {"b64_json": PNG_B64, "created_at": 1, "size": "1024x1024", "quality": "high", "background": "opaque",
+             "output_format": "png"}
+    partials = [dict(event, type=kind + ".partial_image", partial_image_index=i) for i in range(2)]
+    done = dict(event, type=kind + ".completed", usage={"input_tokens": 5, "output_tokens": 7, "total_tokens": 12})
+    return "".join("event: {}\ndata: {}\n\n".format(e["type"], json.dumps(e)) for e in partials + [done])
+
+
+def _images_or_stream(request):
+    if request.headers.get("Content-Type", "").startswith("application/json") and json.loads(request.body).get("stream"):
+        return 200, {"Content-Type": "text/event-stream"}, _sse("image_generation")
+    return 200, {"x-request-id": "req_readme"}, json.dumps(images_body())
+
+
+@pytest.mark.parametrize("block", _python_blocks(), ids=lambda b: b.strip().splitlines()[-1][:40])
+def test_readme_example_runs(block, tmp_path, monkeypatch):
+    """The example runs as written and writes the files it names."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-readme")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-readme")
+    (tmp_path / "cat.png").write_bytes(make_png(8, 8))
+    (tmp_path / "local.png").write_bytes(make_png(8, 8))
+    (tmp_path / "square.png").write_bytes(make_png(8, 8))
+    (tmp_path / "cat-mask.png").write_bytes(_rgba_png(8, 8))
+    (tmp_path / "helmet.jpg").write_bytes(JPEG)
+    variations = {"created": 1, "data": [{"url": "https://files.example/1.png"}, {"url": "https://files.example/2.png"}]}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for base in ("https://api.openai.com/v1", "https://gateway.example.com/v1",
+                     "https://my-resource.openai.azure.com/openai/deployments/gpt-image-1"):
+            mock.add_callback("POST", base + "/images/generations", callback=_images_or_stream)
+            mock.add("POST", base + "/images/edits", json=images_body())
+        mock.add("POST", "https://my-compatible-server.example/v1/images/variations", json=variations)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            exec(compile(block, "README.rst", "exec"), {"__name__": "readme_example"})
+        calls = len(mock.calls)
+    for name in re.findall(r'Path\("([^"%]+)"\)\.write_bytes', block):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    if "preview-%d.png" in block:
+        assert sorted(p.name for p in tmp_path.glob("preview-*.png")) == ["preview-0.png", "preview-1.png"]
+    if "4000x4000" in block:
+        assert calls == 0
+        assert "fix parameter size" in output.getvalue()
+    else:
+        assert calls >= 1
