@@ -10,6 +10,7 @@ are read but left open.
 """
 
 import base64
+import io
 import os
 from typing import IO, Any, NamedTuple, Optional, Tuple, Union
 
@@ -74,9 +75,13 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
         except OSError as exc:
             raise _fail(param, path, "cannot be read: {}".format(exc)) from exc
     elif hasattr(value, "read"):
+        if isinstance(value, io.TextIOBase):
+            raise _fail(param, path, "is a file opened in text mode; open it with 'rb'")
         try:
             data = _read_limited(value, max_bytes)
-        except OSError as exc:
+        except UnicodeDecodeError as exc:
+            raise _fail(param, path, "is a file opened in text mode; open it with 'rb'") from exc
+        except (OSError, ValueError) as exc:
             raise _fail(param, path, "cannot be read: {}".format(exc)) from exc
         if not isinstance(data, (bytes, bytearray)):
             raise _fail(param, path, "is a file opened in text mode; open it with 'rb'")

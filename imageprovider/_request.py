@@ -61,6 +61,21 @@ def build_body(schema: str, params: Mapping[str, Any], extra_body: Optional[Mapp
     return body
 
 
+def check_form(schema: str, endpoint: str, body: Mapping[str, Any]) -> None:
+    """Refuse API parameters of ``endpoint`` that this request form does not take.
+
+    ``extra_body`` passes fields the library does not know; a field the API
+    defines for the endpoint but not for this form (``moderation`` in a
+    multipart edit) is a mistake, not an extension.
+    """
+    allowed = set(_schemas.schema_properties(schema))
+    for key in body:
+        if key not in allowed and key in _rules.known_params(endpoint):
+            raise RequestValidationError(
+                "Parameter {!r} is not accepted in this form of the {} request ({})".format(key, endpoint, schema),
+                param=key)
+
+
 def check_model_rules(body: Mapping[str, Any], endpoint: str = "generations") -> None:
     """Apply the per-model rules for ``body["model"]``; unknown models pass unchecked."""
     spec = model_spec_of(body)

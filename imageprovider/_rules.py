@@ -41,7 +41,8 @@ def _models_accepting(param: str, endpoint: str) -> str:
     return ", ".join(names) if names else "no known model"
 
 
-def _known_params(endpoint: str) -> FrozenSet[str]:
+def known_params(endpoint: str) -> FrozenSet[str]:
+    """Every parameter some known model accepts on ``endpoint``."""
     known: FrozenSet[str] = COMMON_PARAMS[endpoint]
     for spec in MODEL_SPECS.values():
         known |= spec.accepted_params(endpoint)
@@ -99,7 +100,7 @@ def check_params(body: Mapping[str, Any], spec: ModelSpec, endpoint: str = "gene
         raise _fail("model", "{!r} has no {} endpoint; models that do: {}".format(
             spec.name, endpoint, ", ".join(serving)))
     accepted = spec.accepted_params(endpoint)
-    known = _known_params(endpoint)
+    known = known_params(endpoint)
     for param in body:
         if param not in accepted and param in known:
             raise _fail(param, "is not supported by {} for {}; it is accepted by {}".format(

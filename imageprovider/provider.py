@@ -387,6 +387,7 @@ class OpenAIImageProvider:
     def _build(self, schema: str, endpoint: str, params: Dict[str, Any],
                extra_body: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
         body = _request.build_body(schema, params, extra_body)
+        _request.check_form(schema, endpoint, body)
         if self.settings.check_model_rules:
             _request.check_model_rules(body, endpoint)
         if log.isEnabledFor(logging.DEBUG):
