@@ -147,7 +147,16 @@ def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
                                  "may be damaged".format(_file_name(name), type(exc).__name__, exc)) from exc
     if error is None:
         return None
+    # jsonschema 3.2 descends into one branch of a choice between required
+    # fields and blames that branch; 4.x does not. Report the choice itself.
+    while error.parent is not None and _is_required_choice(error.parent):
+        error = error.parent
     return SchemaViolation(_violation_path(error), _describe(error))
+
+
+def _is_required_choice(error: "ValidationError") -> bool:
+    return error.validator in ("oneOf", "anyOf") and isinstance(error.instance, dict) and all(
+        set(branch) == {"required"} for branch in error.validator_value)
 
 
 def format_path(path: Iterable[Any]) -> str:
@@ -204,11 +213,12 @@ def _describe(error: "ValidationError") -> str:
         return "is required" if missing else error.message
     if keyword == "additionalProperties":
         return "is not a known parameter"
-    if keyword == "anyOf" and isinstance(instance, dict):
+    if keyword in ("anyOf", "oneOf") and isinstance(instance, dict):
         options: List[str] = []
         for subschema in value:
             options.extend(subschema.get("required", []))
         if options:
-            return "must have one of {}".format(", ".join(repr(o) for o in options))
+            how = "exactly one" if keyword == "oneOf" else "one"
+            return "must have {} of {}".format(how, ", ".join(repr(o) for o in options))
     message = str(error.message)
     return message if len(message) <= 200 else message[:200] + "..."

@@ -12,6 +12,7 @@ cycle is written to the ``imageprovider`` logger.
 
 import http.client
 import json
+import socket
 import logging
 import threading
 import time
@@ -173,13 +174,14 @@ class Transport:
         stream: bool = False,
         accept: Optional[str] = None,
         query: Optional[Mapping[str, str]] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> requests.Response:
         """Send one request (with retries) and return the successful response.
 
         :raises APIStatusError: (a subclass, by status) for a non-2xx answer.
         :raises APIConnectionError: when no response could be had.
         """
-        headers = {}
+        headers = dict(headers or {})
         if content_type:
             headers["Content-Type"] = content_type
         if accept:
@@ -359,7 +361,8 @@ class Transport:
             return APITimeoutError(
                 "Timed out connecting to {} (connect timeout {:g} s){}".format(host, timeout[0], tried),
                 phase="connect", attempts=attempts)
-        if isinstance(exc, requests.exceptions.ReadTimeout) or _caused_by(exc, urllib3.exceptions.ReadTimeoutError):
+        if isinstance(exc, requests.exceptions.ReadTimeout) or _caused_by(exc, urllib3.exceptions.ReadTimeoutError) \
+                or _caused_by(exc, socket.timeout):
             return APITimeoutError(
                 "No response from {} within the read timeout of {:g} s{}. Not retried by default: the server "
                 "may already be generating (and billing) the image. Raise the timeout, or pass "

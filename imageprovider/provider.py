@@ -23,7 +23,7 @@ from ._transport import Transport
 from .__version__ import __version__
 from .exceptions import RequestValidationError
 from .results import ImageResponse
-from .streaming import ImageStream
+from .streaming import ImageStream, check_event_stream
 
 log = logging.getLogger("imageprovider")
 
@@ -242,7 +242,7 @@ class OpenAIImageProvider:
         body = self._build("create_image_request", "generations", params, extra_body)
         response = self._send("generations", body.get("model"), _request.encode_json(body), "application/json",
                               timeout, stream=True)
-        return ImageStream(response, self._transport, expected_images=body.get("n") or 1)
+        return self._open_stream(response, body)
 
     def edit_image(
         self,
@@ -311,7 +311,7 @@ class OpenAIImageProvider:
         body, payload, content_type = self._multipart("create_image_edit_request", "edits", params, extra_body,
                                                       "images", images, mask)
         response = self._send("edits", body.get("model"), payload, content_type, timeout, stream=True)
-        return ImageStream(response, self._transport, expected_images=body.get("n") or 1)
+        return self._open_stream(response, body)
 
     def edit_image_from_refs(
         self,
@@ -417,7 +417,13 @@ class OpenAIImageProvider:
         path, query = self._route(endpoint, model)
         return self._transport.request(
             "POST", path, body=payload, content_type=content_type, timeout=call_timeout, stream=stream,
-            accept="text/event-stream" if stream else None, query=query)
+            accept="text/event-stream" if stream else None, query=query,
+            # Uncompressed, so events can be read as they arrive, beneath any decoder.
+            headers={"Accept-Encoding": "identity"} if stream else None)
+
+    def _open_stream(self, response: requests.Response, body: Mapping[str, Any]) -> ImageStream:
+        check_event_stream(response, self._transport)
+        return ImageStream(response, self._transport, expected_images=body.get("n") or 1)
 
     def _json_call(self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg) -> ImageResponse:
         response = self._send(endpoint, body.get("model"), _request.encode_json(body), "application/json", timeout)

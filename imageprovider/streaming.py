@@ -9,11 +9,12 @@ for each finished image. The response is closed when the stream ends, fails,
 or the caller stops early.
 """
 
+import http.client
 import json
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Dict, Generator, Iterator, List, Mapping, Optional, Type, Union
+from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Optional, Type, Union
 
 import requests
 
@@ -29,6 +30,25 @@ log = logging.getLogger("imageprovider")
 
 #: Bytes read from the socket at a time; partial images arrive as multi-megabyte lines.
 CHUNK_SIZE = 64 * 1024
+
+
+def _chunk_reader(response: requests.Response) -> Callable[[int], bytes]:
+    """A read function returning whatever bytes have arrived (up to n), ``b""`` at the end.
+
+    ``iter_content`` would wait for a whole chunk on bodies without chunked
+    encoding, holding events back; ``read1`` returns as soon as anything arrives.
+    urllib3 has it from 2.3 on; below that, http.client's response underneath
+    has it (streams are requested without compression, so nothing is lost by
+    reading beneath urllib3).
+    """
+    raw = response.raw
+    if hasattr(raw, "read1"):
+        return raw.read1
+    inner = getattr(raw, "_fp", None)
+    if inner is not None and hasattr(inner, "read1"):
+        return inner.read1  # type: ignore[no-any-return]
+    chunks = response.iter_content(chunk_size=1024)
+    return lambda size: next(chunks, b"")
 
 
 @dataclass(frozen=True)
@@ -80,8 +100,8 @@ StreamEvent = Union[PartialImage, Completed]
 class ImageStream(Iterator[StreamEvent]):
     """Iterate over the events of a streamed generation or edit.
 
-    Also a context manager; leaving the ``with`` block, calling :meth:`close`
-    or breaking out of the loop releases the connection.
+    Also a context manager; leaving the ``with`` block, calling :meth:`close`,
+    breaking out of the loop or dropping the stream releases the connection.
 
     Usage::
 
@@ -99,13 +119,20 @@ class ImageStream(Iterator[StreamEvent]):
 
     def __init__(self, response: requests.Response, transport: Transport, expected_images: int = 1) -> None:
         self._response = response
-        self._transport = transport
-        self._expected = expected_images
-        #: Every :class:`Completed` event received so far.
-        self.completed: List[Completed] = []
-        #: Number of :class:`PartialImage` events received so far.
-        self.partial_count = 0
-        self._events = self._read_events()
+        # The generator holds the reader, never this object: a stream dropped
+        # after `break` is freed (and its socket closed) at once, not by the GC.
+        self._reader = _EventReader(response, transport, expected_images)
+        self._events = self._reader.events()
+
+    @property
+    def completed(self) -> List[Completed]:
+        """Every :class:`Completed` event received so far."""
+        return self._reader.completed
+
+    @property
+    def partial_count(self) -> int:
+        """Number of :class:`PartialImage` events received so far."""
+        return self._reader.partial_count
 
     @property
     def request_id(self) -> Optional[str]:
@@ -140,14 +167,44 @@ class ImageStream(Iterator[StreamEvent]):
         self.close()
 
     def __del__(self) -> None:
-        # A stream dropped without close() must not keep its socket open.
         response = getattr(self, "_response", None)
         if response is not None:
             response.close()
 
-    # -- reading -------------------------------------------------------
 
-    def _read_events(self) -> Generator[StreamEvent, None, None]:
+def check_event_stream(response: requests.Response, transport: Transport) -> None:
+    """Refuse a success response that is not an event stream (a server that ignored ``stream``)."""
+    content_type = response.headers.get("Content-Type", "")
+    if content_type.split(";")[0].strip().lower() == "text/event-stream":
+        return
+    try:
+        excerpt = transport.excerpt(transport.body_text(response))
+    finally:
+        response.close()
+    raise ResponseValidationError(
+        "Expected a text/event-stream response to a streaming request, got {!r}; the server may not support "
+        "streaming".format(content_type or "no Content-Type"),
+        status_code=response.status_code,
+        request_id=response.headers.get("x-request-id"),
+        body=excerpt,
+    )
+
+
+class _EventReader:
+    """Turns the response body into validated, typed events."""
+
+    def __init__(self, response: requests.Response, transport: Transport, expected_images: int) -> None:
+        self._response = response
+        self._transport = transport
+        self._expected = expected_images
+        self.completed: List[Completed] = []
+        self.partial_count = 0
+
+    @property
+    def _request_id(self) -> Optional[str]:
+        return self._response.headers.get("x-request-id")
+
+    def events(self) -> Generator[StreamEvent, None, None]:
         decoder = SSEDecoder()
         try:
             for chunk in self._chunks():
@@ -167,18 +224,19 @@ class ImageStream(Iterator[StreamEvent]):
             self._response.close()
 
     def _chunks(self) -> Iterator[bytes]:
-        iterator = self._response.iter_content(chunk_size=CHUNK_SIZE)
+        read = _chunk_reader(self._response)
         while True:
             try:
-                chunk = next(iterator)
-            except StopIteration:
-                return
-            except Exception as exc:  # noqa: BLE001 - translated at the transport boundary
-                if isinstance(exc, (requests.RequestException, OSError)) or type(exc).__module__.startswith("urllib3"):
+                chunk = read(CHUNK_SIZE)
+            except (requests.RequestException, OSError, http.client.HTTPException) as exc:
+                raise self._transport.connection_error(exc) from exc
+            except Exception as exc:  # noqa: BLE001 - urllib3's own errors, translated at this boundary
+                if type(exc).__module__.startswith("urllib3"):
                     raise self._transport.connection_error(exc) from exc
                 raise
-            if chunk:
-                yield chunk
+            if not chunk:
+                return
+            yield chunk
 
     def _check_finished(self, cut: bool) -> None:
         if len(self.completed) >= self._expected:
@@ -204,7 +262,7 @@ class ImageStream(Iterator[StreamEvent]):
                 "A stream event does not match the expected shape: {}{}".format(
                     "field {!r} ".format(where) if where else "", violation.message),
                 status_code=self._response.status_code,
-                request_id=self.request_id,
+                request_id=self._request_id,
                 body=self._transport.excerpt(self._transport.redact(sse.data)),
                 path=violation.path,
             )
@@ -222,7 +280,7 @@ class ImageStream(Iterator[StreamEvent]):
             raise ResponseValidationError(
                 "A stream event's data is not a JSON object ({})".format(failure),
                 status_code=self._response.status_code,
-                request_id=self.request_id,
+                request_id=self._request_id,
                 body=self._transport.excerpt(self._transport.redact(sse.data)),
             )
         return payload  # type: ignore[no-any-return]
