@@ -8,20 +8,18 @@ repeated ``image[]`` for several, then ``mask``.
 """
 
 import base64
-import email.parser
-import email.policy
 import io
 import json
 import pathlib
 import struct
 import zlib
-from typing import Any, List, Tuple
+from typing import Any, List
 
 import pytest
 import responses
 
 import imageprovider
-from helpers import API_KEY, BASE_URL, images_body
+from helpers import GIF, API_KEY, BASE_URL, Part, images_body, make_jpeg, make_png, make_webp, multipart_parts
 from imageprovider import OpenAIImageProvider, RequestValidationError, ResponseValidationError
 from imageprovider import _inputs, _multipart
 
@@ -31,43 +29,6 @@ PROMPT = "Add a red scarf"
 
 
 # -- test images -------------------------------------------------------------------
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def make_png(width: int, height: int, colour_type: int = 2) -> bytes:
-    """A real PNG of black pixels: colour type 2 is RGB, 6 is RGBA."""
-    channels = {2: 3, 6: 4}[colour_type]
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    rows = (b"\x00" + bytes(width * channels)) * height
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows))
-            + png_chunk(b"IEND", b""))
-
-
-def jpeg_segment(marker: int, payload: bytes) -> bytes:
-    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
-
-
-def make_jpeg(width: int, height: int) -> bytes:
-    """SOI, APP0 (JFIF), SOF0 with the dimensions, SOS, a few scan bytes, EOI."""
-    sof = jpeg_segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01")
-    return (b"\xff\xd8" + jpeg_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00") + sof
-            + jpeg_segment(0xDA, b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00") + b"\x12\x34\xff\xd9")
-
-
-def make_webp(width: int, height: int, alpha: bool = False) -> bytes:
-    """RIFF/WEBP with a VP8X chunk giving the canvas size."""
-    payload = bytes([0x10 if alpha else 0, 0, 0, 0]) + (width - 1).to_bytes(3, "little") \
-        + (height - 1).to_bytes(3, "little")
-    body = b"WEBP" + b"VP8X" + struct.pack("<I", len(payload)) + payload
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-#: A 1x1 GIF: a real image, but not one the API takes.
-GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
 PNG_2 = make_png(2, 2)
 PNG_4 = make_png(4, 4)
@@ -87,24 +48,9 @@ def padded_png(total: int, width: int = 8, height: int = 8) -> bytes:
 
 # -- helpers -----------------------------------------------------------------------
 
-Part = Tuple[Any, Any, str, Any]  # name, filename, content type, payload
-
-
 def parts(call: Any) -> List[Part]:
-    """The (name, filename, content type, payload) of each part of a multipart request, in order."""
-    request = call.request
-    content_type = request.headers["Content-Type"]
-    assert content_type.startswith("multipart/form-data; boundary=")
-    body = request.body
-    assert isinstance(body, bytes)
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n" + body)
-    assert message.is_multipart()
-    found = []
-    for part in message.iter_parts():
-        found.append((part.get_param("name", header="content-disposition"), part.get_filename(),
-                      part.get_content_type(), part.get_payload(decode=True)))
-    return found
+    """The (name, filename, content type, payload) of each part of the call's multipart request."""
+    return multipart_parts(call.request)
 
 
 def text(name: str, value: str) -> Part:
@@ -165,7 +111,7 @@ def test_test_images_are_read_as_intended() -> None:
     assert read_image_info(JPEG_3x2) == ("image/jpeg", 3, 2, False)
     assert read_image_info(WEBP_5x4) == ("image/webp", 5, 4, False)
     assert read_image_info(GIF) is None
-    assert zlib.decompress(PNG_2[41:41 + struct.unpack(">I", PNG_2[33:37])[0]]) == (b"\x00" + bytes(6)) * 2
+    assert zlib.decompress(PNG_2[41:41 + struct.unpack(">I", PNG_2[33:37])[0]]) == (b"\x00" + b"\x80\x40\x20" * 2) * 2
 
 
 # -- multipart encoding: exact parts -------------------------------------------------

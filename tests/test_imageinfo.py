@@ -8,6 +8,7 @@ from typing import Iterator, List, Optional, Tuple
 import pytest
 
 from helpers import PNG as HELPER_PNG
+from helpers import jpeg_segment, png_chunk
 from imageprovider import results
 from imageprovider._imageinfo import ImageInfo, read_image_info, sniff_mime_type
 
@@ -18,10 +19,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 #: Four palette entries, so a palette tRNS may hold 1 to 4 alpha values.
 PALETTE = bytes(range(12))
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
 def make_png(width: int, height: int, colour_type: int, *, bit_depth: int = 8, trns: Optional[bytes] = None,
@@ -53,10 +50,6 @@ def iter_png_chunks(data: bytes) -> Iterator[Tuple[bytes, bytes, int]]:
 
 
 # --- JPEG: valid marker structure; the scan data is not meant to decode -------
-
-def jpeg_segment(marker: int, payload: bytes) -> bytes:
-    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
-
 
 JPEG_SOI = b"\xff\xd8"
 JPEG_APP0 = jpeg_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from helpers import API_KEY, GENERATIONS_URL, images_body
-from imageprovider import BadRequestError, OpenAIImageProvider
+from helpers import GENERATIONS_URL, images_body
+from imageprovider import BadRequestError
 
 
 def _cycle_records(caplog):

@@ -1,32 +1,18 @@
 """Every Python example in README.rst runs, against mocked endpoints, and does what it says."""
 
-import base64
 import contextlib
 import io
 import json
 import re
-import struct
 from pathlib import Path
 
 import pytest
 import responses
 
-from helpers import PNG_B64, images_body, make_png
+from helpers import PNG_B64, images_body, make_jpeg, make_png
 
 README = Path(__file__).resolve().parents[1] / "README.rst"
-JPEG = (b"\xff\xd8" + b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, 8, 8, 3)
-        + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01" + b"\xff\xda\x00\x02" + b"\xff\xd9")
-
-
-def _rgba_png(width, height):
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    rows = b"".join(b"\x00" + b"\x00\x00\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+JPEG = make_jpeg(8, 8)
 
 
 def _python_blocks():
@@ -58,7 +44,7 @@ def test_readme_example_runs(block, tmp_path, monkeypatch):
     (tmp_path / "cat.png").write_bytes(make_png(8, 8))
     (tmp_path / "local.png").write_bytes(make_png(8, 8))
     (tmp_path / "square.png").write_bytes(make_png(8, 8))
-    (tmp_path / "cat-mask.png").write_bytes(_rgba_png(8, 8))
+    (tmp_path / "cat-mask.png").write_bytes(make_png(8, 8, 6))
     (tmp_path / "helmet.jpg").write_bytes(JPEG)
     variations = {"created": 1, "data": [{"url": "https://files.example/1.png"}, {"url": "https://files.example/2.png"}]}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

@@ -4,18 +4,14 @@ Only dall-e-2 serves /images/variations; it is the default model here and is
 always sent.
 """
 
-import email.parser
-import email.policy
 import io
 import pathlib
-import struct
-import zlib
-from typing import Any, List, Tuple
+from typing import Any, List
 
 import pytest
 import responses
 
-from helpers import API_KEY, BASE_URL, images_body
+from helpers import GIF, API_KEY, BASE_URL, Part, images_body, make_jpeg, make_png, make_webp, multipart_parts
 from imageprovider import ImageResponse, OpenAIImageProvider, RequestValidationError, ResponseValidationError
 
 VARIATIONS_URL = BASE_URL + "/images/variations"
@@ -26,56 +22,16 @@ IMAGE_URL = "https://oaidalleapiprodscus.blob.core.windows.net/private/img-1.png
 # -- test images ---------------------------------------------------------------------
 
 
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def make_png(width: int, height: int, colour_type: int = 2) -> bytes:
-    """A real PNG of black pixels: colour type 2 is RGB, 6 is RGBA."""
-    channels = {2: 3, 6: 4}[colour_type]
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    rows = (b"\x00" + bytes(width * channels)) * height
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows))
-            + png_chunk(b"IEND", b""))
-
-
-def make_jpeg(width: int, height: int) -> bytes:
-    def segment(marker: int, payload: bytes) -> bytes:
-        return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
-
-    sof = segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01")
-    return (b"\xff\xd8" + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00") + sof
-            + segment(0xDA, b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00") + b"\x12\x34\xff\xd9")
-
-
-def make_webp(width: int, height: int) -> bytes:
-    payload = bytes(4) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    body = b"WEBP" + b"VP8X" + struct.pack("<I", len(payload)) + payload
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
 SQUARE = make_png(4, 4)
 SQUARE_RGBA = make_png(4, 4, 6)
 WIDE = make_png(4, 2)
-GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
 
 
 # -- helpers -------------------------------------------------------------------------
 
-Part = Tuple[Any, Any, str, Any]  # name, filename, content type, payload
-
-
 def parts(call: Any) -> List[Part]:
-    """The (name, filename, content type, payload) of each part of a multipart request, in order."""
-    content_type = call.request.headers["Content-Type"]
-    assert content_type.startswith("multipart/form-data; boundary=")
-    body = call.request.body
-    assert isinstance(body, bytes)
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n" + body)
-    assert message.is_multipart()
-    return [(part.get_param("name", header="content-disposition"), part.get_filename(), part.get_content_type(),
-             part.get_payload(decode=True)) for part in message.iter_parts()]
+    """The (name, filename, content type, payload) of each part of the call's multipart request."""
+    return multipart_parts(call.request)
 
 
 def text(name: str, value: str) -> Part:
