@@ -11,6 +11,12 @@ import os
 import tempfile
 from typing import Dict
 
+# mkstemp creates files readable by the owner only; a saved image should get
+# the permissions any new file gets. The umask can only be read by setting it,
+# so it is read once, at import, before threads exist.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 #: File extension for each sniffed MIME type.
 EXTENSIONS: Dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
@@ -25,6 +31,7 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool = False) -> str:
         raise FileExistsError("{} already exists; pass overwrite to replace it".format(path))
     handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=folder)
     try:
+        os.chmod(temporary, 0o666 & ~_UMASK)
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()

@@ -7,6 +7,7 @@ exit status 1 (the API or network failed) or 2 (bad input or configuration).
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -17,6 +18,8 @@ from .__version__ import __version__
 from .exceptions import ConfigurationError, ImageProviderError, RequestValidationError
 from .provider import OpenAIImageProvider
 from .results import ImageResponse
+from .testing import _cli as _testing_cli
+from .testing import FakeImagesServer
 
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
@@ -50,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--overwrite", action="store_true", help="replace existing files")
     generate.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
     generate.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    generate.add_argument("--fake", action="store_true",
+                          help="run against an in-process stand-in server: no key, no network, real images")
+    serve_fake = commands.add_parser("serve-fake", help="run the stand-in server in the foreground")
+    _testing_cli.add_arguments(serve_fake)
     return parser
 
 
@@ -70,7 +77,12 @@ def _output_paths(output: Optional[str], response: ImageResponse) -> List[str]:
 def _generate(args: argparse.Namespace) -> int:
     params: Dict[str, Any] = {
         flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in _GENERATION_OPTIONS}
-    with OpenAIImageProvider() as provider:
+    with contextlib.ExitStack() as stack:
+        if args.fake:
+            server = stack.enter_context(FakeImagesServer())
+            provider = stack.enter_context(OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url))
+        else:
+            provider = stack.enter_context(OpenAIImageProvider())
         response = provider.generate_image(args.prompt, timeout=args.timeout, **params)
     for image, path in zip(response.images, _output_paths(args.output, response)):
         if image.data is None:
@@ -84,6 +96,8 @@ def _generate(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "serve-fake":
+        return _testing_cli.serve(args)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

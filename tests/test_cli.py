@@ -111,3 +111,54 @@ def test_module_entry_point_reports_its_version():
     completed = subprocess.run([sys.executable, "-m", "imageprovider", "--version"], stdout=subprocess.PIPE,
                                timeout=60)
     assert completed.stdout.decode().strip() == "imageprovider " + imageprovider.__version__
+
+
+def test_fake_mode_writes_a_real_png_with_no_key_and_no_network(tmp_path, capsys):
+    """--fake runs the whole path against an in-process stand-in: a real PNG of the requested size."""
+    from imageprovider._imageinfo import read_image_info
+
+    target = tmp_path / "lighthouse.png"
+    assert cli.main(["generate", "A lighthouse at dusk", "--fake", "--size", "1536x1024", "-o", str(target)]) == 0
+    info = read_image_info(target.read_bytes())
+    assert (info.mime_type, info.width, info.height) == ("image/png", 1536, 1024)
+    assert capsys.readouterr().out.strip() == str(target)
+
+
+def test_fake_mode_still_validates_before_sending(tmp_path, capsys):
+    """The stand-in path runs the same validation: a bad size is exit 2, no file."""
+    assert cli.main(["generate", "x", "--fake", "--size", "4000x4000", "-o", str(tmp_path / "x.png")]) == 2
+    assert "Parameter 'size'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_serve_fake_prints_its_base_url_and_serves(tmp_path):
+    """imageprovider serve-fake runs the stand-in in the foreground, printing the base URL first."""
+    import requests
+
+    process = subprocess.Popen([sys.executable, "-m", "imageprovider", "serve-fake", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base_url = process.stdout.readline().decode().strip()
+        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
+        answer = requests.post(base_url + "/images/generations", json={"prompt": "x", "model": "gpt-image-2",
+                                                                       "size": "1024x1024"},
+                               headers={"Authorization": "Bearer sk-fake-imageprovider-local"}, timeout=30)
+        assert answer.status_code == 200
+        assert answer.json()["size"] == "1024x1024"
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_saved_files_get_the_usual_permissions(api_env, tmp_path, monkeypatch):
+    """A saved image is created like any new file (0666 less the umask), not owner-only as mkstemp makes it."""
+    from imageprovider import _files
+
+    monkeypatch.setattr(_files, "_UMASK", 0o022)
+    target = tmp_path / "otter.png"
+    with ScriptedServer([Reply(200, images_body())]) as server:
+        api_env(server)
+        assert cli.main(["generate", "An otter", "-o", str(target)]) == 0
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -35,6 +35,19 @@ def _images_or_stream(request):
     return 200, {"x-request-id": "req_readme"}, json.dumps(images_body())
 
 
+def _run_example_tests(namespace):
+    """Run test functions an example defines, with the plugin's fixtures made by hand."""
+    from imageprovider import OpenAIImageProvider
+    from imageprovider.testing import FakeImagesServer
+
+    for name, function in list(namespace.items()):
+        if name.startswith("test_") and callable(function):
+            with FakeImagesServer() as server:
+                with OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+                    function(fake_images_server=server, fake_images_provider=provider)
+            namespace["_ran_" + name] = True
+
+
 @pytest.mark.parametrize("block", _python_blocks(), ids=lambda b: b.strip().splitlines()[-1][:40])
 def test_readme_example_runs(block, tmp_path, monkeypatch):
     """The example runs as written and writes the files it names."""
@@ -48,14 +61,17 @@ def test_readme_example_runs(block, tmp_path, monkeypatch):
     (tmp_path / "helmet.jpg").write_bytes(JPEG)
     variations = {"created": 1, "data": [{"url": "https://files.example/1.png"}, {"url": "https://files.example/2.png"}]}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")  # the stand-in server's examples talk to it for real
         for base in ("https://api.openai.com/v1", "https://gateway.example.com/v1",
                      "https://my-resource.openai.azure.com/openai/deployments/gpt-image-1"):
             mock.add_callback("POST", base + "/images/generations", callback=_images_or_stream)
             mock.add("POST", base + "/images/edits", json=images_body())
         mock.add("POST", "https://my-compatible-server.example/v1/images/variations", json=variations)
         output = io.StringIO()
+        namespace = {"__name__": "readme_example"}
         with contextlib.redirect_stdout(output):
-            exec(compile(block, "README.rst", "exec"), {"__name__": "readme_example"})
+            exec(compile(block, "README.rst", "exec"), namespace)
+            _run_example_tests(namespace)
         calls = len(mock.calls)
     for name in re.findall(r'Path\("([^"%]+)"\)\.write_bytes', block):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -64,5 +80,10 @@ def test_readme_example_runs(block, tmp_path, monkeypatch):
     if "4000x4000" in block:
         assert calls == 0
         assert "fix parameter size" in output.getvalue()
+    elif "FakeImagesServer(" in block:
+        assert "image/png" in output.getvalue() and "429 as scripted: 1" in output.getvalue()
+        assert "2 requests on 1 connection(s)" in output.getvalue()
+    elif "def test_" in block:
+        assert "_ran_test_thumbnail_job_survives_a_refusal" in namespace
     else:
         assert calls >= 1
