@@ -43,8 +43,9 @@ class FileStore:
 
     def add(self, filename: str, purpose: str, data: bytes) -> Dict[str, Any]:
         """Store ``data`` and return its file object."""
-        meta = {
-            "id": "file-" + uuid.uuid4().hex[:24],
+        file_id = "file-" + uuid.uuid4().hex[:24]
+        meta: Dict[str, Any] = {
+            "id": file_id,
             "object": "file",
             "bytes": len(data),
             "created_at": int(time.time()),
@@ -55,7 +56,7 @@ class FileStore:
             "status_details": None,
         }
         with self._lock:
-            self._files[meta["id"]] = (meta, data)
+            self._files[file_id] = (meta, data)
         return meta
 
     def get(self, file_id: str) -> Optional[Tuple[Dict[str, Any], bytes]]:
@@ -131,7 +132,7 @@ class BatchStore:
             if batch is None:
                 return None
             self._advance(batch)
-            return json.loads(json.dumps(batch))
+            return _copy(batch)
 
     def cancel(self, batch_id: str) -> Optional[Dict[str, Any]]:
         """Cancel a batch that has not finished; ``None`` if unknown."""
@@ -143,7 +144,7 @@ class BatchStore:
             if batch["status"] in ("validating", "in_progress"):
                 now = int(time.time())
                 batch.update(status="cancelled", cancelling_at=now, cancelled_at=now)
-            return json.loads(json.dumps(batch))
+            return _copy(batch)
 
     # -- progress --------------------------------------------------------
 
@@ -191,7 +192,8 @@ class BatchStore:
 
     def _complete(self, batch: Dict[str, Any]) -> None:
         lines, _ = self._read_lines(batch["input_file_id"])
-        outputs, errors = [], []
+        outputs: List[Dict[str, Any]] = []
+        errors: List[Dict[str, Any]] = []
         for line in lines:
             url = line.get("url")
             if url != batch["endpoint"]:
@@ -214,3 +216,9 @@ class BatchStore:
     def _write(self, name: str, records: List[Dict[str, Any]]) -> str:
         text = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
         return str(self._files.add(name, "batch_output", text.encode("utf-8"))["id"])
+
+
+def _copy(batch: Dict[str, Any]) -> Dict[str, Any]:
+    # A deep copy, so callers never hold the live record.
+    copied: Dict[str, Any] = json.loads(json.dumps(batch))
+    return copied

@@ -134,7 +134,7 @@ class FakeImagesServer:
     def root_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         host, port = self._httpd.server_address[:2]
-        return "http://{}:{}".format(host, port)
+        return "http://{}:{}".format(host if isinstance(host, str) else host.decode(), port)
 
     @property
     def base_url(self) -> str:
@@ -276,10 +276,25 @@ class _Handler(BaseHTTPRequestHandler):
     # -- dispatch ----------------------------------------------------------
 
     def _handle(self) -> None:
-        fake = self.server.fake
-        started = time.monotonic()
+        self._headers_sent = False
         self._request_id = new_request_id()
-        self._started = started
+        self._started = time.monotonic()
+        try:
+            self._dispatch()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - a bug in the stand-in must read as one, not as a network fault
+            if self._headers_sent:
+                raise
+            self._send_json(500, error_body("The stand-in server failed: {}: {}".format(type(exc).__name__, exc),
+                                            None, "stand_in_error", "server_error"))
+
+    def send_response(self, code: int, message: Optional[str] = None) -> None:
+        self._headers_sent = True
+        super().send_response(code, message)
+
+    def _dispatch(self) -> None:
+        fake = self.server.fake
         raw = self._read_body()
         path = urlsplit(self.path).path
         body = self._parse_body(raw)
@@ -542,7 +557,8 @@ def _parse_multipart(content_type: str, raw: bytes) -> Dict[str, Any]:
     if message.is_multipart():
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            payload = payload if isinstance(payload, bytes) else b""
             filename = part.get_filename()
             if filename is None:
                 fields[str(name)] = payload.decode("utf-8", "replace")
