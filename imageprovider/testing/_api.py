@@ -195,7 +195,7 @@ class ImagesAPI:
     def _generate(self, endpoint: str, body: Dict[str, Any], inputs: List[ImageFile]) -> Generated:
         spec = get_model_spec(body["model"])
         gpt = spec is None or spec.default_response == "b64_json"
-        width, height = _dimensions(body.get("size"), inputs)
+        width, height = _dimensions(body.get("size"))
         quality = body.get("quality") or "auto"
         if quality == "auto":
             quality = "medium" if gpt else "standard"
@@ -275,10 +275,9 @@ def _default_model(endpoint: str, params: Dict[str, Any]) -> str:
     return "dall-e-2"
 
 
-def _dimensions(size: Optional[str], inputs: List[ImageFile]) -> Tuple[int, int]:
+def _dimensions(size: Optional[str]) -> Tuple[int, int]:
+    # "auto" and an absent size come back square, as the API's usual choice.
     parsed = _rules.parse_size(size) if size else None
     if parsed is not None and parsed[0] > 0 and parsed[1] > 0:
         return parsed
-    if inputs and inputs[0].info.width and inputs[0].info.height:
-        return inputs[0].info.width, inputs[0].info.height
     return 1024, 1024

@@ -85,49 +85,50 @@ class Fault:
                    times=times, path=path)
 
     @classmethod
-    def moderation_blocked(cls, times: int = 1) -> "Fault":
+    def moderation_blocked(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """A 400 ``moderation_blocked`` refusal."""
         return cls.error(400, type="image_generation_user_error", code="moderation_blocked",
-                         message="Your request was rejected by the safety system (injected fault).", times=times)
+                         message="Your request was rejected by the safety system (injected fault).", times=times,
+                         path=path)
 
     @classmethod
-    def drop(cls, times: int = 1) -> "Fault":
+    def drop(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """Close the connection before any response."""
-        return cls("drop", times=times)
+        return cls("drop", times=times, path=path)
 
     @classmethod
-    def drop_mid_body(cls, times: int = 1) -> "Fault":
+    def drop_mid_body(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """Send headers and half the body, then close."""
-        return cls("drop-mid-body", times=times)
+        return cls("drop-mid-body", times=times, path=path)
 
     @classmethod
-    def delay(cls, seconds: float, times: int = 1) -> "Fault":
+    def delay(cls, seconds: float, times: int = 1, path: Optional[str] = None) -> "Fault":
         """Wait before answering normally (to trigger timeouts)."""
-        return cls("delay", seconds=seconds, times=times)
+        return cls("delay", seconds=seconds, times=times, path=path)
 
     @classmethod
-    def invalid_json(cls, times: int = 1) -> "Fault":
+    def invalid_json(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """A 200 whose body is not JSON."""
-        return cls("invalid-json", times=times)
+        return cls("invalid-json", times=times, path=path)
 
     @classmethod
-    def bad_schema(cls, times: int = 1) -> "Fault":
+    def bad_schema(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """A 200 whose JSON breaks the response schema."""
-        return cls("bad-schema", times=times)
+        return cls("bad-schema", times=times, path=path)
 
     @classmethod
-    def stream_cut(cls, times: int = 1) -> "Fault":
+    def stream_cut(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """A stream that stops before ``completed``."""
-        return cls("stream-cut", times=times)
+        return cls("stream-cut", times=times, path=path)
 
     @classmethod
     def stream_error(cls, code: str = "server_error", *, shape: str = "nested", message: Optional[str] = None,
-                     times: int = 1) -> "Fault":
+                     times: int = 1, path: Optional[str] = None) -> "Fault":
         """A stream that emits an error event after one partial image."""
         if shape not in ("nested", "flat"):
             raise ValueError("shape must be 'nested' or 'flat'")
         return cls("stream-error", code=code, shape=shape, message=message or "Stream failed (injected fault).",
-                   times=times)
+                   times=times, path=path)
 
 
 _KEYS = {"retry-after", "retry-after-ms", "x-should-retry", "code", "message", "type", "param", "times", "path",
@@ -154,8 +155,14 @@ def parse_fault(spec: str) -> Fault:
         options[key] = value
     times = int(options.pop("times", "1"))
     path = options.pop("path", None)
+    allowed = {"status": {"code", "message", "type", "param", "retry-after", "retry-after-ms", "x-should-retry"},
+               "stream-error": {"code", "shape", "message"}}
+    kind = "status" if head.isdigit() else "stream-error" if head == "stream-error" else head
+    unused = set(options) - allowed.get(kind, set())
+    if unused:
+        raise ValueError("option(s) {} do not apply to {!r} in {!r}".format(", ".join(sorted(unused)), head, spec))
     if head.startswith("delay="):
-        return Fault("delay", seconds=float(head.split("=", 1)[1]), times=times, path=path)
+        return Fault.delay(float(head.split("=", 1)[1]), times=times, path=path)
     if head.isdigit():
         should_retry = options.pop("x-should-retry", None)
         return Fault.error(
@@ -165,10 +172,10 @@ def parse_fault(spec: str) -> Fault:
             retry_after_ms=int(options["retry-after-ms"]) if "retry-after-ms" in options else None,
             should_retry=None if should_retry is None else should_retry.lower() == "true", times=times, path=path)
     if head == "moderation":
-        return Fault.moderation_blocked(times=times)
+        return Fault.moderation_blocked(times=times, path=path)
     if head == "stream-error":
         return Fault.stream_error(options.get("code", "server_error"), shape=options.get("shape", "nested"),
-                                  message=options.get("message"), times=times)
+                                  message=options.get("message"), times=times, path=path)
     if head in KINDS and head not in ("status", "delay"):
         return Fault(head, times=times, path=path)
     raise ValueError("unknown fault {!r}; use a status code, moderation, or one of: {}".format(

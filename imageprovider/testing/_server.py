@@ -17,7 +17,7 @@ import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..exceptions import RequestValidationError
 from ._api import Generated, ImagesAPI, UrlStore, error_body, new_request_id
@@ -31,7 +31,7 @@ __all__ = ["FAKE_API_KEY", "FakeImagesServer", "RecordedRequest"]
 #: The key the stand-in accepts unless told otherwise.
 FAKE_API_KEY = "sk-fake-imageprovider-local"
 
-_IMAGES_ROUTE = re.compile(r"^(?:/v1|/openai(?:/deployments/[^/]+)?)/images/(generations|edits|variations)$")
+_IMAGES_ROUTE = re.compile(r"^(?:/v1|/openai(?:/deployments/([^/]+))?)/images/(generations|edits|variations)$")
 _FILE_CONTENT_ROUTE = re.compile(r"^/v1/files/([^/]+)/content$")
 _BATCH_ROUTE = re.compile(r"^/v1/batches/([^/]+)(/cancel)?$")
 _URL_STORE_ROUTE = re.compile(r"^/fake-files/([0-9a-f]+)\.(png|jpeg|webp)$")
@@ -321,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._apply_fault(fault):
             return
         if images:
-            return self._images(images.group(1), body, fault)
+            return self._images(images.group(2), body, fault, unquote(images.group(1) or ""))
         if path == "/v1/files":
             return self._upload_file(body, raw)
         if files_content:
@@ -338,10 +338,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- images ------------------------------------------------------------
 
-    def _images(self, endpoint: str, body: Any, fault: Optional[Fault]) -> None:
+    def _images(self, endpoint: str, body: Any, fault: Optional[Fault], deployment: str = "") -> None:
         fake = self.server.fake
         try:
             params, files = self._request_params(body)
+            if deployment and not params.get("model"):
+                params["model"] = deployment  # Azure: the deployment decides the model
             generated = fake.api.prepare(endpoint, params, files)
         except RequestValidationError as exc:
             return self._send_json(400, error_body(exc.message, exc.param))
