@@ -209,6 +209,14 @@ class Transport:
         finally:
             self._adapter.use(None)
         request_id = response.headers.get("x-request-id")
+        if not stream and 200 <= response.status_code < 300:
+            cut = _cut_short(response)
+            if cut is not None:
+                error = APIConnectionError("The response from {} was cut short: {}; not retried, because the "
+                                           "request had been processed".format(urlsplit(self.base_url).netloc, cut),
+                                           attempts=retry.attempts)
+                self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, error)
+                raise error
         if not 200 <= response.status_code < 300:
             status_error = self.status_error(response, retry.attempts)
             self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, status_error)
@@ -368,6 +376,10 @@ class Transport:
                 "may already be generating (and billing) the image. Raise the timeout, or pass "
                 "retry_read_timeouts=True to retry.".format(host, timeout[1], tried),
                 phase="read", attempts=attempts)
+        if _caused_by(exc, http.client.IncompleteRead) or _caused_by(exc, urllib3.exceptions.IncompleteRead):
+            return APIConnectionError(
+                "The response from {} was cut short{} ({}); not retried, because the request had been "
+                "processed".format(host, tried, reason), attempts=attempts)
         if isinstance(exc, requests.exceptions.SSLError):
             return APIConnectionError("TLS error talking to {}{}: {}".format(host, tried, reason), attempts=attempts)
         return APIConnectionError("Connection error talking to {}{}: {}".format(host, tried, reason), attempts=attempts)
@@ -397,6 +409,25 @@ class Transport:
                 "request_id": request_id,
             },
         )
+
+
+def _cut_short(response: requests.Response) -> Optional[str]:
+    """Describe a body shorter than its Content-Length, or ``None``.
+
+    urllib3 2 raises on such a body; 1.26 returns it truncated, silently.
+    ``raw.tell()`` counts the bytes read from the socket, before decompression,
+    which is what Content-Length counts.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if not declared.isdigit():
+        return None
+    try:
+        received = int(response.raw.tell())
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None
+    if received >= int(declared):
+        return None
+    return "{} of {} bytes arrived".format(received, declared)
 
 
 def _loads_or_none(text: str) -> Any:

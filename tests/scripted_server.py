@@ -75,9 +75,15 @@ class ScriptedServer:
                 headers.update(reply.headers or {})
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                if int(headers.get("Content-Length", len(payload))) > len(payload):
+                    # A declared length longer than the body: cut the connection, as a crashed peer would.
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -192,3 +192,15 @@ def test_hierarchy_roots_at_image_provider_error():
     assert issubclass(imageprovider.ConfigurationError, ValueError)
     assert issubclass(imageprovider.RequestValidationError, ValueError)
     assert issubclass(APITimeoutError, APIConnectionError)
+
+
+def test_body_shorter_than_its_content_length_is_a_connection_error(sleeps):
+    """A body cut mid-way is an APIConnectionError on every urllib3 (1.26 would return it truncated)."""
+    from scripted_server import Reply, ScriptedServer
+
+    with ScriptedServer([Reply(200, b'{"created": 1, "data": [', {"Content-Length": "500"})]) as server:
+        with OpenAIImageProvider(api_key=API_KEY, base_url=server.base_url) as provider:
+            with pytest.raises(APIConnectionError) as caught:
+                provider.generate_image("an otter")
+    assert "cut short" in caught.value.message
+    assert len(server.received) == 1

@@ -859,9 +859,12 @@ def test_connection_closed_half_way_through_the_body(server: FakeImagesServer, c
         assert response.status_code == 200
         promised = int(response.headers["Content-Length"])
         received = bytearray()
-        with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        # urllib3 2 raises on the short body; 1.26 ends it silently. Either way it is short.
+        try:
             for chunk in response.iter_content(chunk_size=4096):
                 received.extend(chunk)
+        except requests.exceptions.ChunkedEncodingError:
+            pass
     assert 0 < len(received) < promised
 
 
