@@ -21,6 +21,7 @@ from .exceptions import (
     ConfigurationError,
     ConflictError,
     ContentPolicyError,
+    ImageExpiredError,
     ImageProviderError,
     InternalServerError,
     NotFoundError,
@@ -66,6 +67,7 @@ __all__ = [
     "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
+    "ImageExpiredError",
     "ResponseValidationError",
 ]
 

@@ -133,7 +133,8 @@ def _warn_if_readable_by_others(path: str) -> None:
         log.warning("Config file %s holds an API key and is readable by other users; run: chmod 600 %s", path, path)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1)."""
     if host.lower() in ("localhost", "localhost."):
         return True
     try:
@@ -157,7 +158,7 @@ def check_base_url(url: str, allow_insecure_http: bool) -> str:
         raise ConfigurationError("base_url must not contain credentials; set the API key instead")
     if parts.query or parts.fragment:
         raise ConfigurationError("base_url must not have a query or fragment; got {!r}".format(url))
-    if parts.scheme == "http" and not _is_loopback(host) and not allow_insecure_http:
+    if parts.scheme == "http" and not is_loopback(host) and not allow_insecure_http:
         raise ConfigurationError(
             "Refusing to send the API key over plain http to {!r}: use https, or pass "
             "allow_insecure_http=True if this network is trusted".format(host))

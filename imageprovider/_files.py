@@ -2,14 +2,20 @@
 imageprovider._files
 ~~~~~~~~~~~~~~~~~~~~
 
-Writing image bytes to disk safely: a temporary file in the target folder,
-flushed and fsynced, then renamed over the final name, so an interrupted
-write never leaves a partial file under that name.
+Writing files safely: a temporary file in the target folder, flushed and
+fsynced, then renamed onto the final name (and the folder fsynced), so an
+interrupted save never leaves a partial file under that name; file names made
+from prompts are sanitised; extensions follow the bytes, not the request.
 """
 
 import os
+import re
 import tempfile
-from typing import Dict
+import unicodedata
+from pathlib import Path
+from typing import IO, Callable, Dict, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 # mkstemp creates files readable by the owner only; a saved image should get
 # the permissions any new file gets. The umask can only be read by setting it,
@@ -19,44 +25,135 @@ os.umask(_UMASK)
 
 #: File extension for each sniffed MIME type.
 EXTENSIONS: Dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+#: Suffixes recognised as image extensions (and replaced when they do not match the bytes).
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+#: Longest file stem made from a prompt.
+MAX_STEM_LENGTH = 80
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {"com%d" % i for i in range(1, 10)} | {"lpt%d" % i for i in range(1, 10)}
 
 
-def write_atomic(path: str, data: bytes, *, overwrite: bool = False) -> str:
+def safe_stem(text: str, default: str = "image", max_length: int = MAX_STEM_LENGTH) -> str:
+    """A file stem from free text: no separators, no ``..``, no control characters, bounded length.
+
+    >>> safe_stem("A cat / on ../../etc\\n the mat!")
+    'a-cat-on-etc-the-mat'
+    """
+    normalized = unicodedata.normalize("NFKC", text)
+    kept = "".join(char if (char.isalnum() or char in "-_") else " " for char in normalized
+                   if unicodedata.category(char)[0] != "C")
+    stem = re.sub(r"[\s_-]+", "-", kept.strip().lower()).strip("-.")
+    stem = stem[:max_length].rstrip("-.")
+    if not stem or stem.split(".")[0] in _WINDOWS_RESERVED:
+        return default
+    return stem
+
+
+def with_extension(path: Path, extension: str) -> Path:
+    """``path`` with the extension the bytes call for: appended, or replacing a wrong image suffix."""
+    suffix = path.suffix.lower()
+    if suffix == extension or (suffix == ".jpeg" and extension == ".jpg"):
+        return path
+    if suffix in _IMAGE_SUFFIXES:
+        return path.with_suffix(extension)
+    return path.with_name(path.name + extension)
+
+
+def resolve_target(path_or_dir: PathLike, stem: str, extension: str) -> Path:
+    """Where to save: ``path_or_dir`` itself (extension fixed), or ``stem + extension`` inside it if it is a folder."""
+    raw = os.fspath(path_or_dir)
+    target = Path(raw)
+    if target.is_dir() or raw.endswith((os.sep, "/")):
+        return target / (stem + extension)
+    return with_extension(target, extension)
+
+
+def write_atomic(path: PathLike, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` atomically and return the path.
 
     :raises FileExistsError: ``path`` exists and ``overwrite`` is false.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError("{} already exists; pass overwrite to replace it".format(path))
-    handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=folder)
+    return write_atomic_from(path, lambda stream: stream.write(data), overwrite=overwrite)
+
+
+def write_atomic_from(path: PathLike, fill: Callable[[IO[bytes]], object], *, overwrite: bool = False) -> Path:
+    """Like :func:`write_atomic`, with ``fill(stream)`` writing the content.
+
+    Whatever ``fill`` raises, no file is left under ``path`` and the temporary file is removed.
+    """
+    target = Path(os.fspath(path))
+    _refuse_existing(target, overwrite)
+    return write_atomic_sniffed(target.parent, fill, lambda head: target, overwrite=overwrite)
+
+
+def write_atomic_sniffed(folder: PathLike, fill: Callable[[IO[bytes]], object],
+                         target_for: Callable[[bytes], Path], *, overwrite: bool = False) -> Path:
+    """Write with ``fill(stream)`` into a temporary file in ``folder``, then publish it
+    under ``target_for(first bytes)`` -- for content whose format is known only once it
+    has arrived (a download). Whatever fails, nothing is left under the final name.
+    """
+    folder_path = Path(os.fspath(folder)) if str(folder) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder_path))
     try:
         os.chmod(temporary, 0o666 & ~_UMASK)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+        with os.fdopen(handle, "w+b") as stream:
+            fill(stream)
             stream.flush()
             os.fsync(stream.fileno())
+            stream.seek(0)
+            head = stream.read(16)
+        target = target_for(head)
+        _refuse_existing(target, overwrite)
         if overwrite:
-            os.replace(temporary, path)
+            os.replace(temporary, str(target))
         else:
-            _publish_exclusive(temporary, path)
+            _publish_exclusive(temporary, target)
+        _fsync_folder(target.parent)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
-    return path
+    return target
 
 
-def _publish_exclusive(temporary: str, path: str) -> None:
+def _refuse_existing(target: Path, overwrite: bool) -> None:
+    if not overwrite and target.exists():
+        raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace it".format(target))
+
+
+def _publish_exclusive(temporary: str, target: Path) -> None:
     # os.link fails if the name appeared meanwhile, unlike os.replace; file
     # systems without hard links fall back to a checked replace.
     try:
-        os.link(temporary, path)
+        os.link(temporary, str(target))
     except FileExistsError:
-        raise FileExistsError("{} already exists; pass overwrite to replace it".format(path)) from None
+        raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace it".format(
+            target)) from None
     except OSError:
-        if os.path.exists(path):
-            raise FileExistsError("{} already exists; pass overwrite to replace it".format(path)) from None
-        os.replace(temporary, path)
+        if target.exists():
+            raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace it".format(
+                target)) from None
+        os.replace(temporary, str(target))
     else:
         os.unlink(temporary)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable on POSIX; not possible (or needed) on Windows.
+    if os.name != "posix":
+        return
+    try:
+        descriptor = os.open(str(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def ensure_folder(path: Optional[PathLike]) -> None:
+    """Create ``path`` (and parents) if it does not exist."""
+    if path is not None:
+        Path(os.fspath(path)).mkdir(parents=True, exist_ok=True)

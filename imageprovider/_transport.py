@@ -16,8 +16,8 @@ import socket
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple, Type, cast
-from urllib.parse import urlsplit
+from typing import IO, Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple, Type, cast
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from . import _schemas
+from ._config import is_loopback
 from ._retry import ImageRetry
 from .exceptions import (
     APIConnectionError,
@@ -35,6 +36,7 @@ from .exceptions import (
     ConfigurationError,
     ConflictError,
     ContentPolicyError,
+    ImageExpiredError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -156,6 +158,9 @@ class Transport:
         self._adapter = _PerRequestRetryAdapter(retry)
         self.session.mount("https://", self._adapter)
         self.session.mount("http://", self._adapter)
+        #: Called with each fully prepared API request instead of sending it, when set
+        #: (the command line's --dry-run). It is expected to raise.
+        self.intercept: Optional[Callable[[requests.PreparedRequest], None]] = None
 
     def close(self) -> None:
         """Close the session and its pooled connections."""
@@ -186,22 +191,23 @@ class Transport:
             headers["Content-Type"] = content_type
         if accept:
             headers["Accept"] = accept
+        try:
+            prepared = self.session.prepare_request(requests.Request(
+                method, self.base_url + path, params=query, data=body if body is not None else data, files=files,
+                headers=headers, auth=self._auth))
+        except requests.RequestException as exc:
+            raise ConfigurationError("Cannot build the request to {}: {}".format(
+                self.base_url + path, self.redact(str(exc))[:200])) from exc
+        if self.intercept is not None:
+            self.intercept(prepared)
         retry = self.retry.for_request()
         started = time.monotonic()
         self._adapter.use(retry)
         try:
-            response = self.session.request(
-                method,
-                self.base_url + path,
-                params=query,
-                data=body if body is not None else data,
-                files=files,
-                headers=headers,
-                auth=self._auth,
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
-                stream=stream,
-            )
+            # What Session.request adds beyond preparing: proxies, verify and cert from the environment.
+            settings = self.session.merge_environment_settings(prepared.url, {}, stream, None, None)
+            response = self.session.send(prepared, timeout=timeout or self.timeout, allow_redirects=False,
+                                         **settings)
         except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             error = self._connection_error(exc, retry.attempts, timeout or self.timeout)
             self._log_cycle(method, path, None, retry.attempts, started, None, error)
@@ -224,6 +230,89 @@ class Transport:
             raise status_error
         self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, None)
         return response
+
+    # -- downloads -----------------------------------------------------
+
+    def download(self, url: str, sink: IO[bytes], *, max_bytes: int, timeout: Optional[Timeout] = None) -> int:
+        """Stream the image at ``url`` into ``sink``; return the number of bytes written.
+
+        Only https URLs (or http on loopback) are fetched. Redirects are
+        followed by hand so that credentials go only to the API's own origin,
+        never to a storage host. Reads are retried like connection errors:
+        a GET of a finished image costs nothing twice.
+
+        :raises ImageExpiredError: the URL answered 403, 404 or 410.
+        :raises ResponseValidationError: the URL is not fetchable, or the image is larger than ``max_bytes``.
+        """
+        for _ in range(_MAX_REDIRECTS + 1):
+            _check_download_url(url)
+            same_origin = _origin(url) == _origin(self.base_url)
+            retry = self.retry.for_request()
+            retry = retry.new(read=retry.total, attempt_log=retry.attempt_log)
+            started = time.monotonic()
+            self._adapter.use(retry)
+            try:
+                response = self.session.get(url, auth=self._auth if same_origin else None, stream=True,
+                                            allow_redirects=False, timeout=timeout or self.timeout,
+                                            headers={"Accept": "image/*"})
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                    OSError) as exc:
+                error = self._connection_error(exc, retry.attempts, timeout or self.timeout)
+                self._log_cycle("GET", _loggable(url), None, retry.attempts, started, None, error)
+                raise error from exc
+            finally:
+                self._adapter.use(None)
+            with response:
+                if response.is_redirect and response.headers.get("location"):
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                if response.status_code in (403, 404, 410):
+                    expired = self._expired(response, retry.attempts)
+                    self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started,
+                                    None, expired)
+                    raise expired
+                if not 200 <= response.status_code < 300:
+                    status_error = self.status_error(response, retry.attempts)
+                    self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started, None,
+                                    status_error)
+                    raise status_error
+                written = self._stream_body(response, sink, max_bytes)
+                self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started,
+                                response.headers.get("x-request-id"), None)
+                return written
+        raise ResponseValidationError("The image URL redirected more than {} times".format(_MAX_REDIRECTS))
+
+    def _stream_body(self, response: requests.Response, sink: IO[bytes], max_bytes: int) -> int:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise ResponseValidationError("The image is {:,} bytes, over the download limit of {:,}".format(
+                int(declared), max_bytes), status_code=response.status_code)
+        written = 0
+        try:
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise ResponseValidationError("The image is larger than the download limit of {:,} bytes".format(
+                        max_bytes), status_code=response.status_code)
+                sink.write(chunk)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            raise self.connection_error(exc) from exc
+        cut = _cut_short(response)
+        if cut is not None:
+            raise APIConnectionError("The image download was cut short: {}".format(cut))
+        return written
+
+    def _expired(self, response: requests.Response, attempts: int) -> ImageExpiredError:
+        return ImageExpiredError(
+            "The image URL answered HTTP {}: it has expired or does not exist. OpenAI's image URLs live 60 "
+            "minutes after generation; download sooner, or ask for response_format='b64_json'.".format(
+                response.status_code),
+            status_code=response.status_code,
+            request_id=response.headers.get("x-request-id") or response.headers.get("x-ms-request-id"),
+            body=self.excerpt(self.body_text(response)),
+            headers={key.lower(): self.redact(value) for key, value in response.headers.items()},
+            attempts=attempts,
+        )
 
     # -- translation ---------------------------------------------------
 
@@ -409,6 +498,35 @@ class Transport:
                 "request_id": request_id,
             },
         )
+
+
+_MAX_REDIRECTS = 5
+
+
+def _origin(url: str) -> Tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _check_download_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ResponseValidationError("The image URL is not a valid URL") from None
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and is_loopback(host):
+        return
+    raise ResponseValidationError("Refusing to fetch the image from {!r}: only https URLs (or http on this "
+                                  "machine) are downloaded".format(_loggable(url)))
+
+
+def _loggable(url: str) -> str:
+    # Signed storage URLs carry their credentials in the query string.
+    parts = urlsplit(url)
+    return "{}://{}{}".format(parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path)
 
 
 def _cut_short(response: requests.Response) -> Optional[str]:

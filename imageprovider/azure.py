@@ -15,7 +15,7 @@ from urllib.parse import quote
 from ._config import TimeoutArg, check_base_url, resolve_settings
 from ._retry import DEFAULT_MAX_RETRY_AFTER
 from .exceptions import ConfigurationError
-from .provider import OpenAIImageProvider
+from .provider import DEFAULT_MAX_DOWNLOAD_BYTES, OpenAIImageProvider
 
 ENV_AZURE_ENDPOINT = "AZURE_OPENAI_ENDPOINT"
 ENV_AZURE_API_KEY = "AZURE_OPENAI_API_KEY"
@@ -71,6 +71,7 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         allow_insecure_http: bool = False,
         config_file: Optional[str] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
         given = [name for name, value in (("api_key", api_key), ("azure_ad_token", azure_ad_token),
                                           ("azure_ad_token_provider", azure_ad_token_provider)) if value is not None]
@@ -120,7 +121,7 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         self.deployment = deployment.strip() if deployment else None
         self.api_version = api_version
         self._connect(settings, credentials, (secret,) if secret else (), extra_headers,
-                      token_provider=azure_ad_token_provider)
+                      token_provider=azure_ad_token_provider, max_download_bytes=max_download_bytes)
 
     def __repr__(self) -> str:
         return "AzureOpenAIImageProvider(base_url={!r}, deployment={!r}, api_version={!r}, credentials=<redacted>)"\

@@ -2,115 +2,367 @@
 imageprovider.cli
 ~~~~~~~~~~~~~~~~~
 
-The ``imageprovider`` command. Errors are printed as one line on stderr with
-exit status 1 (the API or network failed) or 2 (bad input or configuration).
+The ``imageprovider`` command (also ``python -m imageprovider``): ``generate``,
+``edit``, ``vary`` and ``serve-fake``. Options mirror the API's parameter
+names. Errors print one line on stderr naming the error class; the exit
+status tells what kind of failure it was (see :data:`EXIT_CODES`).
 """
 
 import argparse
 import contextlib
+import email.parser
+import email.policy
+import json
 import logging
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+import traceback
+from pathlib import Path
+from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+
+import requests
 
 from . import _files
+from ._progress import Progress
 from .__version__ import __version__
-from .exceptions import ConfigurationError, ImageProviderError, RequestValidationError
+from .exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    ImageProviderError,
+    RequestValidationError,
+    ResponseValidationError,
+)
 from .provider import OpenAIImageProvider
 from .results import ImageResponse
-from .testing import _cli as _testing_cli
+from .streaming import Completed, ImageStream, PartialImage
 from .testing import FakeImagesServer
+from .testing import _cli as _testing_cli
 
-EXIT_API_ERROR = 1
+EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_API_ERROR = 3
+EXIT_CONNECTION = 4
+EXIT_RESPONSE = 5
+EXIT_INTERRUPTED = 130
 
-_GENERATION_OPTIONS = (
-    ("--model", str, "model name (default: the configured default model)"),
-    ("--n", int, "number of images, 1-10"),
-    ("--size", str, "auto, 1024x1024, 1536x1024, 1024x1536, or WIDTHxHEIGHT (gpt-image-2)"),
-    ("--quality", str, "low, medium, high, auto (GPT image); standard, hd (DALL-E)"),
-    ("--background", str, "transparent, opaque or auto"),
-    ("--output-format", str, "png, jpeg or webp"),
-    ("--output-compression", int, "0-100, for jpeg and webp"),
-    ("--moderation", str, "low or auto"),
-    ("--style", str, "vivid or natural (dall-e-3)"),
-    ("--response-format", str, "url or b64_json (DALL-E)"),
-    ("--user", str, "end-user id for abuse monitoring"),
-)
+#: Exit status -> meaning; printed by ``--help`` and listed in the README.
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_USAGE: "usage or validation error (bad option, parameter, input file, configuration; existing output file)",
+    EXIT_API_ERROR: "the API refused the request (an HTTP error status, moderation, expired image URL)",
+    EXIT_CONNECTION: "no usable response: connection failed, timed out, or was cut off",
+    EXIT_RESPONSE: "the response could not be used (not JSON, or not the expected shape)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+#: Credential headers shown as [REDACTED] by --dry-run.
+_SECRET_HEADERS = ("authorization", "api-key")
+
+
+class _DryRun(Exception):
+    """Raised by the transport's intercept: carries the request that would have been sent."""
+
+    def __init__(self, request: requests.PreparedRequest) -> None:
+        super().__init__("dry run")
+        self.request = request
+
+
+# -- the parser -------------------------------------------------------------------
+
+
+def _exit_codes_text() -> str:
+    return "exit status:\n" + "\n".join("  {:<4} {}".format(code, text) for code, text in EXIT_CODES.items())
+
+
+def _add_common(parser: argparse.ArgumentParser, *, model_default: Optional[str] = None) -> None:
+    api = parser.add_argument_group("request")
+    api.add_argument("--model", default=model_default,
+                     help="model name (default: {})".format(model_default or "the configured default model"))
+    api.add_argument("--n", type=int, help="number of images, 1-10")
+    api.add_argument("--size", help="e.g. 1024x1024, 1536x1024, auto, or WIDTHxHEIGHT (gpt-image-2)")
+    api.add_argument("--user", help="end-user id for abuse monitoring")
+    api.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
+    out = parser.add_argument_group("output")
+    out.add_argument("-o", "--output", help="a file for one image, a folder for several (default: the current "
+                                            "folder, files named after the prompt)")
+    out.add_argument("--overwrite", action="store_true", help="replace existing files")
+    out.add_argument("--metadata", action="store_true", help="write a .json sidecar next to each image")
+    out.add_argument("--json", action="store_true", help="print one JSON document describing the result on stdout")
+    run = parser.add_argument_group("running")
+    run.add_argument("--fake", action="store_true",
+                     help="run against an in-process stand-in server: no key, no network, real images")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the HTTP request that would be sent (key redacted) and exit, sending nothing")
+    run.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    run.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
+
+
+def _add_image_options(parser: argparse.ArgumentParser, *, moderation: bool = True, style: bool = True) -> None:
+    group = parser.add_argument_group("image options")
+    group.add_argument("--quality", help="low, medium, high, auto (GPT image); standard, hd (DALL-E)")
+    group.add_argument("--background", help="transparent, opaque or auto")
+    group.add_argument("--output-format", help="png, jpeg or webp")
+    group.add_argument("--output-compression", type=int, help="0-100, for jpeg and webp")
+    group.add_argument("--response-format", help="url or b64_json (DALL-E)")
+    if moderation:
+        group.add_argument("--moderation", help="low or auto")
+    if style:
+        group.add_argument("--style", help="vivid or natural (dall-e-3)")
+    group.add_argument("--stream", action="store_true", help="stream, also saving the partial images")
+    group.add_argument("--partial-images", type=int, help="partial images to stream, 0-3 (with --stream)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``imageprovider`` command."""
-    parser = argparse.ArgumentParser(prog="imageprovider", description="Generate images with OpenAI's image API.")
+    parser = argparse.ArgumentParser(
+        prog="imageprovider", description="Generate and edit images with OpenAI's image API.",
+        epilog=_exit_codes_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="imageprovider " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    generate = commands.add_parser("generate", help="create images from a prompt")
+
+    generate = commands.add_parser("generate", help="create images from a prompt", epilog=_exit_codes_text(),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     generate.add_argument("prompt", help="what to draw")
-    for flag, kind, text in _GENERATION_OPTIONS:
-        generate.add_argument(flag, type=kind, help=text)
-    generate.add_argument("-o", "--output", help="file for one image; with several, a numbered suffix is added")
-    generate.add_argument("--overwrite", action="store_true", help="replace existing files")
-    generate.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
-    generate.add_argument("--verbose", action="store_true", help="log each request to stderr")
-    generate.add_argument("--fake", action="store_true",
-                          help="run against an in-process stand-in server: no key, no network, real images")
+    _add_common(generate)
+    _add_image_options(generate)
+
+    edit = commands.add_parser("edit", help="edit or extend images following a prompt", epilog=_exit_codes_text(),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    edit.add_argument("prompt", help="what to change")
+    edit.add_argument("images", nargs="+", help="input images (PNG, JPEG or WEBP), up to 16")
+    edit.add_argument("--mask", help="PNG with an alpha channel; transparent pixels mark where to edit")
+    edit.add_argument("--input-fidelity", help="high or low (gpt-image-1 and gpt-image-1.5)")
+    _add_common(edit)
+    _add_image_options(edit, moderation=False, style=False)
+
+    vary = commands.add_parser("vary", help="variations of one square PNG (dall-e-2; compatible servers)",
+                               epilog=_exit_codes_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    vary.add_argument("image", help="a square PNG under 4 MB")
+    _add_common(vary, model_default="dall-e-2")
+    vary.add_argument("--response-format", help="url or b64_json")
+
     serve_fake = commands.add_parser("serve-fake", help="run the stand-in server in the foreground")
     _testing_cli.add_arguments(serve_fake)
     return parser
 
 
-def _output_paths(output: Optional[str], response: ImageResponse) -> List[str]:
-    paths = []
-    count = len(response.images)
-    for image in response.images:
-        extension = _files.EXTENSIONS.get(image.mime_type or "", ".bin")
-        if output is None:
-            paths.append("image-{}-{}{}".format(response.created, image.index + 1, extension))
-            continue
-        stem, given_extension = os.path.splitext(output)
-        suffix = "-{}".format(image.index + 1) if count > 1 else ""
-        paths.append("{}{}{}".format(stem, suffix, given_extension or extension))
-    return paths
+# -- running -------------------------------------------------------------------------
 
 
-def _generate(args: argparse.Namespace) -> int:
-    params: Dict[str, Any] = {
-        flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in _GENERATION_OPTIONS}
+_PARAMS = {
+    "generate": ("model", "n", "size", "quality", "background", "output_format", "output_compression", "moderation",
+                 "style", "response_format", "user"),
+    "edit": ("mask", "model", "n", "size", "quality", "background", "output_format", "output_compression",
+             "input_fidelity", "response_format", "user"),
+    "vary": ("model", "n", "size", "response_format", "user"),
+}
+
+
+def _call_params(args: argparse.Namespace) -> Dict[str, Any]:
+    params = {name: getattr(args, name, None) for name in _PARAMS[args.command]}
+    params = {name: value for name, value in params.items() if value is not None}
+    if args.timeout is not None:
+        params["timeout"] = args.timeout
+    return params
+
+
+@contextlib.contextmanager
+def _provider(args: argparse.Namespace) -> Iterator[OpenAIImageProvider]:
     with contextlib.ExitStack() as stack:
         if args.fake:
             server = stack.enter_context(FakeImagesServer())
             provider = stack.enter_context(OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url))
+        elif args.dry_run:
+            try:
+                provider = stack.enter_context(OpenAIImageProvider())
+            except ConfigurationError as exc:
+                if "API key" not in str(exc):
+                    raise
+                print("note: {} The request below shows a placeholder key.".format(exc), file=sys.stderr)
+                provider = stack.enter_context(OpenAIImageProvider(api_key="sk-placeholder-for-dry-run"))
         else:
             provider = stack.enter_context(OpenAIImageProvider())
-        response = provider.generate_image(args.prompt, timeout=args.timeout, **params)
-    for image, path in zip(response.images, _output_paths(args.output, response)):
-        if image.data is None:
-            print(image.url)
-            continue
-        _files.write_atomic(path, image.data, overwrite=args.overwrite)
-        print(path)
-    return 0
+        if args.dry_run:
+            provider._transport.intercept = _raise_dry_run
+        yield provider
+
+
+def _raise_dry_run(request: requests.PreparedRequest) -> NoReturn:
+    raise _DryRun(request)
+
+
+def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
+    params = _call_params(args)
+    stream = getattr(args, "stream", False)
+    with _provider(args) as provider:
+        if args.command == "vary":
+            return _save(args, provider.create_variation(args.image, **params))
+        if stream:
+            params.pop("response_format", None)
+            params["partial_images"] = args.partial_images
+            if args.command == "generate":
+                params.pop("style", None)
+                events = provider.stream_image(args.prompt, **params)
+            else:
+                events = provider.stream_edit(args.prompt, args.images, **params)
+            return _save_stream(args, events, progress)
+        if args.partial_images is not None:
+            raise RequestValidationError("Parameter 'partial_images' needs --stream", param="partial_images")
+        if args.command == "generate":
+            return _save(args, provider.generate_image(args.prompt, **params))
+        return _save(args, provider.edit_image(args.prompt, args.images, **params))
+
+
+def _output(args: argparse.Namespace, count: int) -> Tuple[Optional[Path], Optional[Path]]:
+    """(folder, single file) for ``-o``: a file for one image, a folder for several."""
+    if args.output is None:
+        return Path("."), None
+    target = Path(args.output)
+    if count > 1 or target.is_dir() or args.output.endswith((os.sep, "/")):
+        return target, None
+    return None, target
+
+
+def _save(args: argparse.Namespace, response: ImageResponse) -> Dict[str, Any]:
+    folder, single = _output(args, len(response.images))
+    if single is not None:
+        files = [response.images[0].save(single, overwrite=args.overwrite, metadata=args.metadata)]
+    else:
+        assert folder is not None
+        files = response.save_all(folder, overwrite=args.overwrite, metadata=args.metadata)
+    return {
+        "files": [str(path) for path in files],
+        "partial_files": [],
+        "model": response.request.get("model"),
+        "created": response.created,
+        "request_id": response.request_id,
+        "usage": response.raw.get("usage"),
+        "revised_prompts": [image.revised_prompt for image in response.images],
+        "size": response.size,
+    }
+
+
+def _save_stream(args: argparse.Namespace, stream: ImageStream, progress: Progress) -> Dict[str, Any]:
+    expected = args.n or 1
+    folder, single = _output(args, expected)
+    base = single.with_suffix("") if single is not None else (folder or Path(".")) / _files.safe_stem(args.prompt)
+    _files.ensure_folder(base.parent)
+    partial_files: List[str] = []
+    files: List[str] = []
+    usage = None
+    with stream:
+        for event in stream:
+            if isinstance(event, PartialImage):
+                progress.partial(event.index)
+                name = "{}-partial-{}".format(base.name, stream.partial_count)
+                partial_files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite)))
+            elif isinstance(event, Completed):
+                name = base.name if expected == 1 else "{}-{}".format(base.name, len(stream.completed))
+                files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite)))
+                usage = event.usage
+    return {
+        "files": files,
+        "partial_files": partial_files,
+        "model": args.model,
+        "created": None,
+        "request_id": stream.request_id,
+        "usage": None if usage is None else _usage_dict(usage),
+        "revised_prompts": [None] * len(files),
+        "size": args.size,
+    }
+
+
+def _usage_dict(usage: Any) -> Dict[str, Any]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+# -- dry run -----------------------------------------------------------------------
+
+
+def _show_request(request: requests.PreparedRequest, out: IO[str]) -> None:
+    print("{} {}".format(request.method, request.url), file=out)
+    for name, value in request.headers.items():
+        if name.lower() in _SECRET_HEADERS:
+            scheme = value.split(" ", 1)[0] + " " if " " in value else ""
+            value = scheme + "[REDACTED]"
+        print("{}: {}".format(name, value), file=out)
+    print(file=out)
+    body = request.body or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    content_type = request.headers.get("Content-Type", "")
+    if content_type.startswith("application/json"):
+        print(json.dumps(json.loads(body), indent=2, ensure_ascii=False), file=out)
+    elif content_type.startswith("multipart/form-data"):
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+        for part in message.iter_parts():
+            name = str(part.get_param("name", header="content-disposition"))
+            payload = part.get_payload(decode=True)
+            payload = payload if isinstance(payload, bytes) else b""
+            if part.get_filename() is None:
+                print("part {}: {}".format(name, payload.decode("utf-8", "replace")), file=out)
+            else:
+                print("part {}: file {!r}, {}, {:,} bytes".format(name, part.get_filename(), part.get_content_type(),
+                                                                 len(payload)), file=out)
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    if not (args.verbose or args.debug):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("imageprovider")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if args.debug else logging.INFO)
+
+
+def _exit_code(error: BaseException) -> int:
+    # OSError here is local: an output folder that cannot be written, say.
+    if isinstance(error, (ConfigurationError, RequestValidationError, OSError)):
+        return EXIT_USAGE
+    if isinstance(error, APIConnectionError):
+        return EXIT_CONNECTION
+    if isinstance(error, ResponseValidationError):
+        return EXIT_RESPONSE
+    return EXIT_API_ERROR
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     if args.command == "serve-fake":
         return _testing_cli.serve(args)
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _configure_logging(args)
+    interactive = sys.stderr.isatty() and not (args.verbose or args.debug) and not args.dry_run
+    label = "Streaming" if getattr(args, "stream", False) else "Waiting for the image"
     try:
-        return _generate(args)
-    except (ConfigurationError, RequestValidationError, FileExistsError) as exc:
-        print("imageprovider: error: {}".format(exc), file=sys.stderr)
-        return EXIT_USAGE
-    except ImageProviderError as exc:
-        print("imageprovider: error: {}".format(exc), file=sys.stderr)
-        return EXIT_API_ERROR
+        with Progress(sys.stderr, interactive, label) as progress:
+            summary = _run(args, progress)
+    except _DryRun as dry_run:
+        _show_request(dry_run.request, sys.stdout)
+        return EXIT_OK
+    except (ImageProviderError, FileExistsError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print("imageprovider: {}: {}".format(type(exc).__name__, exc), file=sys.stderr)
+        return _exit_code(exc)
     except KeyboardInterrupt:
         print("imageprovider: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        for path in summary["files"]:
+            print(path)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

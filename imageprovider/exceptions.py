@@ -28,6 +28,7 @@ __all__ = [
     "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
+    "ImageExpiredError",
     "ResponseValidationError",
 ]
 
@@ -216,6 +217,10 @@ class RateLimitError(APIStatusError):
 
 class InternalServerError(APIStatusError):
     """HTTP 5xx: the server failed (retried by default)."""
+
+
+class ImageExpiredError(APIStatusError):
+    """An image URL answered 403, 404 or 410: it has expired (OpenAI's live 60 minutes) or never existed."""
 
 
 class ResponseValidationError(ImageProviderError):

@@ -11,7 +11,7 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 import logging
 import platform
 from types import TracebackType
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 import requests
 
@@ -21,11 +21,15 @@ from ._config import Settings, TimeoutArg, check_extra_headers, resolve_settings
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._transport import Transport
 from .__version__ import __version__
-from .exceptions import RequestValidationError
+from .exceptions import ConfigurationError, RequestValidationError
 from .results import ImageResponse
 from .streaming import ImageStream, check_event_stream
 
 log = logging.getLogger("imageprovider")
+
+#: Largest image downloaded from a URL result, by default.
+DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+
 
 def user_agent() -> str:
     """The ``User-Agent`` sent with every request."""
@@ -66,6 +70,7 @@ class OpenAIImageProvider:
     :param config_file: (optional) INI file to read instead of the default one.
     :param extra_headers: (optional) headers added to every API request, for
         compatible servers and gateways; treated as secrets in errors and logs.
+    :param max_download_bytes: largest image downloaded from a URL result (default 64 MiB).
     :raises ConfigurationError: no API key anywhere, or an unusable setting.
     """
 
@@ -85,6 +90,7 @@ class OpenAIImageProvider:
         allow_insecure_http: bool = False,
         config_file: Optional[str] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
         settings = resolve_settings(
             api_key=api_key,
@@ -105,7 +111,7 @@ class OpenAIImageProvider:
             credentials["OpenAI-Organization"] = settings.organization
         if settings.project:
             credentials["OpenAI-Project"] = settings.project
-        self._connect(settings, credentials, (settings.api_key,), extra_headers)
+        self._connect(settings, credentials, (settings.api_key,), extra_headers, max_download_bytes=max_download_bytes)
 
     def _connect(
         self,
@@ -114,9 +120,13 @@ class OpenAIImageProvider:
         secrets: Sequence[str],
         extra_headers: Optional[Mapping[str, str]],
         token_provider: Optional[Callable[[], str]] = None,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
         """Keep ``settings`` and open the transport; shared with the Azure provider."""
+        if isinstance(max_download_bytes, bool) or not isinstance(max_download_bytes, int) or max_download_bytes < 1:
+            raise ConfigurationError("max_download_bytes must be a positive whole number of bytes")
         self.settings: Settings = settings
+        self.max_download_bytes = max_download_bytes
         extra = check_extra_headers(extra_headers)
         self._transport = Transport(
             base_url=settings.base_url,
@@ -280,7 +290,7 @@ class OpenAIImageProvider:
         body, payload, content_type = self._multipart("create_image_edit_request", "edits", params, extra_body,
                                                       "images", images, mask)
         _refuse_stream(body, "edit_image", "stream_edit")
-        return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout))
+        return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout), body)
 
     def stream_edit(
         self,
@@ -374,7 +384,7 @@ class OpenAIImageProvider:
             params["model"] = None
         body, payload, content_type = self._multipart("create_image_variation_request", "variations", params,
                                                       extra_body, "image", image, None)
-        return self._read_images(self._send("variations", body.get("model"), payload, content_type, timeout))
+        return self._read_images(self._send("variations", body.get("model"), payload, content_type, timeout), body)
 
     # -- shared steps --------------------------------------------------
 
@@ -405,7 +415,13 @@ class OpenAIImageProvider:
         spec = _request.model_spec_of(body) if self.settings.check_model_rules else None
         files, mask_file = _request.load_inputs(file_param, _request.as_input_list(images), mask, spec)
         payload, content_type = _multipart.encode(body, _multipart.image_fields(files), mask_file)
-        return body, payload, content_type
+        # What was sent, for records and sidecar metadata: the files by name, type and size.
+        sent = dict(body)
+        sent[file_param] = [{"filename": f.filename, "content_type": f.mime_type, "bytes": len(f.data)} for f in files]
+        if mask_file is not None:
+            sent["mask"] = {"filename": mask_file.filename, "content_type": mask_file.mime_type,
+                            "bytes": len(mask_file.data)}
+        return sent, payload, content_type
 
     def _route(self, endpoint: str, model: Optional[str]) -> Tuple[str, Optional[Dict[str, str]]]:
         """The path (under the base URL) and query of ``endpoint``; Azure routes differently."""
@@ -427,11 +443,14 @@ class OpenAIImageProvider:
 
     def _json_call(self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg) -> ImageResponse:
         response = self._send(endpoint, body.get("model"), _request.encode_json(body), "application/json", timeout)
-        return self._read_images(response)
+        return self._read_images(response, body)
 
-    def _read_images(self, response: requests.Response) -> ImageResponse:
+    def _read_images(self, response: requests.Response, body: Mapping[str, Any]) -> ImageResponse:
         parsed = self._transport.read_json(response, "images_response")
-        return ImageResponse.from_body(parsed, response.headers)
+        return ImageResponse.from_body(parsed, response.headers, request=body, fetch=self._fetch)
+
+    def _fetch(self, url: str, sink: IO[bytes]) -> int:
+        return self._transport.download(url, sink, max_bytes=self.max_download_bytes)
 
 
 def _refuse_stream(body: Mapping[str, Any], method: str, streaming_method: str) -> None:

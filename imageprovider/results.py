@@ -8,12 +8,20 @@ They do no I/O of their own.
 
 import base64
 import binascii
+import json
+import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import _files
+from ._files import PathLike
 from ._imageinfo import sniff_mime_type
-from .exceptions import ResponseValidationError
+from .exceptions import ImageProviderError, ResponseValidationError
+
+#: Downloads ``url`` into a binary stream (the provider supplies one bound to its session).
+Fetcher = Callable[[str, IO[bytes]], object]
 
 __all__ = [
     "GeneratedImage",
@@ -38,6 +46,10 @@ class GeneratedImage:
     #: Position in the response's ``data`` list, for error messages.
     index: int = 0
     _decoded: Dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: File stem for saving (from the prompt), what the sidecar metadata says, and the URL fetcher.
+    _stem: str = field(default="image", repr=False, compare=False)
+    _context: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _fetch: Optional[Fetcher] = field(default=None, repr=False, compare=False)
 
     @property
     def data(self) -> Optional[bytes]:
@@ -64,6 +76,61 @@ class GeneratedImage:
         """``image/png``, ``image/jpeg`` or ``image/webp``, sniffed from the decoded bytes; ``None`` if unknown."""
         data = self.data
         return sniff_mime_type(data) if data is not None else None
+
+    def save(self, path_or_dir: PathLike, *, overwrite: bool = False, metadata: bool = False) -> Path:
+        """Write the image to ``path_or_dir`` (a file, or a folder to put it in) and return the path.
+
+        The extension follows the image's bytes: a wrong image suffix is
+        replaced, a missing one appended. The write is atomic: an interrupted
+        save leaves no file under the final name. URL results are downloaded
+        (through the provider's session and retry policy, without credentials
+        for the storage host, up to the provider's size limit).
+
+        :param overwrite: replace an existing file instead of raising ``FileExistsError``.
+        :param metadata: also write a ``.json`` sidecar: prompt, revised prompt,
+            model, parameters sent, size, usage, request id, created time.
+        :raises FileExistsError: the target exists and ``overwrite`` is false.
+        :raises ImageExpiredError: a URL result has expired.
+        """
+        if self.b64_json is not None:
+            data = self.data or b""
+            mime_type = sniff_mime_type(data)
+            if mime_type is None:
+                raise ResponseValidationError("Image {} is not PNG, JPEG or WEBP; not saving it".format(self.index))
+            target = _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
+            _files.ensure_folder(target.parent)
+            saved = _files.write_atomic(target, data, overwrite=overwrite)
+        elif self.url is not None:
+            saved = self._download(path_or_dir, overwrite)
+        else:  # pragma: no cover - the response schema requires one of the two
+            raise ResponseValidationError("Image {} has neither data nor a URL".format(self.index))
+        if metadata:
+            self._write_metadata(saved, overwrite)
+        return saved
+
+    def _download(self, path_or_dir: PathLike, overwrite: bool) -> Path:
+        if self._fetch is None:
+            raise ImageProviderError("This image has only a URL and no provider to download it with")
+        fetch, url = self._fetch, self.url or ""
+        # The format is known only once the bytes arrive: download beside the
+        # target, then publish under the name the bytes call for.
+        probe = _files.resolve_target(path_or_dir, self._stem, ".png")
+        _files.ensure_folder(probe.parent)
+        def target_for(head: bytes) -> Path:
+            mime_type = sniff_mime_type(head)
+            if mime_type is None:
+                raise ResponseValidationError("The image downloaded from the URL of image {} is not PNG, JPEG or "
+                                              "WEBP; not saving it".format(self.index))
+            return _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
+
+        return _files.write_atomic_sniffed(probe.parent, lambda stream: fetch(url, stream), target_for,
+                                           overwrite=overwrite)
+
+    def _write_metadata(self, saved: Path, overwrite: bool) -> Path:
+        document = {key: value for key, value in self._context.items() if key != "stem"}
+        document.update(file=saved.name, index=self.index, revised_prompt=self.revised_prompt, url=self.url)
+        text = json.dumps(document, indent=2, sort_keys=True, default=str).encode("utf-8")
+        return _files.write_atomic(saved.with_suffix(".json"), text, overwrite=overwrite)
 
     def __repr__(self) -> str:
         size = "{} b64 chars".format(len(self.b64_json)) if self.b64_json is not None else "no inline data"
@@ -190,18 +257,42 @@ class ImageResponse:
     rate_limits: RateLimits
     #: The validated response body, as received. Treat it as read-only.
     raw: Dict[str, Any] = field(repr=False, compare=False)
+    #: The parameters that were sent (file parts summarised), for records and metadata.
+    request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_body(cls, body: Dict[str, Any], headers: Optional[Mapping[str, str]] = None) -> "ImageResponse":
-        """Build from a body that passed ``schemas/images_response.json``."""
+    def from_body(cls, body: Dict[str, Any], headers: Optional[Mapping[str, str]] = None,
+                  request: Optional[Mapping[str, Any]] = None, fetch: Optional[Fetcher] = None) -> "ImageResponse":
+        """Build from a body that passed ``schemas/images_response.json``.
+
+        :param request: the parameters sent; names saved files and fills sidecar metadata.
+        :param fetch: downloads URL results (the provider passes its own).
+        """
         headers = headers or {}
+        request = dict(request or {})
         lowered = {key.lower(): value for key, value in headers.items()}
+        prompt = request.get("prompt")
+        stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
+        context = {
+            "stem": stem,
+            "prompt": prompt,
+            "model": request.get("model"),
+            "parameters": request,
+            "size": body.get("size") or request.get("size"),
+            "usage": body.get("usage"),
+            "request_id": lowered.get("x-request-id"),
+            "created": body["created"],
+        }
+        count = len(body["data"])
         images = tuple(
             GeneratedImage(
                 b64_json=item.get("b64_json"),
                 url=item.get("url"),
                 revised_prompt=item.get("revised_prompt"),
                 index=index,
+                _stem=stem if count == 1 else "{}-{}".format(stem, index + 1),
+                _context=context,
+                _fetch=fetch,
             )
             for index, item in enumerate(body["data"])
         )
@@ -216,4 +307,30 @@ class ImageResponse:
             request_id=lowered.get("x-request-id"),
             rate_limits=RateLimits.from_headers(lowered),
             raw=body,
+            request=request,
         )
+
+    def save_all(self, directory: PathLike, *, stem: Optional[str] = None, overwrite: bool = False,
+                 metadata: bool = False) -> List[Path]:
+        """Save every image into ``directory`` (created if needed); return the paths in order.
+
+        Files are named from ``stem`` (default: the prompt, sanitised), with
+        ``-1``, ``-2``... when there are several, and the extension of their
+        bytes. Before anything is written, existing files are checked, so a
+        refusal leaves the folder as it was.
+
+        :raises FileExistsError: a target exists and ``overwrite`` is false.
+        """
+        folder = Path(os.fspath(directory))
+        _files.ensure_folder(folder)
+        base = _files.safe_stem(stem) if stem is not None else str(self.images[0]._context.get("stem", "image"))
+        several = len(self.images) > 1
+        names = ["{}-{}".format(base, image.index + 1) if several else base for image in self.images]
+        if not overwrite:
+            for image, name in zip(self.images, names):
+                mime_type = image.mime_type
+                if mime_type is not None and (folder / (name + _files.EXTENSIONS[mime_type])).exists():
+                    raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace "
+                                          "it".format(folder / (name + _files.EXTENSIONS[mime_type])))
+        return [image.save(folder / name, overwrite=overwrite, metadata=metadata)
+                for image, name in zip(self.images, names)]

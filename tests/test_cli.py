@@ -43,14 +43,14 @@ def test_generate_writes_the_image_and_prints_its_path(api_env, tmp_path, capsys
     assert [name for name in os.listdir(str(tmp_path)) if name.startswith(".")] == []
 
 
-def test_several_images_get_numbered_names_and_sniffed_extensions(api_env, tmp_path, capsys):
-    """n=2 writes name-1 and name-2; without an extension in -o, it follows the bytes."""
+def test_several_images_go_into_the_output_folder_named_after_the_prompt(api_env, tmp_path, capsys):
+    """n=2 with -o: a folder (created), files named after the prompt, numbered, extension from the bytes."""
     body = images_body(data=[{"b64_json": base64.b64encode(JPEG).decode()}, {"b64_json": base64.b64encode(PNG).decode()}])
     with ScriptedServer([Reply(200, body)]) as server:
         api_env(server)
         assert cli.main(["generate", "Two foxes", "--n", "2", "-o", str(tmp_path / "fox")]) == 0
-    assert (tmp_path / "fox-1.jpg").read_bytes() == JPEG
-    assert (tmp_path / "fox-2.png").read_bytes() == PNG
+    assert (tmp_path / "fox" / "two-foxes-1.jpg").read_bytes() == JPEG
+    assert (tmp_path / "fox" / "two-foxes-2.png").read_bytes() == PNG
     assert json.loads(server.received[0].body)["n"] == 2
 
 
@@ -74,7 +74,7 @@ def test_invalid_parameter_exits_2_without_sending(api_env, tmp_path, capsys):
         assert cli.main(["generate", "An otter", "--size", "1000x1000", "-o", str(tmp_path / "x.png")]) == 2
         assert server.received == []
     err = capsys.readouterr().err
-    assert err.startswith("imageprovider: error: Parameter 'size'")
+    assert err.startswith("imageprovider: RequestValidationError: Parameter 'size'")
     assert err.count("\n") == 1
     assert "Traceback" not in err
 
@@ -85,7 +85,7 @@ def test_api_error_exits_1_with_one_line(api_env, tmp_path, capsys):
                       "param": None, "code": "moderation_blocked"}}
     with ScriptedServer([Reply(400, body, {"x-request-id": "req_cli"})]) as server:
         api_env(server)
-        assert cli.main(["generate", "Something forbidden", "-o", str(tmp_path / "x.png")]) == 1
+        assert cli.main(["generate", "Something forbidden", "-o", str(tmp_path / "x.png")]) == 3
     err = capsys.readouterr().err
     assert "rejected by the safety system" in err and "req_cli" in err
     assert not (tmp_path / "x.png").exists()
@@ -97,13 +97,16 @@ def test_missing_key_exits_2_naming_where_to_set_it(tmp_path, capsys):
     assert "OPENAI_API_KEY" in capsys.readouterr().err
 
 
-def test_url_results_are_printed(api_env, tmp_path, capsys):
-    """URL-only images (DALL-E) are printed, not written."""
-    body = {"created": 1, "data": [{"url": "https://files.example/img.png"}]}
-    with ScriptedServer([Reply(200, body)]) as server:
-        api_env(server)
-        assert cli.main(["generate", "An otter", "--model", "dall-e-3", "-o", str(tmp_path / "x.png")]) == 0
-    assert capsys.readouterr().out.strip() == "https://files.example/img.png"
+def test_url_results_are_downloaded_without_credentials(api_env, tmp_path, capsys):
+    """URL-only images (DALL-E) are fetched from the storage host, which never sees the key."""
+    with ScriptedServer([Reply(200, PNG, {"Content-Type": "image/png"})]) as storage:
+        body = {"created": 1, "data": [{"url": storage.base_url.replace("/v1", "/img.png")}]}
+        with ScriptedServer([Reply(200, body)]) as server:
+            api_env(server)
+            assert cli.main(["generate", "An otter", "--model", "dall-e-3", "-o", str(tmp_path / "x.png")]) == 0
+        assert "Authorization" not in storage.received[0].headers
+    assert (tmp_path / "x.png").read_bytes() == PNG
+    assert capsys.readouterr().out.strip() == str(tmp_path / "x.png")
 
 
 def test_module_entry_point_reports_its_version():
