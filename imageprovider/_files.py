@@ -27,8 +27,10 @@ os.umask(_UMASK)
 EXTENSIONS: Dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 #: Suffixes recognised as image extensions (and replaced when they do not match the bytes).
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
-#: Longest file stem made from a prompt.
+#: Longest file stem made from a prompt, in characters and in UTF-8 bytes (file
+#: systems count bytes: 255 at most, with room left for "-16.webp" and ".json").
 MAX_STEM_LENGTH = 80
+MAX_STEM_BYTES = 200
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {"com%d" % i for i in range(1, 10)} | {"lpt%d" % i for i in range(1, 10)}
 
 
@@ -39,10 +41,14 @@ def safe_stem(text: str, default: str = "image", max_length: int = MAX_STEM_LENG
     'a-cat-on-etc-the-mat'
     """
     normalized = unicodedata.normalize("NFKC", text)
+    # Line breaks and tabs separate words; other control characters vanish.
     kept = "".join(char if (char.isalnum() or char in "-_") else " " for char in normalized
-                   if unicodedata.category(char)[0] != "C")
+                   if char.isspace() or unicodedata.category(char)[0] != "C")
     stem = re.sub(r"[\s_-]+", "-", kept.strip().lower()).strip("-.")
-    stem = stem[:max_length].rstrip("-.")
+    stem = stem[:max_length]
+    while len(stem.encode("utf-8")) > MAX_STEM_BYTES:
+        stem = stem[:-1]
+    stem = stem.rstrip("-.")
     if not stem or stem.split(".")[0] in _WINDOWS_RESERVED:
         return default
     return stem

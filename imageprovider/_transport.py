@@ -288,15 +288,21 @@ class Transport:
             raise ResponseValidationError("The image is {:,} bytes, over the download limit of {:,}".format(
                 int(declared), max_bytes), status_code=response.status_code)
         written = 0
-        try:
-            for chunk in response.iter_content(chunk_size=64 * 1024):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise ResponseValidationError("The image is larger than the download limit of {:,} bytes".format(
-                        max_bytes), status_code=response.status_code)
-                sink.write(chunk)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            raise self.connection_error(exc) from exc
+        chunks = response.iter_content(chunk_size=64 * 1024)
+        while True:
+            # Only the network read is translated: a full disk while writing is a local OSError.
+            try:
+                chunk = next(chunks, b"")
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                    OSError) as exc:
+                raise self.connection_error(exc) from exc
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > max_bytes:
+                raise ResponseValidationError("The image is larger than the download limit of {:,} bytes".format(
+                    max_bytes), status_code=response.status_code)
+            sink.write(chunk)
         cut = _cut_short(response)
         if cut is not None:
             raise APIConnectionError("The image download was cut short: {}".format(cut))

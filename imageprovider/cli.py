@@ -193,7 +193,29 @@ def _raise_dry_run(request: requests.PreparedRequest) -> NoReturn:
     raise _DryRun(request)
 
 
+def _refuse_existing_targets(args: argparse.Namespace) -> None:
+    """Refuse before sending, not after paying: the output names are known up front."""
+    if args.overwrite or args.dry_run:
+        return
+    count = args.n or 1
+    folder, single = _output(args, count)
+    extensions = sorted(set(_files.EXTENSIONS.values()))
+    if single is not None:
+        candidates = [_files.with_extension(single, extension) for extension in extensions]
+    else:
+        stem = _files.safe_stem(getattr(args, "prompt", None) or "image")
+        names = [stem] if count == 1 else ["{}-{}".format(stem, number) for number in range(1, count + 1)]
+        candidates = [(folder or Path(".")) / (name + extension) for name in names for extension in extensions]
+    if args.metadata:
+        candidates += [candidate.with_suffix(".json") for candidate in candidates]
+    for candidate in candidates:
+        if candidate.exists():
+            raise FileExistsError("{} already exists; pass --overwrite to replace it (nothing was sent)".format(
+                candidate))
+
+
 def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
+    _refuse_existing_targets(args)
     params = _call_params(args)
     stream = getattr(args, "stream", False)
     with _provider(args) as provider:
@@ -260,17 +282,19 @@ def _save_stream(args: argparse.Namespace, stream: ImageStream, progress: Progre
                 partial_files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite)))
             elif isinstance(event, Completed):
                 name = base.name if expected == 1 else "{}-{}".format(base.name, len(stream.completed))
-                files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite)))
+                files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite,
+                                                  metadata=args.metadata)))
                 usage = event.usage
+    last = stream.completed[-1] if stream.completed else None
     return {
         "files": files,
         "partial_files": partial_files,
-        "model": args.model,
-        "created": None,
+        "model": stream.request.get("model"),
+        "created": last.created_at if last else None,
         "request_id": stream.request_id,
         "usage": None if usage is None else _usage_dict(usage),
         "revised_prompts": [None] * len(files),
-        "size": args.size,
+        "size": last.size if last else stream.request.get("size"),
     }
 
 

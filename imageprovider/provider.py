@@ -439,7 +439,7 @@ class OpenAIImageProvider:
 
     def _open_stream(self, response: requests.Response, body: Mapping[str, Any]) -> ImageStream:
         check_event_stream(response, self._transport)
-        return ImageStream(response, self._transport, expected_images=body.get("n") or 1)
+        return ImageStream(response, self._transport, expected_images=body.get("n") or 1, request=body)
 
     def _json_call(self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg) -> ImageResponse:
         response = self._send(endpoint, body.get("model"), _request.encode_json(body), "application/json", timeout)

@@ -328,9 +328,15 @@ class ImageResponse:
         names = ["{}-{}".format(base, image.index + 1) if several else base for image in self.images]
         if not overwrite:
             for image, name in zip(self.images, names):
+                # A URL result's format is known only after download: any image extension clashes.
                 mime_type = image.mime_type
-                if mime_type is not None and (folder / (name + _files.EXTENSIONS[mime_type])).exists():
-                    raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace "
-                                          "it".format(folder / (name + _files.EXTENSIONS[mime_type])))
+                extensions = [_files.EXTENSIONS[mime_type]] if mime_type else sorted(set(_files.EXTENSIONS.values()))
+                candidates = [folder / (name + extension) for extension in extensions]
+                if metadata:
+                    candidates.append(folder / (name + ".json"))
+                for candidate in candidates:
+                    if candidate.exists():
+                        raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace "
+                                              "it".format(candidate))
         return [image.save(folder / name, overwrite=overwrite, metadata=metadata)
                 for image, name in zip(self.images, names)]

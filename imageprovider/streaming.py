@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 
 import requests
 
-from . import _schemas
+from . import _files, _schemas
 from ._sse import SSEDecoder, ServerSentEvent
 from ._transport import Transport
 from .exceptions import APIConnectionError, ResponseValidationError
@@ -117,11 +117,14 @@ class ImageStream(Iterator[StreamEvent]):
     :raises ResponseValidationError: an event did not match ``schemas/image_stream_event.json``.
     """
 
-    def __init__(self, response: requests.Response, transport: Transport, expected_images: int = 1) -> None:
+    def __init__(self, response: requests.Response, transport: Transport, expected_images: int = 1,
+                 request: Optional[Mapping[str, Any]] = None) -> None:
         self._response = response
+        #: The parameters that were sent (file parts summarised).
+        self.request: Mapping[str, Any] = dict(request or {})
         # The generator holds the reader, never this object: a stream dropped
         # after `break` is freed (and its socket closed) at once, not by the GC.
-        self._reader = _EventReader(response, transport, expected_images)
+        self._reader = _EventReader(response, transport, expected_images, self.request)
         self._events = self._reader.events()
 
     @property
@@ -193,10 +196,12 @@ def check_event_stream(response: requests.Response, transport: Transport) -> Non
 class _EventReader:
     """Turns the response body into validated, typed events."""
 
-    def __init__(self, response: requests.Response, transport: Transport, expected_images: int) -> None:
+    def __init__(self, response: requests.Response, transport: Transport, expected_images: int,
+                 request: Mapping[str, Any]) -> None:
         self._response = response
         self._transport = transport
         self._expected = expected_images
+        self._request = request
         self.completed: List[Completed] = []
         self.partial_count = 0
 
@@ -298,8 +303,20 @@ class _EventReader:
             self.partial_count += 1
             index = payload["partial_image_index"]
             return PartialImage(image=GeneratedImage(b64_json=payload["b64_json"], index=index), index=index, **common)
+        prompt = self._request.get("prompt")
+        context = {
+            "prompt": prompt,
+            "model": self._request.get("model"),
+            "parameters": dict(self._request),
+            "size": payload.get("size"),
+            "usage": payload.get("usage"),
+            "request_id": self._request_id,
+            "created": payload.get("created_at"),
+        }
+        stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
         completed = Completed(
-            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed)),
+            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), _stem=stem,
+                                 _context=context),
             usage=ImageUsage.from_body(payload.get("usage")),
             **common,
         )

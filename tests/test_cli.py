@@ -63,6 +63,7 @@ def test_existing_file_is_not_overwritten_unless_asked(api_env, tmp_path, capsys
         assert cli.main(["generate", "An otter", "-o", str(target)]) == 2
         assert target.read_bytes() == b"precious"
         assert "already exists" in capsys.readouterr().err
+        assert server.received == []  # refused before sending: nothing was paid for
         assert cli.main(["generate", "An otter", "-o", str(target), "--overwrite"]) == 0
     assert target.read_bytes() == PNG
 
