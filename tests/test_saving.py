@@ -96,11 +96,8 @@ def assert_no_credentials(headers: Dict[str, str], *secrets: str) -> None:
 
 
 def scripted(replies: List[Reply]) -> ScriptedServer:
-    """A ScriptedServer that stops within 20 ms (serve_forever polls every 0.5 s by default)."""
-    server = ScriptedServer(replies)
-    server._thread = threading.Thread(target=server._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                      daemon=True)
-    return server
+    """A ScriptedServer playing ``replies``."""
+    return ScriptedServer(replies)
 
 
 def generate_url_result(api: ScriptedServer, **options: Any) -> Any:
