@@ -65,21 +65,26 @@ class ImageRetry(Retry):
         *args: Any,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         attempt_log: Optional[List[str]] = None,
+        observer: Optional[Callable[[int, Any], None]] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
         self.attempt_log: List[str] = attempt_log if attempt_log is not None else []
+        #: Told ``(status, headers)`` of every error response, even those retried
+        #: out of the caller's sight (a batch's shared limiter pauses on 429s).
+        self.observer = observer
 
     def new(self, **kw: Any) -> "ImageRetry":
         """Copy with overrides (urllib3 calls this on every increment)."""
         kw.setdefault("max_retry_after", self.max_retry_after)
         kw.setdefault("attempt_log", self.attempt_log)
+        kw.setdefault("observer", self.observer)
         return super().new(**kw)
 
-    def for_request(self) -> "ImageRetry":
-        """A copy with a fresh attempt log, for one request."""
-        return self.new(attempt_log=[])
+    def for_request(self, observer: Optional[Callable[[int, Any], None]] = None) -> "ImageRetry":
+        """A copy with a fresh attempt log (and ``observer``), for one request."""
+        return self.new(attempt_log=[], observer=observer)
 
     @property
     def attempts(self) -> int:
@@ -94,6 +99,8 @@ class ImageRetry(Retry):
     def increment(self, method: Optional[str] = None, url: Optional[str] = None, *args: Any, **kwargs: Any) -> "ImageRetry":
         response = kwargs.get("response")
         error = kwargs.get("error")
+        if response is not None and self.observer is not None:
+            self.observer(response.status, response.headers)
         if response is not None and error is None and not should_retry_status(response.status, response.headers):
             raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
         new_retry = super().increment(method, url, *args, **kwargs)

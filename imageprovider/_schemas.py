@@ -37,6 +37,8 @@ SCHEMA_NAMES = (
     "images_response",
     "image_stream_event",
     "error_response",
+    "openai_file",
+    "batch",
 )
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -16,7 +16,7 @@ import socket
 import logging
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterable, Mapping, Optional, Set, Tuple, Type, cast
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Type, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -161,6 +161,9 @@ class Transport:
         #: Called with each fully prepared API request instead of sending it, when set
         #: (the command line's --dry-run). It is expected to raise.
         self.intercept: Optional[Callable[[requests.PreparedRequest], None]] = None
+        #: Told ``(status, headers)`` of every API response, retried ones included
+        #: (a batch's shared rate limiter listens here).
+        self.observers: List[Callable[[int, Mapping[str, str]], None]] = []
 
     def close(self) -> None:
         """Close the session and its pooled connections."""
@@ -200,7 +203,7 @@ class Transport:
                 self.base_url + path, self.redact(str(exc))[:200])) from exc
         if self.intercept is not None:
             self.intercept(prepared)
-        retry = self.retry.for_request()
+        retry = self.retry.for_request(self._notify if self.observers else None)
         started = time.monotonic()
         self._adapter.use(retry)
         try:
@@ -215,6 +218,9 @@ class Transport:
         finally:
             self._adapter.use(None)
         request_id = response.headers.get("x-request-id")
+        if 200 <= response.status_code < 300:
+            # Error responses, final or retried, reach the observers through ImageRetry.increment.
+            self._notify(response.status_code, response.headers)
         if not stream and 200 <= response.status_code < 300:
             cut = _cut_short(response)
             if cut is not None:
@@ -230,6 +236,10 @@ class Transport:
             raise status_error
         self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, None)
         return response
+
+    def _notify(self, status: int, headers: Mapping[str, str]) -> None:
+        for observer in list(self.observers):
+            observer(status, headers)
 
     # -- downloads -----------------------------------------------------
 
@@ -282,9 +292,14 @@ class Transport:
                 return written
         raise ResponseValidationError("The image URL redirected more than {} times".format(_MAX_REDIRECTS))
 
-    def _stream_body(self, response: requests.Response, sink: IO[bytes], max_bytes: int) -> int:
+    def copy_body(self, response: requests.Response, sink: IO[bytes], max_bytes: Optional[int] = None) -> int:
+        """Stream an open (``stream=True``) response's body into ``sink``; return the bytes written."""
+        with response:
+            return self._stream_body(response, sink, max_bytes)
+
+    def _stream_body(self, response: requests.Response, sink: IO[bytes], max_bytes: Optional[int]) -> int:
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
+        if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
             raise ResponseValidationError("The image is {:,} bytes, over the download limit of {:,}".format(
                 int(declared), max_bytes), status_code=response.status_code)
         written = 0
@@ -299,7 +314,7 @@ class Transport:
             if not chunk:
                 break
             written += len(chunk)
-            if written > max_bytes:
+            if max_bytes is not None and written > max_bytes:
                 raise ResponseValidationError("The image is larger than the download limit of {:,} bytes".format(
                     max_bytes), status_code=response.status_code)
             sink.write(chunk)

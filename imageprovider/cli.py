@@ -27,7 +27,6 @@ from ._progress import Progress
 from .__version__ import __version__
 from .exceptions import (
     APIConnectionError,
-    APIStatusError,
     ConfigurationError,
     ImageProviderError,
     RequestValidationError,
@@ -142,6 +141,35 @@ def build_parser() -> argparse.ArgumentParser:
     vary.add_argument("image", help="a square PNG under 4 MB")
     _add_common(vary, model_default="dall-e-2")
     vary.add_argument("--response-format", help="url or b64_json")
+
+    batch = commands.add_parser("batch", help="many prompts from a file, resumably (online or Batch API)",
+                                epilog=_exit_codes_text() + "\n  (batch: 3 also when any item failed)",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    batch.add_argument("file", help="JSONL (prompt + parameters per line), CSV (a prompt column) or text "
+                                    "(one prompt per line)")
+    batch.add_argument("-o", "--output", required=True, help="output folder: images, manifest.jsonl, summary.json")
+    batch.add_argument("--format", choices=("jsonl", "csv", "text"), help="input format (default: from the "
+                                                                            "file's extension)")
+    batch.add_argument("--via", choices=("online", "batch-api"), default="online",
+                       help="online (default): live requests at the rate limit; batch-api: OpenAI's Batch API")
+    batch.add_argument("--concurrency", type=int, default=4, help="worker threads (online; default 4)")
+    batch.add_argument("--rpm", type=float, help="requests per minute to stay under (online)")
+    batch.add_argument("--ipm", type=float, help="images per minute to stay under (online)")
+    batch.add_argument("--retry-failed", dest="retry_failed", action="store_true", default=True,
+                       help="retry items that failed in an earlier run (default)")
+    batch.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                       help="leave earlier failures alone")
+    batch.add_argument("--max-attempts", type=int, default=3, help="attempts per item across runs (default 3)")
+    batch.add_argument("--wait", action="store_true", help="batch-api: wait for the batches and collect them")
+    batch.add_argument("--max-batch-requests", type=int, default=50_000,
+                       help="batch-api: requests per submitted batch (the API allows 50,000)")
+    batch.add_argument("--metadata", action="store_true", help="write a .json sidecar next to each image")
+    batch.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    batch.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    batch.add_argument("--fake", action="store_true", help="run against an in-process stand-in server")
+    batch.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    batch.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
+    batch.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
 
     serve_fake = commands.add_parser("serve-fake", help="run the stand-in server in the foreground")
     _testing_cli.add_arguments(serve_fake)
@@ -349,8 +377,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _exit_code(error: BaseException) -> int:
-    # OSError here is local: an output folder that cannot be written, say.
-    if isinstance(error, (ConfigurationError, RequestValidationError, OSError)):
+    # ValueError covers ConfigurationError, RequestValidationError and unreadable
+    # input files; OSError here is local: an output folder that cannot be written.
+    if isinstance(error, (ValueError, OSError)):
         return EXIT_USAGE
     if isinstance(error, APIConnectionError):
         return EXIT_CONNECTION
@@ -359,11 +388,81 @@ def _exit_code(error: BaseException) -> int:
     return EXIT_API_ERROR
 
 
+def _batch(args: argparse.Namespace) -> int:
+    from .batch import BatchProgress, run_batch, run_batch_api
+
+    interactive = sys.stderr.isatty() and not (args.quiet or args.verbose or args.debug)
+
+    def show(snapshot: BatchProgress) -> None:
+        if interactive:
+            eta = "" if snapshot.eta_seconds is None else ", ETA {:.0f}s".format(snapshot.eta_seconds)
+            waiting = "" if snapshot.waiting_seconds <= 0 else ", waiting {:.1f}s for the rate limit".format(
+                snapshot.waiting_seconds)
+            sys.stderr.write("\r\033[K{}/{} done, {} failed, {:.1f} images/min{}{}".format(
+                snapshot.done, snapshot.total, snapshot.failed, snapshot.images_per_minute, eta, waiting))
+            sys.stderr.flush()
+
+    def show_batches(entries: List[Dict[str, Any]]) -> None:
+        if interactive:
+            counts = [entry.get("request_counts") or {} for entry in entries]
+            sys.stderr.write("\r\033[K{} batch(es): {} of {} requests finished".format(
+                len(entries), sum(c.get("completed", 0) + c.get("failed", 0) for c in counts),
+                sum(c.get("total", 0) for c in counts)))
+            sys.stderr.flush()
+
+    with contextlib.ExitStack() as stack:
+        if args.fake:
+            server = stack.enter_context(FakeImagesServer(batch_completion_seconds=0.5))
+            provider = stack.enter_context(OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url,
+                                                               timeout=args.timeout))
+        else:
+            provider = stack.enter_context(OpenAIImageProvider(timeout=args.timeout))
+        if args.via == "batch-api":
+            summary = run_batch_api(args.file, args.output, provider=provider, wait=args.wait,
+                                    retry_failed=args.retry_failed, max_attempts=args.max_attempts,
+                                    metadata=args.metadata, input_format=args.format, progress=show_batches,
+                                    poll_interval=0.5 if args.fake else 5.0, max_requests=args.max_batch_requests)
+        else:
+            summary = run_batch(args.file, args.output, provider=provider, concurrency=args.concurrency,
+                                requests_per_minute=args.rpm, images_per_minute=args.ipm,
+                                retry_failed=args.retry_failed, max_attempts=args.max_attempts,
+                                metadata=args.metadata, input_format=args.format, progress=show)
+    if interactive:
+        sys.stderr.write("\r\033[K")
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
+    else:
+        print("{} items: {} done, {} failed, {} already done, {} pending; {} images, {} tokens, {:.1f}s "
+              "({:.1f} images/min)".format(summary.total, summary.done, summary.failed, summary.skipped,
+                                           summary.pending, summary.images, summary.tokens, summary.elapsed,
+                                           summary.images_per_minute))
+        for entry in summary.batches:
+            print("batch {} ({}): {} items, status {}".format(entry.get("batch_id"), entry.get("input_file_id"),
+                                                              len(entry.get("ids", [])), entry.get("status")))
+        for problem in summary.problems:
+            print("skipped {}".format(problem["message"]), file=sys.stderr)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_API_ERROR if summary.failed or summary.problems else EXIT_OK
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     if args.command == "serve-fake":
         return _testing_cli.serve(args)
+    if args.command == "batch":
+        _configure_logging(args)
+        try:
+            return _batch(args)
+        except (ImageProviderError, OSError, ValueError) as exc:
+            if args.debug:
+                traceback.print_exc()
+            print("imageprovider: {}: {}".format(type(exc).__name__, exc), file=sys.stderr)
+            return _exit_code(exc)
+        except KeyboardInterrupt:
+            print("imageprovider: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     _configure_logging(args)
     interactive = sys.stderr.isatty() and not (args.verbose or args.debug) and not args.dry_run
     label = "Streaming" if getattr(args, "stream", False) else "Waiting for the image"

@@ -11,6 +11,7 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 import logging
 import platform
 from types import TracebackType
+from urllib.parse import quote
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 import requests
@@ -26,6 +27,9 @@ from .results import ImageResponse
 from .streaming import ImageStream, check_event_stream
 
 log = logging.getLogger("imageprovider")
+
+#: Endpoints OpenAI's Batch API runs for images (JSON bodies only).
+BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
 
 #: Largest image downloaded from a URL result, by default.
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -385,6 +389,56 @@ class OpenAIImageProvider:
         body, payload, content_type = self._multipart("create_image_variation_request", "variations", params,
                                                       extra_body, "image", image, None)
         return self._read_images(self._send("variations", body.get("model"), payload, content_type, timeout), body)
+
+    # -- files and batches (OpenAI's Batch API) ---------------------------
+
+    def upload_file(self, data: bytes, *, filename: str, purpose: str = "batch",
+                    timeout: TimeoutArg = None) -> Dict[str, Any]:
+        """Upload ``data`` (``POST /files``); returns the file object (``id``, ``bytes``...)."""
+        if not isinstance(data, (bytes, bytearray)) or not isinstance(filename, str) or not filename:
+            raise RequestValidationError("upload_file needs bytes and a file name", param="file")
+        payload, content_type = _multipart.encode(
+            {"purpose": purpose}, [("file", (filename, bytes(data), "application/jsonl"))])
+        response = self._transport.request("POST", "/files", body=payload, content_type=content_type,
+                                           timeout=self._timeout(timeout))
+        return self._transport.read_json(response, "openai_file")
+
+    def create_batch(self, input_file_id: str, endpoint: str, *, completion_window: str = "24h",
+                     metadata: Optional[Mapping[str, str]] = None, timeout: TimeoutArg = None) -> Dict[str, Any]:
+        """Start a batch over an uploaded JSONL file (``POST /batches``); returns the batch object."""
+        if endpoint not in BATCH_ENDPOINTS:
+            raise RequestValidationError("Parameter 'endpoint' must be one of {}".format(", ".join(BATCH_ENDPOINTS)),
+                                         param="endpoint")
+        if completion_window != "24h":
+            raise RequestValidationError("Parameter 'completion_window' must be '24h'", param="completion_window")
+        body: Dict[str, Any] = {"input_file_id": input_file_id, "endpoint": endpoint,
+                                "completion_window": completion_window}
+        if metadata:
+            body["metadata"] = dict(metadata)
+        response = self._transport.request("POST", "/batches", body=_request.encode_json(body),
+                                           content_type="application/json", timeout=self._timeout(timeout))
+        return self._transport.read_json(response, "batch")
+
+    def retrieve_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
+        """The batch object as it stands (``GET /batches/{id}``)."""
+        response = self._transport.request("GET", "/batches/" + quote(batch_id, safe=""),
+                                           timeout=self._timeout(timeout))
+        return self._transport.read_json(response, "batch")
+
+    def cancel_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
+        """Ask for a batch to stop (``POST /batches/{id}/cancel``); returns the batch object."""
+        response = self._transport.request("POST", "/batches/{}/cancel".format(quote(batch_id, safe="")),
+                                           timeout=self._timeout(timeout))
+        return self._transport.read_json(response, "batch")
+
+    def download_file(self, file_id: str, sink: IO[bytes], *, timeout: TimeoutArg = None) -> int:
+        """Stream a file's content (``GET /files/{id}/content``) into ``sink``; returns the bytes written."""
+        response = self._transport.request("GET", "/files/{}/content".format(quote(file_id, safe="")),
+                                           timeout=self._timeout(timeout), stream=True, accept="*/*")
+        return self._transport.copy_body(response, sink)
+
+    def _timeout(self, timeout: TimeoutArg) -> Optional[Tuple[float, float]]:
+        return resolve_timeout(timeout, self.settings.timeout) if timeout is not None else None
 
     # -- shared steps --------------------------------------------------
 

@@ -337,3 +337,14 @@ def test_attempts_are_counted_per_call_when_threads_share_a_provider(sleeps):
                 thread.join(30)
         assert len(server.received) == 18
     assert outcomes == [3] * 6
+
+
+def test_observers_see_every_response_including_retried_ones(sleeps):
+    """A 429 that urllib3 retries out of sight still reaches the transport's observers, then the 200."""
+    seen = []
+    with ScriptedServer([Reply(429, {"error": {"message": "slow"}}, {"retry-after": "1"}), OK]) as server:
+        with _provider(server.base_url) as provider:
+            provider._transport.observers.append(lambda status, headers: seen.append((status,
+                                                                                      headers.get("retry-after"))))
+            provider.generate_image("an otter")
+    assert seen == [(429, "1"), (200, None)]

@@ -1,0 +1,264 @@
+"""
+imageprovider.batch._batch_api
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+Batches through OpenAI's own Batch API: the items become JSONL request lines
+(validated with the same rules as live calls), split where the API's limits
+require, uploaded and started; the file and batch ids are recorded in the
+output folder before anything else happens, so a later run resumes instead
+of submitting twice. Finished batches' result files are downloaded, read line
+by line, and written to the same manifest as online runs.
+"""
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+
+from .. import _schemas
+from .._files import PathLike, write_atomic
+from .._inputs import image_data_url
+from ..exceptions import ImageProviderError
+from ..provider import OpenAIImageProvider
+from ..results import ImageResponse
+from ._input import BatchInput, BatchItem
+from ._manifest import Manifest
+from ._online import BatchSummary, load_input, previous_attempts, record_problems, save_item_images, \
+    select_work, write_summary
+
+#: The Batch API's limits per input file.
+MAX_REQUESTS_PER_BATCH = 50_000
+MAX_BYTES_PER_BATCH = 200 * 1000 * 1000
+#: Where the submitted batches are recorded in the output folder.
+STATE_NAME = "batch_api.json"
+#: Batch states after which nothing more will happen.
+TERMINAL = ("completed", "expired", "cancelled", "failed")
+
+_ENDPOINTS = {"generate": "/v1/images/generations", "edit": "/v1/images/edits"}
+
+
+class _State:
+    """The record of submitted batches, rewritten atomically after every change."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STATE_NAME
+        self.batches: List[Dict[str, Any]] = []
+        if self.path.exists():
+            self.batches = list(json.loads(self.path.read_text(encoding="utf-8")).get("batches", []))
+
+    def save(self) -> None:
+        write_atomic(self.path, json.dumps({"batches": self.batches}, indent=2).encode("utf-8"), overwrite=True)
+
+    def claimed(self) -> Set[str]:
+        """Ids in batches that are running or whose results were collected."""
+        ids = set()
+        for entry in self.batches:
+            if not entry.get("released"):
+                ids.update(entry["ids"])
+        return ids
+
+
+def request_line(provider: OpenAIImageProvider, item: BatchItem) -> Tuple[str, Dict[str, Any]]:
+    """The endpoint and validated JSON body of an item, as a Batch API line needs them.
+
+    Edits use the JSON form: local images travel as data URLs.
+    """
+    params = dict(item.params, prompt=item.prompt)
+    params["model"] = provider._model_for(params.get("model"), None)
+    if item.kind == "edit":
+        params["images"] = [{"image_url": image_data_url(path)} for path in item.images]
+        if item.mask:
+            params["mask"] = {"image_url": image_data_url(item.mask)}
+        body = provider._build("edit_image_body_json_param", "edits", params, None)
+    else:
+        body = provider._build("create_image_request", "generations", params, None)
+    return _ENDPOINTS[item.kind], body
+
+
+def chunk_lines(lines: Sequence[Tuple[str, bytes]], max_requests: int, max_bytes: int) -> List[List[Tuple[str, bytes]]]:
+    """Split ``(id, encoded line)`` pairs into files within both limits."""
+    chunks: List[List[Tuple[str, bytes]]] = [[]]
+    size = 0
+    for item_id, line in lines:
+        if chunks[-1] and (len(chunks[-1]) >= max_requests or size + len(line) > max_bytes):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((item_id, line))
+        size += len(line)
+    return [chunk for chunk in chunks if chunk]
+
+
+def run_batch_api(
+    items: Union[PathLike, BatchInput, Sequence[BatchItem]],
+    out_dir: PathLike,
+    *,
+    provider: OpenAIImageProvider,
+    wait: bool = False,
+    poll_interval: float = 5.0,
+    max_poll_interval: float = 60.0,
+    max_requests: int = MAX_REQUESTS_PER_BATCH,
+    max_bytes: int = MAX_BYTES_PER_BATCH,
+    retry_failed: bool = True,
+    max_attempts: int = 3,
+    metadata: bool = False,
+    input_format: Optional[str] = None,
+    progress: Optional[Callable[[List[Dict[str, Any]]], None]] = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchSummary:
+    """Submit the items not yet done to the Batch API, and collect any finished batches.
+
+    Run it again later (or with ``wait=True``) to collect: it never submits
+    an item twice while its batch is running, and resubmits the items of
+    expired or cancelled batches that produced no result for them.
+    """
+    started = time.monotonic()
+    batch_input = load_input(items, input_format)
+    folder = Path(str(out_dir))
+    summary = BatchSummary(total=len(batch_input.items))
+    by_id = {item.id: item for item in batch_input.items}
+    with Manifest(str(folder)) as manifest:
+        Manifest.clean_partial_files(str(folder))
+        record_problems(manifest, batch_input.problems, summary)
+        state = _State(folder)
+        initial = manifest.load()
+        summary.skipped = sum(1 for item in batch_input.items
+                              if item.id in initial and initial[item.id].state == "done")
+        _collect(provider, state, manifest, by_id, folder, metadata, summary)
+        # Done items were counted above; select_work's own count would include this run's collections.
+        scratch = BatchSummary()
+        work = [item for item in select_work(batch_input, manifest, retry_failed=retry_failed,
+                                             max_attempts=max_attempts, summary=scratch)
+                if item.id not in state.claimed()]
+        summary.failed += scratch.failed
+        _submit(provider, state, manifest, work, max_requests, max_bytes, summary)
+        delay = poll_interval
+        while wait and any(entry.get("status") not in TERMINAL for entry in state.batches if entry.get("batch_id")):
+            sleep(delay)
+            delay = min(delay * 1.5, max_poll_interval)
+            _collect(provider, state, manifest, by_id, folder, metadata, summary)
+            if progress is not None:
+                progress([dict(entry) for entry in state.batches])
+        records = manifest.load()
+        done_now = sum(1 for item in batch_input.items if records.get(item.id) and records[item.id].state == "done")
+        summary.done = done_now - summary.skipped
+        summary.pending = sum(1 for item in batch_input.items if item.id not in records or
+                              (records[item.id].state != "done" and item.id in state.claimed()))
+        summary.batches = [dict(entry) for entry in state.batches]
+    summary.elapsed = time.monotonic() - started
+    summary.images_per_minute = summary.images / summary.elapsed * 60 if summary.elapsed > 0 else 0.0
+    write_summary(folder, summary)
+    return summary
+
+
+def _submit(provider: OpenAIImageProvider, state: _State, manifest: Manifest, work: Sequence[BatchItem],
+            max_requests: int, max_bytes: int, summary: BatchSummary) -> None:
+    # A file uploaded by an earlier run that crashed before creating its batch is used, not re-uploaded.
+    for entry in state.batches:
+        if entry.get("input_file_id") and not entry.get("batch_id"):
+            _create(provider, state, entry)
+    grouped: Dict[str, List[Tuple[str, bytes]]] = {}
+    for item in work:
+        try:
+            endpoint, body = request_line(provider, item)
+        except ImageProviderError as exc:
+            manifest.failed(item.id, error_class=type(exc).__name__, message=exc.message, request_id=None,
+                            attempts=previous_attempts(manifest.load(), item.id) + 1, line=item.line)
+            summary.failed += 1
+            summary.failures.append({"id": item.id, "error_class": type(exc).__name__, "message": exc.message})
+            continue
+        line = {"custom_id": item.id, "method": "POST", "url": endpoint, "body": body}
+        grouped.setdefault(endpoint, []).append(
+            (item.id, json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"))
+    for endpoint, lines in grouped.items():
+        for chunk in chunk_lines(lines, max_requests, max_bytes):
+            data = b"".join(line for _, line in chunk)
+            uploaded = provider.upload_file(data, filename="imageprovider-batch.jsonl", purpose="batch")
+            entry = {"input_file_id": uploaded["id"], "batch_id": None, "endpoint": endpoint,
+                     "ids": [item_id for item_id, _ in chunk], "status": None}
+            state.batches.append(entry)
+            state.save()
+            _create(provider, state, entry)
+
+
+def _create(provider: OpenAIImageProvider, state: _State, entry: Dict[str, Any]) -> None:
+    batch = provider.create_batch(entry["input_file_id"], entry["endpoint"], metadata={"created_by": "imageprovider"})
+    entry.update(batch_id=batch["id"], status=batch["status"])
+    state.save()
+
+
+def _collect(provider: OpenAIImageProvider, state: _State, manifest: Manifest, by_id: Dict[str, BatchItem],
+             folder: Path, metadata: bool, summary: BatchSummary) -> None:
+    for entry in state.batches:
+        if not entry.get("batch_id") or entry.get("collected"):
+            continue
+        batch = provider.retrieve_batch(entry["batch_id"])
+        entry.update(status=batch["status"], request_counts=batch.get("request_counts"))
+        if batch["status"] not in TERMINAL:
+            continue
+        records = manifest.load()
+        for file_key in ("output_file_id", "error_file_id"):
+            if batch.get(file_key):
+                for line in _download_lines(provider, batch[file_key], folder):
+                    _record_line(line, records, manifest, by_id, folder, metadata, summary)
+        if batch["status"] == "failed":
+            message = json.dumps(batch.get("errors") or {})[:500]
+            records = manifest.load()
+            for item_id in entry["ids"]:
+                if item_id not in records or records[item_id].state != "done":
+                    manifest.failed(item_id, error_class="BatchFailed", message=message, request_id=None,
+                                    attempts=previous_attempts(records, item_id) + 1)
+        entry.update(collected=True, released=True)
+        state.save()
+
+
+def _download_lines(provider: OpenAIImageProvider, file_id: str, folder: Path) -> Iterator[bytes]:
+    # Result files hold one image per line and can be very large: spool to disk, then read line by line.
+    handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder))
+    try:
+        with os.fdopen(handle, "w+b") as spool:
+            provider.download_file(file_id, spool)
+            spool.seek(0)
+            for line in spool:
+                if line.strip():
+                    yield line
+    finally:
+        os.unlink(temporary)
+
+
+def _record_line(raw: bytes, records: Dict[str, Any], manifest: Manifest, by_id: Dict[str, BatchItem], folder: Path,
+                 metadata: bool, summary: BatchSummary) -> None:
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        return
+    # Result lines come from the server: every level is checked before use.
+    custom_id = line.get("custom_id") if isinstance(line, dict) else None
+    item = by_id.get(custom_id) if isinstance(custom_id, str) else None
+    if item is None or (item.id in records and records[item.id].state == "done"):
+        return
+    attempts = previous_attempts(records, item.id) + 1
+    response = line.get("response")
+    response = response if isinstance(response, dict) else {}
+    status = response.get("status_code")
+    body = response.get("body")
+    request_id = response.get("request_id") if isinstance(response.get("request_id"), str) else None
+    if status == 200 and isinstance(body, dict) and _schemas.find_violation("images_response", body) is None:
+        result = ImageResponse.from_body(body, {"x-request-id": request_id or ""},
+                                         request=dict(item.params, prompt=item.prompt))
+        files = save_item_images(result, item, folder, metadata)
+        manifest.done(item.id, files=files, usage=body.get("usage"), request_id=request_id,
+                      revised_prompts=[image.revised_prompt for image in result.images], attempts=attempts)
+        summary.images += len(files)
+        summary.tokens += int((body.get("usage") or {}).get("total_tokens") or 0)
+        return
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = line.get("error") if isinstance(line.get("error"), dict) else {}
+    message = str(error.get("message") or "status {}".format(status))
+    error_class = "ResponseValidationError" if status == 200 else "APIStatusError"
+    manifest.failed(item.id, error_class=error_class, message=message, request_id=request_id, attempts=attempts,
+                    extra={"status_code": status, "code": error.get("code"), "param": error.get("param")})
+    summary.failed += 1
+    summary.failures.append({"id": item.id, "error_class": error_class, "message": message})

@@ -1,0 +1,278 @@
+"""
+imageprovider.batch._online
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
+
+Online batches: a pool of threads sharing one provider and one rate limiter
+works through the items, writes each item's images atomically and then its
+``done`` line to the manifest, so that a rerun after a crash finishes the
+batch with every item done exactly once.
+"""
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
+
+from .._files import PathLike, write_atomic
+from ..exceptions import ImageProviderError, RequestValidationError
+from ..provider import OpenAIImageProvider
+from ..results import ImageResponse
+from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items
+from ._limiter import BatchLimiter
+from ._manifest import Manifest
+
+#: Attempts per item, across runs, before a failed item is left alone.
+DEFAULT_MAX_ATTEMPTS = 3
+#: Worker threads by default.
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did; also written to ``summary.json`` in the output folder."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    #: Items already done by an earlier run, not redone.
+    skipped: int = 0
+    #: Items left for a later run (interrupted, or still running in the Batch API).
+    pending: int = 0
+    images: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0
+    images_per_minute: float = 0.0
+    interrupted: bool = False
+    #: Malformed input lines: ``{"line": n, "message": ...}``.
+    problems: List[Dict[str, Any]] = field(default_factory=list)
+    #: ``{"id", "error_class", "message"}`` for each item that failed in this run.
+    failures: List[Dict[str, Any]] = field(default_factory=list)
+    #: Batch API mode: the batches submitted or followed.
+    batches: List[Dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """A JSON-ready copy."""
+        return asdict(self)
+
+
+@dataclass
+class BatchProgress:
+    """A snapshot passed to the progress callback."""
+
+    done: int
+    failed: int
+    total: int
+    images_per_minute: float
+    eta_seconds: Optional[float]
+    waiting_seconds: float
+
+
+def load_input(items: Union[PathLike, BatchInput, Sequence[BatchItem]], input_format: Optional[str] = None) -> BatchInput:
+    """Items from a file path, a parsed :class:`BatchInput`, or a list of items.
+
+    :raises RequestValidationError: two items share an id (nothing is sent).
+    """
+    if isinstance(items, BatchInput):
+        return items
+    if isinstance(items, (list, tuple)):
+        return BatchInput(list(items), [])
+    try:
+        return read_items(str(items), format=input_format)
+    except DuplicateIdError as exc:
+        raise RequestValidationError(str(exc), param="id") from exc
+
+
+def image_names(item: BatchItem, count: int) -> List[str]:
+    """File stems for an item's images: its id, numbered when there are several."""
+    return [item.id] if count == 1 else ["{}-{}".format(item.id, index + 1) for index in range(count)]
+
+
+def save_item_images(response: ImageResponse, item: BatchItem, out_dir: Path, metadata: bool) -> List[str]:
+    """Save an item's images atomically (replacing leftovers of an unfinished earlier try); return file names."""
+    names = image_names(item, len(response.images))
+    return [image.save(out_dir / name, overwrite=True, metadata=metadata).name
+            for image, name in zip(response.images, names)]
+
+
+def record_problems(manifest: Manifest, problems: Sequence[InputProblem], summary: BatchSummary) -> None:
+    """Malformed lines go to the manifest as failed (once), so none is silently dropped."""
+    records = manifest.load()
+    for problem in problems:
+        key = "line-{}".format(problem.line)
+        known = records.get(key)
+        if known is None or known.data.get("message") != problem.message:
+            manifest.failed(key, error_class="InputError", message=problem.message, request_id=None, attempts=0,
+                            line=problem.line)
+        summary.problems.append({"line": problem.line, "message": problem.message})
+
+
+def select_work(batch_input: BatchInput, manifest: Manifest, *, retry_failed: bool, max_attempts: int,
+                summary: BatchSummary) -> List[BatchItem]:
+    """The items this run should do: not done yet, and failed ones if retried and under the cap."""
+    records = manifest.load()
+    work = []
+    for item in batch_input.items:
+        record = records.get(item.id)
+        if record is not None and record.state == "done":
+            summary.skipped += 1
+        elif record is not None and record.state == "failed" and (not retry_failed or record.attempts >= max_attempts):
+            summary.failed += 1
+        else:
+            work.append(item)
+    return work
+
+
+def previous_attempts(manifest_records: Dict[str, Any], item_id: str) -> int:
+    """Attempts an item had before this run."""
+    record = manifest_records.get(item_id)
+    return int(record.attempts) if record is not None else 0
+
+
+def write_summary(out_dir: Path, summary: BatchSummary) -> None:
+    """``summary.json`` next to the manifest, written atomically."""
+    import json
+
+    write_atomic(out_dir / "summary.json", json.dumps(summary.as_dict(), indent=2, sort_keys=True).encode("utf-8"),
+                 overwrite=True)
+
+
+def run_batch(
+    items: Union[PathLike, BatchInput, Sequence[BatchItem]],
+    out_dir: PathLike,
+    *,
+    provider: OpenAIImageProvider,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    requests_per_minute: Optional[float] = None,
+    images_per_minute: Optional[float] = None,
+    retry_failed: bool = True,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    metadata: bool = False,
+    input_format: Optional[str] = None,
+    stop: Optional[threading.Event] = None,
+    progress: Optional[Callable[[BatchProgress], None]] = None,
+) -> BatchSummary:
+    """Generate (or edit) every item, at the rate limit, resumably.
+
+    Each item's images go to ``out_dir`` named after its id; ``manifest.jsonl``
+    there records every item as ``done`` or ``failed``. Running the same call
+    again skips done items and retries failed ones (up to ``max_attempts`` in
+    all). Setting ``stop`` (the command line does on Ctrl-C) stops taking new
+    items; those in flight finish and are recorded.
+
+    :param provider: shared by all worker threads.
+    :param concurrency: worker threads.
+    :param requests_per_minute: client-side limit shared by all workers.
+    :param images_per_minute: client-side image limit shared by all workers.
+    :raises RequestValidationError: two items share an id (nothing is sent).
+    """
+    if concurrency < 1:
+        raise RequestValidationError("Parameter 'concurrency' must be at least 1", param="concurrency")
+    started = time.monotonic()
+    batch_input = load_input(items, input_format)
+    folder = Path(str(out_dir))
+    stop = stop or threading.Event()
+    summary = BatchSummary(total=len(batch_input.items))
+    limiter = BatchLimiter(requests_per_minute=requests_per_minute, images_per_minute=images_per_minute)
+    with Manifest(str(folder)) as manifest:
+        Manifest.clean_partial_files(str(folder))
+        record_problems(manifest, batch_input.problems, summary)
+        records = manifest.load()
+        work = select_work(batch_input, manifest, retry_failed=retry_failed, max_attempts=max_attempts,
+                           summary=summary)
+        lock = threading.Lock()
+        finished: Set[str] = set()
+
+        def report() -> None:
+            if progress is None:
+                return
+            elapsed = max(time.monotonic() - started, 1e-9)
+            rate = summary.images / elapsed * 60
+            left = len(work) - len(finished)
+            per_item = elapsed / len(finished) if finished else None
+            progress(BatchProgress(done=summary.done + summary.skipped, failed=summary.failed, total=summary.total,
+                                   images_per_minute=rate,
+                                   eta_seconds=None if per_item is None else per_item * left / max(concurrency, 1),
+                                   waiting_seconds=limiter.current_wait))
+
+        def do(item: BatchItem) -> None:
+            if stop.is_set():
+                return
+            limiter.acquire(images=int(item.params.get("n") or 1), stop=stop)
+            if stop.is_set():
+                return
+            attempts = previous_attempts(records, item.id) + 1
+            try:
+                if item.kind == "edit":
+                    response = provider.edit_image(item.prompt, list(item.images), mask=item.mask, **item.params)
+                else:
+                    response = provider.generate_image(item.prompt, **item.params)
+                files = save_item_images(response, item, folder, metadata)
+            except ImageProviderError as exc:
+                manifest.failed(item.id, error_class=type(exc).__name__, message=exc.message,
+                                request_id=getattr(exc, "request_id", None), attempts=attempts, line=item.line)
+                with lock:
+                    summary.failed += 1
+                    summary.failures.append({"id": item.id, "error_class": type(exc).__name__,
+                                             "message": exc.message})
+                    finished.add(item.id)
+                return
+            except OSError as exc:
+                manifest.failed(item.id, error_class=type(exc).__name__, message=str(exc), request_id=None,
+                                attempts=attempts, line=item.line)
+                with lock:
+                    summary.failed += 1
+                    summary.failures.append({"id": item.id, "error_class": type(exc).__name__, "message": str(exc)})
+                    finished.add(item.id)
+                return
+            manifest.done(item.id, files=files, usage=response.raw.get("usage"), request_id=response.request_id,
+                          revised_prompts=[image.revised_prompt for image in response.images], attempts=attempts)
+            with lock:
+                summary.done += 1
+                summary.images += len(files)
+                usage = response.usage
+                summary.tokens += usage.total_tokens if usage is not None else 0
+                finished.add(item.id)
+
+        provider._transport.observers.append(limiter.observe)
+        try:
+            _run_pool(work, do, concurrency, stop, report)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            provider._transport.observers.remove(limiter.observe)
+        summary.interrupted = summary.interrupted or stop.is_set()
+        summary.pending = len(work) - len(finished)
+    summary.elapsed = time.monotonic() - started
+    summary.images_per_minute = summary.images / summary.elapsed * 60 if summary.elapsed > 0 else 0.0
+    write_summary(folder, summary)
+    return summary
+
+
+def _run_pool(work: Sequence[BatchItem], do: Callable[[BatchItem], None], concurrency: int,
+              stop: threading.Event, report: Callable[[], None]) -> None:
+    # Items are handed out as workers free up, so a stop leaves the rest unstarted.
+    pending = iter(work)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imageprovider-batch") as pool:
+        running: Set[Future] = set()  # type: ignore[type-arg]
+        try:
+            while True:
+                while not stop.is_set() and len(running) < concurrency:
+                    item = next(pending, None)
+                    if item is None:
+                        break
+                    running.add(pool.submit(do, item))
+                if not running:
+                    return
+                finished, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
+                report()
+        except KeyboardInterrupt:
+            # Stop taking items; let those in flight finish and be recorded.
+            stop.set()
+            for future in running:
+                future.result()
+            report()
+            raise
