@@ -38,13 +38,14 @@ __all__ = [
 FORMATS = ("jsonl", "csv", "text")
 #: Format chosen by :func:`read_items` from the file extension; anything else is ``"text"``.
 _FORMAT_BY_EXTENSION = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-#: Generation and edit parameters an item may set (the keyword names of
-#: ``generate_image``/``edit_image``/``stream_image``).
+#: Generation and edit parameters an item may set (keyword names of
+#: ``generate_image``/``edit_image``). Streaming ones (``partial_images``) are
+#: left out: batch items are not streamed.
 PARAMETERS = frozenset({
     "model", "n", "size", "quality", "background", "output_format", "output_compression",
-    "moderation", "style", "response_format", "user", "input_fidelity", "partial_images",
+    "moderation", "style", "response_format", "user", "input_fidelity",
 })
-#: Parameters whose CSV cells are converted to ``int``.
+#: Parameters whose CSV cells are converted to ``int`` (when they are allowed at all).
 INT_PARAMETERS = frozenset({"n", "output_compression", "partial_images"})
 #: Every key (JSONL) or column (CSV) an item may have.
 FIELDS = PARAMETERS | {"prompt", "id", "images", "mask"}
@@ -320,6 +321,8 @@ def _csv_item(header: List[str], row: List[str], line: int) -> Entry:
             continue
         if not name:
             reasons.append("a value in column {}, which has no name in the header".format(column))
+        elif name not in FIELDS:
+            fields[name] = cell  # reported as an unknown column by _make_item
         elif name in INT_PARAMETERS:
             if _INTEGER.fullmatch(cell):
                 fields[name] = int(cell)

@@ -27,6 +27,21 @@ from ._manifest import Manifest
 DEFAULT_MAX_ATTEMPTS = 3
 #: Worker threads by default.
 DEFAULT_CONCURRENCY = 4
+#: Parameters each kind of item takes (the keywords of generate_image and edit_image).
+_KIND_PARAMS = {
+    "generate": frozenset({"model", "n", "size", "quality", "background", "output_format", "output_compression",
+                           "moderation", "style", "response_format", "user"}),
+    "edit": frozenset({"model", "n", "size", "quality", "background", "output_format", "output_compression",
+                       "input_fidelity", "response_format", "user"}),
+}
+
+
+def check_item_params(item: BatchItem) -> None:
+    """Refuse a parameter the item's kind does not take (``style`` on an edit, say) before any request."""
+    for name in item.params:
+        if name not in _KIND_PARAMS[item.kind]:
+            raise RequestValidationError("Parameter {!r} does not apply to {} (item {!r}, line {})".format(
+                name, "generations" if item.kind == "generate" else "edits", item.id, item.line), param=name)
 
 
 @dataclass
@@ -204,6 +219,7 @@ def run_batch(
                 return
             attempts = previous_attempts(records, item.id) + 1
             try:
+                check_item_params(item)
                 if item.kind == "edit":
                     response = provider.edit_image(item.prompt, list(item.images), mask=item.mask, **item.params)
                 else:
