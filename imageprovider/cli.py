@@ -446,24 +446,7 @@ def _batch(args: argparse.Namespace) -> int:
     return EXIT_API_ERROR if summary.failed or summary.problems else EXIT_OK
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
-    args = build_parser().parse_args(argv)
-    if args.command == "serve-fake":
-        return _testing_cli.serve(args)
-    if args.command == "batch":
-        _configure_logging(args)
-        try:
-            return _batch(args)
-        except (ImageProviderError, OSError, ValueError) as exc:
-            if args.debug:
-                traceback.print_exc()
-            print("imageprovider: {}: {}".format(type(exc).__name__, exc), file=sys.stderr)
-            return _exit_code(exc)
-        except KeyboardInterrupt:
-            print("imageprovider: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-    _configure_logging(args)
+def _single(args: argparse.Namespace) -> int:
     interactive = sys.stderr.isatty() and not (args.verbose or args.debug) and not args.dry_run
     label = "Streaming" if getattr(args, "stream", False) else "Waiting for the image"
     try:
@@ -472,7 +455,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _DryRun as dry_run:
         _show_request(dry_run.request, sys.stdout)
         return EXIT_OK
-    except (ImageProviderError, FileExistsError, OSError) as exc:
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        for path in summary["files"]:
+            print(path)
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve-fake":
+        return _testing_cli.serve(args)
+    _configure_logging(args)
+    try:
+        return _batch(args) if args.command == "batch" else _single(args)
+    except (ImageProviderError, OSError, ValueError) as exc:
         if args.debug:
             traceback.print_exc()
         print("imageprovider: {}: {}".format(type(exc).__name__, exc), file=sys.stderr)
@@ -480,12 +479,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("imageprovider: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
-    else:
-        for path in summary["files"]:
-            print(path)
-    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
