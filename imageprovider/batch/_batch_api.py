@@ -128,9 +128,11 @@ def run_batch_api(
         _collect(provider, state, manifest, by_id, folder, metadata, summary)
         # Done items were counted above; select_work's own count would include this run's collections.
         scratch = BatchSummary()
+        # Items whose failure this run just collected wait for the next run, as online failures do.
+        just_failed = {failure["id"] for failure in summary.failures}
         work = [item for item in select_work(batch_input, manifest, retry_failed=retry_failed,
                                              max_attempts=max_attempts, summary=scratch)
-                if item.id not in state.claimed()]
+                if item.id not in state.claimed() and item.id not in just_failed]
         summary.failed += scratch.failed
         _submit(provider, state, manifest, work, max_requests, max_bytes, summary)
         delay = poll_interval
@@ -207,8 +209,12 @@ def _collect(provider: OpenAIImageProvider, state: _State, manifest: Manifest, b
             records = manifest.load()
             for item_id in entry["ids"]:
                 if item_id not in records or records[item_id].state != "done":
+                    item = by_id.get(item_id)
                     manifest.failed(item_id, error_class="BatchFailed", message=message, request_id=None,
-                                    attempts=previous_attempts(records, item_id) + 1)
+                                    attempts=previous_attempts(records, item_id) + 1,
+                                    line=item.line if item is not None else None)
+                    summary.failed += 1
+                    summary.failures.append({"id": item_id, "error_class": "BatchFailed", "message": message})
         entry.update(collected=True, released=True)
         state.save()
 
@@ -259,6 +265,7 @@ def _record_line(raw: bytes, records: Dict[str, Any], manifest: Manifest, by_id:
     message = str(error.get("message") or "status {}".format(status))
     error_class = "ResponseValidationError" if status == 200 else "APIStatusError"
     manifest.failed(item.id, error_class=error_class, message=message, request_id=request_id, attempts=attempts,
+                    line=item.line,
                     extra={"status_code": status, "code": error.get("code"), "param": error.get("param")})
     summary.failed += 1
     summary.failures.append({"id": item.id, "error_class": error_class, "message": message})

@@ -210,9 +210,11 @@ class BatchLimiter:
           pauses every worker until the server's delay (:data:`DEFAULT_PAUSE`
           for a 429 without one) has passed, so all resume together.
         * ``x-ratelimit-remaining-requests``, ``-images`` or ``-tokens`` of 0
-          pauses every worker until the matching ``-reset-*`` has passed.
+          pauses every worker until one more unit is back. OpenAI's reset is
+          the time until the *whole* window has refilled, so with the limit
+          known that is ``reset / limit``, not the whole reset.
         * ``remaining-requests`` or ``-images`` at or below :attr:`low_water`
-          spaces the next requests evenly over the reset window. (Tokens are
+          spaces the next requests at the window's refill rate. (Tokens are
           not counted per request, so they only ever pause.)
 
         Pauses are capped at :attr:`max_pause` and only ever extended, never
@@ -224,24 +226,33 @@ class BatchLimiter:
             delay = DEFAULT_PAUSE
         limits = RateLimits.from_headers(lowered)
         families = (
-            ("requests", limits.remaining_requests, limits.reset_requests),
+            ("requests", limits.remaining_requests, limits.reset_requests, limits.limit_requests),
             ("images", _parse_count(lowered.get("x-ratelimit-remaining-images")),
-             parse_duration(lowered.get("x-ratelimit-reset-images"))),
-            ("tokens", limits.remaining_tokens, limits.reset_tokens),
+             parse_duration(lowered.get("x-ratelimit-reset-images")),
+             _parse_count(lowered.get("x-ratelimit-limit-images"))),
+            ("tokens", limits.remaining_tokens, limits.reset_tokens, limits.limit_tokens),
         )
         with self._lock:
             now = self._clock()
             if delay is not None:
                 self._pause(now, delay, "pauses_429", "retry-after (status {})".format(status))
-            for family, remaining, reset in families:
+            for family, remaining, reset, limit in families:
                 if remaining is None:
                     continue
+                # Seconds per unit: with the limit known, the steady refill rate of the
+                # window; without it, the remaining budget spread over the reset.
+                if reset is None:
+                    refill = None
+                elif limit:
+                    refill = reset / max(limit - remaining, 1)
+                else:
+                    refill = reset / remaining if remaining else reset
                 if remaining == 0:
-                    self._pause(now, DEFAULT_PAUSE if reset is None else reset, "pauses_headers",
+                    self._pause(now, DEFAULT_PAUSE if refill is None else refill, "pauses_headers",
                                 "{} remaining 0".format(family))
                 elif family != "tokens":
-                    if remaining <= self.low_water and reset:
-                        self._spacing[family] = (reset / remaining, now + min(reset, self.max_pause))
+                    if remaining <= self.low_water and refill:
+                        self._spacing[family] = (refill, now + min(reset or 0.0, self.max_pause))
                     else:
                         self._spacing.pop(family, None)
 

@@ -10,13 +10,14 @@ batch with every item done exactly once.
 
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 from .._files import PathLike, write_atomic
-from ..exceptions import ImageProviderError, RequestValidationError
+from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
 from ..provider import OpenAIImageProvider
 from ..results import ImageResponse
 from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items
@@ -27,6 +28,8 @@ from ._manifest import Manifest
 DEFAULT_MAX_ATTEMPTS = 3
 #: Worker threads by default.
 DEFAULT_CONCURRENCY = 4
+#: Times an item goes back in the queue after running out of retries on 429s, before it counts as failed.
+MAX_RATE_LIMIT_REQUEUES = 10
 #: Parameters each kind of item takes (the keywords of generate_image and edit_image).
 _KIND_PARAMS = {
     "generate": frozenset({"model", "n", "size", "quality", "background", "output_format", "output_compression",
@@ -190,6 +193,7 @@ def run_batch(
     stop = stop or threading.Event()
     summary = BatchSummary(total=len(batch_input.items))
     limiter = BatchLimiter(requests_per_minute=requests_per_minute, images_per_minute=images_per_minute)
+    limiter.low_water = concurrency
     with Manifest(str(folder)) as manifest:
         Manifest.clean_partial_files(str(folder))
         record_problems(manifest, batch_input.problems, summary)
@@ -198,6 +202,7 @@ def run_batch(
                            summary=summary)
         lock = threading.Lock()
         finished: Set[str] = set()
+        requeues: Dict[str, int] = {}
 
         def report() -> None:
             if progress is None:
@@ -211,12 +216,13 @@ def run_batch(
                                    eta_seconds=None if per_item is None else per_item * left / max(concurrency, 1),
                                    waiting_seconds=limiter.current_wait))
 
-        def do(item: BatchItem) -> None:
+        def do(item: BatchItem) -> bool:
+            """Run one item; ``True`` hands it back to the queue (the server asked to slow down)."""
             if stop.is_set():
-                return
+                return False
             limiter.acquire(images=int(item.params.get("n") or 1), stop=stop)
             if stop.is_set():
-                return
+                return False
             attempts = previous_attempts(records, item.id) + 1
             try:
                 check_item_params(item)
@@ -225,23 +231,17 @@ def run_batch(
                 else:
                     response = provider.generate_image(item.prompt, **item.params)
                 files = save_item_images(response, item, folder, metadata)
-            except ImageProviderError as exc:
-                manifest.failed(item.id, error_class=type(exc).__name__, message=exc.message,
-                                request_id=getattr(exc, "request_id", None), attempts=attempts, line=item.line)
+            except RateLimitError as exc:
+                # A 429 is a request to slow down, not a failure of the item: the shared
+                # limiter has heard it and paused everyone; try the item again later.
                 with lock:
-                    summary.failed += 1
-                    summary.failures.append({"id": item.id, "error_class": type(exc).__name__,
-                                             "message": exc.message})
-                    finished.add(item.id)
-                return
-            except OSError as exc:
-                manifest.failed(item.id, error_class=type(exc).__name__, message=str(exc), request_id=None,
-                                attempts=attempts, line=item.line)
-                with lock:
-                    summary.failed += 1
-                    summary.failures.append({"id": item.id, "error_class": type(exc).__name__, "message": str(exc)})
-                    finished.add(item.id)
-                return
+                    requeues[item.id] = requeues.get(item.id, 0) + 1
+                    again = requeues[item.id] <= MAX_RATE_LIMIT_REQUEUES
+                if again:
+                    return True
+                return fail(item, exc, attempts)
+            except (ImageProviderError, OSError) as exc:
+                return fail(item, exc, attempts)
             manifest.done(item.id, files=files, usage=response.raw.get("usage"), request_id=response.request_id,
                           revised_prompts=[image.revised_prompt for image in response.images], attempts=attempts)
             with lock:
@@ -250,6 +250,17 @@ def run_batch(
                 usage = response.usage
                 summary.tokens += usage.total_tokens if usage is not None else 0
                 finished.add(item.id)
+            return False
+
+        def fail(item: BatchItem, exc: Exception, attempts: int) -> bool:
+            message = exc.message if isinstance(exc, ImageProviderError) else str(exc)
+            manifest.failed(item.id, error_class=type(exc).__name__, message=message,
+                            request_id=getattr(exc, "request_id", None), attempts=attempts, line=item.line)
+            with lock:
+                summary.failed += 1
+                summary.failures.append({"id": item.id, "error_class": type(exc).__name__, "message": message})
+                finished.add(item.id)
+            return False
 
         provider._transport.observers.append(limiter.observe)
         try:
@@ -266,29 +277,30 @@ def run_batch(
     return summary
 
 
-def _run_pool(work: Sequence[BatchItem], do: Callable[[BatchItem], None], concurrency: int,
+def _run_pool(work: Sequence[BatchItem], do: Callable[[BatchItem], bool], concurrency: int,
               stop: threading.Event, report: Callable[[], None]) -> None:
-    # Items are handed out as workers free up, so a stop leaves the rest unstarted.
-    pending = iter(work)
+    # Items are handed out as workers free up, so a stop leaves the rest unstarted;
+    # an item handed back (rate limited) joins the end of the queue.
+    pending = deque(work)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imageprovider-batch") as pool:
-        running: Set[Future] = set()  # type: ignore[type-arg]
+        running: Dict[Future, BatchItem] = {}  # type: ignore[type-arg]
         try:
             while True:
-                while not stop.is_set() and len(running) < concurrency:
-                    item = next(pending, None)
-                    if item is None:
-                        break
-                    running.add(pool.submit(do, item))
+                while not stop.is_set() and len(running) < concurrency and pending:
+                    item = pending.popleft()
+                    running[pool.submit(do, item)] = item
                 if not running:
                     return
-                finished, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+                finished, _ = wait(set(running), timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    future.result()
+                    item = running.pop(future)
+                    if future.result():
+                        pending.append(item)
                 report()
         except KeyboardInterrupt:
             # Stop taking items; let those in flight finish and be recorded.
             stop.set()
-            for future in running:
+            for future in list(running):
                 future.result()
             report()
             raise
