@@ -653,3 +653,22 @@ def test_cli_batch_api_wait_with_fake_completes(tmp_path: Path, capsys: Any) -> 
     assert done_counts(manifest_records(out)) == {"item-{:03d}".format(index): 1 for index in range(3)}
     for index in range(3):
         assert_valid_png(out / "item-{:03d}.png".format(index))
+
+
+def test_batch_api_cancelled_batch_leaves_its_items_for_a_rerun(tmp_path: Path) -> None:
+    """A cancelled batch produces nothing; the next run resubmits its items in a new batch, and they finish."""
+    source = items_file(tmp_path / "items.jsonl", 3)
+    out = tmp_path / "out"
+    with FakeImagesServer(detail_bits=0, batch_completion_seconds=30) as server, \
+            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+        first = run_batch_api(str(source), str(out), provider=provider)
+        batch_id = first.batches[0]["batch_id"]
+        assert provider.cancel_batch(batch_id)["status"] == "cancelled"
+        second = run_batch_api(str(source), str(out), provider=provider)
+        assert [entry["status"] for entry in second.batches][0] == "cancelled"
+        assert len(second.batches) == 2 and second.batches[1]["batch_id"] != batch_id
+        assert sorted(second.batches[1]["ids"]) == sorted(first.batches[0]["ids"])
+        server.batches.completion_seconds = 0.0
+        third = run_batch_api(str(source), str(out), provider=provider)
+    assert third.done == 3 and third.pending == 0
+    assert sum(1 for record in manifest_records(out) if record["state"] == "done") == 3
