@@ -35,6 +35,7 @@ report = {"package": imageprovider.__file__, "schemas": {}}
 for name in _schemas.SCHEMA_NAMES:
     _schemas.get_validator(name)
     report["schemas"][name] = _schemas.schema_location(name)
+import imageprovider.batch, imageprovider.testing  # every subpackage ships
 provider = OpenAIImageProvider(api_key="sk-probe", base_url="http://127.0.0.1:9/v1")
 try:
     provider.generate_image("an otter", quality="ultra")
@@ -190,3 +191,15 @@ def test_package_ships_py_typed_and_exports_its_public_names():
         assert getattr(imageprovider, name).__doc__
     hints = imageprovider.OpenAIImageProvider.generate_image.__annotations__
     assert hints["return"] is imageprovider.ImageResponse
+
+
+def test_every_subpackage_is_listed_for_packaging():
+    """setup.cfg names every package folder, so a regular install is not missing one."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(str(REPO / "setup.cfg"))
+    listed = set(config["options"]["packages"].split())
+    folders = {"imageprovider"} | {"imageprovider." + path.parent.name
+                                   for path in (REPO / "imageprovider").glob("*/__init__.py")}
+    assert folders <= listed
