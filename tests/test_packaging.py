@@ -116,9 +116,13 @@ def test_found_from_a_source_checkout(tmp_path):
 def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
     """pip builds a wheel (non-editable) that carries the schemas inside the package."""
     wheels = tmp_path / "wheels"
+    # Build from a clean copy: a stale build/ folder in the checkout would hide missing packages.
+    source = tmp_path / "source"
+    shutil.copytree(str(REPO), str(source), ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".venv", "venv"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(wheels), str(REPO)],
+         "-w", str(wheels), str(source)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, env=_clean_env())
     assert build.returncode == 0, build.stdout.decode()
     (wheel,) = wheels.glob("imageprovider-*.whl")
