@@ -165,8 +165,13 @@ def check_base_url(url: str, allow_insecure_http: bool) -> str:
     return url.rstrip("/")
 
 
+def is_header_token(value: str) -> bool:
+    """Non-empty printable ASCII without spaces: safe to send as a credential header value."""
+    return bool(value) and all(0x21 <= ord(char) <= 0x7E for char in value)
+
+
 def _check_header_value(name: str, value: str, secret: bool = False) -> str:
-    if not value or any(ord(char) < 0x21 or ord(char) > 0x7E for char in value):
+    if not is_header_token(value):
         shown = "" if secret else " {!r}".format(value)
         raise ConfigurationError(
             "{}{} must be non-empty printable ASCII without spaces (it is sent in an HTTP header)".format(

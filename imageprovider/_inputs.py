@@ -14,13 +14,13 @@ import io
 import os
 from typing import IO, Any, NamedTuple, Optional, Tuple, Union
 
+from ._files import EXTENSIONS
 from ._imageinfo import ImageInfo, read_image_info
+from ._schemas import format_path
 from .exceptions import RequestValidationError
 
 #: Anything accepted where an input image is expected.
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], Tuple[str, bytes, str]]
-
-_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
 class ImageFile(NamedTuple):
@@ -37,8 +37,7 @@ class ImageFile(NamedTuple):
 
 
 def _fail(param: str, path: Tuple[Any, ...], message: str) -> RequestValidationError:
-    label = str(path[0]) + "".join("[{}]".format(part) for part in path[1:])
-    return RequestValidationError("Parameter {!r} {}".format(label, message), param=param, path=path)
+    return RequestValidationError("Parameter {!r} {}".format(format_path(path), message), param=param, path=path)
 
 
 def _read_limited(stream: IO[bytes], limit: Optional[int]) -> Any:
@@ -101,7 +100,7 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
         raise _fail(param, path, "({!r}) is declared {} but its bytes are {}".format(
             filename, declared, info.mime_type))
     stem = "image" if not path[1:] else "image-{}".format(path[1])
-    return ImageFile(filename or stem + _EXTENSIONS[info.mime_type], data, info)
+    return ImageFile(filename or stem + EXTENSIONS[info.mime_type], data, info)
 
 
 def image_data_url(image: ImageInput) -> str:

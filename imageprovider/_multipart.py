@@ -9,8 +9,10 @@ image goes as the field ``image``, several as repeated ``image[]`` parts.
 The body is built once as bytes, so a retry resends exactly the same thing.
 """
 
+import email.parser
+import email.policy
 import json
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from urllib3.filepost import encode_multipart_formdata
 
@@ -49,3 +51,27 @@ def encode(
         fields.append(("mask", (mask.filename, mask.data, mask.mime_type)))
     body, content_type = encode_multipart_formdata(fields, boundary=boundary)
     return body, content_type
+
+
+class Part(NamedTuple):
+    """One part of a multipart body, as read back."""
+
+    name: str
+    #: ``None`` for a text field.
+    filename: Optional[str]
+    content_type: str
+    payload: bytes
+
+
+def parse(content_type: str, body: bytes) -> List[Part]:
+    """Read a multipart/form-data ``body`` back into its parts, in order (``[]`` if it is not multipart)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        return []
+    parts = []
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        parts.append(Part(str(part.get_param("name", header="content-disposition")), part.get_filename(),
+                          part.get_content_type(), payload if isinstance(payload, bytes) else b""))
+    return parts

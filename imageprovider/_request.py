@@ -69,8 +69,9 @@ def check_form(schema: str, endpoint: str, body: Mapping[str, Any]) -> None:
     multipart edit) is a mistake, not an extension.
     """
     allowed = set(_schemas.schema_properties(schema))
+    known = _rules.known_params(endpoint)
     for key in body:
-        if key not in allowed and key in _rules.known_params(endpoint):
+        if key not in allowed and key in known:
             raise RequestValidationError(
                 "Parameter {!r} is not accepted in this form of the {} request ({})".format(key, endpoint, schema),
                 param=key)

@@ -13,6 +13,7 @@ import re
 from typing import Any, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 from ._inputs import ImageFile
+from ._schemas import format_path
 from .exceptions import RequestValidationError
 from .model_specs import COMMON_PARAMS, MASK_MAX_BYTES, MODEL_SPECS, CustomSizeRule, ModelSpec
 
@@ -27,13 +28,8 @@ MAX_INPUT_IMAGES = 16
 
 
 def _fail(param: str, message: str, path: Tuple[Any, ...] = ()) -> RequestValidationError:
-    return RequestValidationError("Parameter {!r} {}".format(_label(path) if path else param, message),
+    return RequestValidationError("Parameter {!r} {}".format(format_path(path) if path else param, message),
                                   param=param, path=path)
-
-
-def _label(path: Tuple[Any, ...]) -> str:
-    head, *rest = path
-    return str(head) + "".join("[{}]".format(part) for part in rest)
 
 
 def _models_accepting(param: str, endpoint: str) -> str:

@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from . import _schemas
-from ._config import is_loopback
+from ._config import is_header_token, is_loopback
 from ._retry import ImageRetry
 from .exceptions import (
     APIConnectionError,
@@ -91,7 +91,7 @@ class CredentialAuth(AuthBase):
             token = self._token_provider()  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - any failure of the caller's callable is a configuration problem
             raise ConfigurationError("The token provider failed: {}".format(type(exc).__name__)) from exc
-        if not isinstance(token, str) or not token or any(ord(c) < 0x21 or ord(c) > 0x7E for c in token):
+        if not isinstance(token, str) or not is_header_token(token):
             raise ConfigurationError("The token provider must return a non-empty ASCII token string")
         return token
 
@@ -331,7 +331,7 @@ class Transport:
             status_code=response.status_code,
             request_id=response.headers.get("x-request-id") or response.headers.get("x-ms-request-id"),
             body=self.excerpt(self.body_text(response)),
-            headers={key.lower(): self.redact(value) for key, value in response.headers.items()},
+            headers=self.redacted_headers(response),
             attempts=attempts,
         )
 
@@ -347,6 +347,10 @@ class Transport:
     def body_text(self, response: requests.Response) -> str:
         """The response body as text, redacted (undecodable bytes replaced)."""
         return self.redact(response.content.decode("utf-8", "replace"))
+
+    def redacted_headers(self, response: requests.Response) -> Dict[str, str]:
+        """The response's headers, names lower-cased, secrets scrubbed, for an error to carry."""
+        return {key.lower(): self.redact(value) for key, value in response.headers.items()}
 
     def excerpt(self, text: str) -> str:
         """The first :data:`BODY_EXCERPT_CHARS` characters of ``text``."""
@@ -389,7 +393,7 @@ class Transport:
             code=code,
             param=fields.get("param"),
             body=body,
-            headers={key.lower(): self.redact(value) for key, value in response.headers.items()},
+            headers=self.redacted_headers(response),
             attempts=attempts,
         )
 
@@ -464,7 +468,7 @@ class Transport:
             code=code,
             param=param if isinstance(param, str) else None,
             body=dict(fields),
-            headers={key.lower(): self.redact(value) for key, value in response.headers.items()},
+            headers=self.redacted_headers(response),
         )
 
     def connection_error(self, exc: BaseException, attempts: int = 1) -> APIConnectionError:

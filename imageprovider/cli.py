@@ -10,8 +10,6 @@ status tells what kind of failure it was (see :data:`EXIT_CODES`).
 
 import argparse
 import contextlib
-import email.parser
-import email.policy
 import json
 import logging
 import os
@@ -22,7 +20,7 @@ from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, 
 
 import requests
 
-from . import _files
+from . import _files, _multipart
 from ._progress import Progress
 from .__version__ import __version__
 from .exceptions import (
@@ -349,17 +347,12 @@ def _show_request(request: requests.PreparedRequest, out: IO[str]) -> None:
     if content_type.startswith("application/json"):
         print(json.dumps(json.loads(body), indent=2, ensure_ascii=False), file=out)
     elif content_type.startswith("multipart/form-data"):
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-        for part in message.iter_parts():
-            name = str(part.get_param("name", header="content-disposition"))
-            payload = part.get_payload(decode=True)
-            payload = payload if isinstance(payload, bytes) else b""
-            if part.get_filename() is None:
-                print("part {}: {}".format(name, payload.decode("utf-8", "replace")), file=out)
+        for part in _multipart.parse(content_type, body):
+            if part.filename is None:
+                print("part {}: {}".format(part.name, part.payload.decode("utf-8", "replace")), file=out)
             else:
-                print("part {}: file {!r}, {}, {:,} bytes".format(name, part.get_filename(), part.get_content_type(),
-                                                                 len(payload)), file=out)
+                print("part {}: file {!r}, {}, {:,} bytes".format(part.name, part.filename, part.content_type,
+                                                                 len(part.payload)), file=out)
 
 
 # -- main ----------------------------------------------------------------------------

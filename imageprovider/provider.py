@@ -483,10 +483,9 @@ class OpenAIImageProvider:
 
     def _send(self, endpoint: str, model: Optional[str], payload: bytes, content_type: str, timeout: TimeoutArg,
               stream: bool = False) -> requests.Response:
-        call_timeout = resolve_timeout(timeout, self.settings.timeout) if timeout is not None else None
         path, query = self._route(endpoint, model)
         return self._transport.request(
-            "POST", path, body=payload, content_type=content_type, timeout=call_timeout, stream=stream,
+            "POST", path, body=payload, content_type=content_type, timeout=self._timeout(timeout), stream=stream,
             accept="text/event-stream" if stream else None, query=query,
             # Uncompressed, so events can be read as they arrive, beneath any decoder.
             headers={"Accept-Encoding": "identity"} if stream else None)

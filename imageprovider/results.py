@@ -33,6 +33,15 @@ __all__ = [
     "sniff_mime_type",
 ]
 
+def image_context(request: Mapping[str, Any], *, size: Optional[str], usage: Any, request_id: Optional[str],
+                  created: Optional[int]) -> Tuple[str, Dict[str, Any]]:
+    """The file stem (from the prompt) and the sidecar metadata of an image made for ``request``."""
+    prompt = request.get("prompt")
+    stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
+    return stem, {"stem": stem, "prompt": prompt, "model": request.get("model"), "parameters": dict(request),
+                  "size": size, "usage": usage, "request_id": request_id, "created": created}
+
+
 @dataclass(frozen=True)
 class GeneratedImage:
     """One image of a response: inline base64 data, a URL, or both."""
@@ -271,18 +280,8 @@ class ImageResponse:
         headers = headers or {}
         request = dict(request or {})
         lowered = {key.lower(): value for key, value in headers.items()}
-        prompt = request.get("prompt")
-        stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
-        context = {
-            "stem": stem,
-            "prompt": prompt,
-            "model": request.get("model"),
-            "parameters": request,
-            "size": body.get("size") or request.get("size"),
-            "usage": body.get("usage"),
-            "request_id": lowered.get("x-request-id"),
-            "created": body["created"],
-        }
+        stem, context = image_context(request, size=body.get("size") or request.get("size"), usage=body.get("usage"),
+                                      request_id=lowered.get("x-request-id"), created=body["created"])
         count = len(body["data"])
         images = tuple(
             GeneratedImage(

@@ -18,11 +18,11 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 
 import requests
 
-from . import _files, _schemas
+from . import _schemas
 from ._sse import SSEDecoder, ServerSentEvent
 from ._transport import Transport
 from .exceptions import APIConnectionError, ResponseValidationError
-from .results import GeneratedImage, ImageUsage, RateLimits
+from .results import GeneratedImage, ImageUsage, RateLimits, image_context
 
 __all__ = ["Completed", "ImageStream", "PartialImage", "StreamEvent"]
 
@@ -303,17 +303,8 @@ class _EventReader:
             self.partial_count += 1
             index = payload["partial_image_index"]
             return PartialImage(image=GeneratedImage(b64_json=payload["b64_json"], index=index), index=index, **common)
-        prompt = self._request.get("prompt")
-        context = {
-            "prompt": prompt,
-            "model": self._request.get("model"),
-            "parameters": dict(self._request),
-            "size": payload.get("size"),
-            "usage": payload.get("usage"),
-            "request_id": self._request_id,
-            "created": payload.get("created_at"),
-        }
-        stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
+        stem, context = image_context(self._request, size=payload.get("size"), usage=payload.get("usage"),
+                                      request_id=self._request_id, created=payload.get("created_at"))
         completed = Completed(
             image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), _stem=stem,
                                  _context=context),

@@ -8,6 +8,7 @@ works through the items, writes each item's images atomically and then its
 batch with every item done exactly once.
 """
 
+import json
 import threading
 import time
 from collections import deque
@@ -150,8 +151,6 @@ def previous_attempts(manifest_records: Dict[str, Any], item_id: str) -> int:
 
 def write_summary(out_dir: Path, summary: BatchSummary) -> None:
     """``summary.json`` next to the manifest, written atomically."""
-    import json
-
     write_atomic(out_dir / "summary.json", json.dumps(summary.as_dict(), indent=2, sort_keys=True).encode("utf-8"),
                  overwrite=True)
 

@@ -7,8 +7,6 @@ the images, files and batches endpoints of OpenAI's API, and misbehaves when
 told to. It records every request and counts TCP connections.
 """
 
-import email.parser
-import email.policy
 import json
 import re
 import socket
@@ -19,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
+from .. import _multipart
 from ..exceptions import RequestValidationError
 from ._api import Generated, ImagesAPI, UrlStore, error_body, new_request_id
 from ._batches import BatchInputError, BatchStore, FileStore
@@ -551,23 +550,16 @@ def _typed_field(name: str, value: Any) -> Any:
 
 
 def _parse_multipart(content_type: str, raw: bytes) -> Dict[str, Any]:
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw)
     fields: Dict[str, Any] = {}
     files: Dict[str, List[Tuple[str, bytes, str]]] = {}
     summary: Dict[str, List[Dict[str, Any]]] = {}
-    if message.is_multipart():
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            payload = payload if isinstance(payload, bytes) else b""
-            filename = part.get_filename()
-            if filename is None:
-                fields[str(name)] = payload.decode("utf-8", "replace")
-                continue
-            files.setdefault(str(name), []).append((filename, payload, part.get_content_type()))
-            summary.setdefault(str(name), []).append(
-                {"filename": filename, "content_type": part.get_content_type(), "bytes": len(payload)})
+    for part in _multipart.parse(content_type, raw):
+        if part.filename is None:
+            fields[part.name] = part.payload.decode("utf-8", "replace")
+            continue
+        files.setdefault(part.name, []).append((part.filename, part.payload, part.content_type))
+        summary.setdefault(part.name, []).append(
+            {"filename": part.filename, "content_type": part.content_type, "bytes": len(part.payload)})
     return {"fields": fields, "files": summary, "_files": files}
 
 
