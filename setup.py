@@ -1,1 +1,3 @@
-from setuptools import setup; setup()  # all metadata lives in setup.cfg
+from setuptools import setup
+
+setup()  # all metadata lives in setup.cfg

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from ._retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER
 from .exceptions import ConfigurationError
 from .model_specs import DEFAULT_MODEL
-from ._retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER
 
 log = logging.getLogger("imageprovider")
 
@@ -92,30 +92,32 @@ class Settings:
 
     def __repr__(self) -> str:
         return (
-            "Settings(api_key=<redacted>, base_url={!r}, organization={!r}, project={!r}, default_model={!r}, "
-            "timeout={!r}, max_retries={!r})".format(
-                self.base_url, self.organization, self.project, self.default_model, self.timeout, self.max_retries)
+            f"Settings(api_key=<redacted>, base_url={self.base_url!r}, organization={self.organization!r}, project={self.project!r}, default_model={self.default_model!r}, "
+            f"timeout={self.timeout!r}, max_retries={self.max_retries!r})"
         )
 
 
 def _read_config_file(path: str, required: bool) -> Dict[str, str]:
     if not os.path.exists(path):
         if required:
-            raise ConfigurationError("Config file {!r} does not exist".format(path))
+            raise ConfigurationError(f"Config file {path!r} does not exist")
         return {}
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle, source=path)
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigurationError("Cannot read config file {!r}: {}".format(path, exc)) from exc
+        raise ConfigurationError(f"Cannot read config file {path!r}: {exc}") from exc
     if not parser.has_section(CONFIG_SECTION):
         return {}
     values = {}
     for key, value in parser.items(CONFIG_SECTION):
         if key not in _FILE_KEYS:
-            raise ConfigurationError("Unknown setting {!r} in section [{}] of {!r}; known settings: {}".format(
-                key, CONFIG_SECTION, path, ", ".join(sorted(_FILE_KEYS))))
+            raise ConfigurationError(
+                "Unknown setting {!r} in section [{}] of {!r}; known settings: {}".format(
+                    key, CONFIG_SECTION, path, ", ".join(sorted(_FILE_KEYS))
+                )
+            )
         values[_FILE_KEYS[key]] = value.strip()
     if values.get("api_key"):
         _warn_if_readable_by_others(path)
@@ -150,18 +152,18 @@ def check_base_url(url: str, allow_insecure_http: bool) -> str:
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        raise ConfigurationError("base_url {!r} is not a valid URL: {}".format(url, exc)) from exc
+        raise ConfigurationError(f"base_url {url!r} is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError("base_url must be an http(s) URL with a host, like {!r}; got {!r}".format(
-            DEFAULT_BASE_URL, url))
+        raise ConfigurationError(f"base_url must be an http(s) URL with a host, like {DEFAULT_BASE_URL!r}; got {url!r}")
     if parts.username or parts.password:
         raise ConfigurationError("base_url must not contain credentials; set the API key instead")
     if parts.query or parts.fragment:
-        raise ConfigurationError("base_url must not have a query or fragment; got {!r}".format(url))
+        raise ConfigurationError(f"base_url must not have a query or fragment; got {url!r}")
     if parts.scheme == "http" and not is_loopback(host) and not allow_insecure_http:
         raise ConfigurationError(
-            "Refusing to send the API key over plain http to {!r}: use https, or pass "
-            "allow_insecure_http=True if this network is trusted".format(host))
+            f"Refusing to send the API key over plain http to {host!r}: use https, or pass "
+            "allow_insecure_http=True if this network is trusted"
+        )
     return url.rstrip("/")
 
 
@@ -172,10 +174,10 @@ def is_header_token(value: str) -> bool:
 
 def _check_header_value(name: str, value: str, secret: bool = False) -> str:
     if not is_header_token(value):
-        shown = "" if secret else " {!r}".format(value)
+        shown = "" if secret else f" {value!r}"
         raise ConfigurationError(
-            "{}{} must be non-empty printable ASCII without spaces (it is sent in an HTTP header)".format(
-                name, shown))
+            f"{name}{shown} must be non-empty printable ASCII without spaces (it is sent in an HTTP header)"
+        )
     return value
 
 
@@ -191,14 +193,13 @@ def check_extra_headers(headers: Optional[Mapping[str, str]]) -> Dict[str, str]:
     checked = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ConfigurationError("extra_headers: {!r} is not a valid header name".format(name))
+            raise ConfigurationError(f"extra_headers: {name!r} is not a valid header name")
         if not isinstance(value, str) or any(char in value for char in "\r\n\0"):
-            raise ConfigurationError("extra_headers: the value of {!r} must be a string without line breaks".format(
-                name))
+            raise ConfigurationError(f"extra_headers: the value of {name!r} must be a string without line breaks")
         try:
             value.encode("latin-1")
         except UnicodeEncodeError:
-            raise ConfigurationError("extra_headers: the value of {!r} must be Latin-1 text".format(name)) from None
+            raise ConfigurationError(f"extra_headers: the value of {name!r} must be Latin-1 text") from None
         checked[name] = value
     return checked
 
@@ -207,9 +208,9 @@ def _positive_seconds(name: str, value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise ConfigurationError("{} must be a number of seconds, not {!r}".format(name, value)) from None
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError("{} must be a positive, finite number of seconds, not {!r}".format(name, value))
+        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, not {value!r}")
     return seconds
 
 
@@ -219,7 +220,7 @@ def resolve_timeout(timeout: Any, default: Tuple[float, float] = DEFAULT_TIMEOUT
         return default
     if isinstance(timeout, (tuple, list)):
         if len(timeout) != 2:
-            raise ConfigurationError("timeout must be a number or a (connect, read) pair, not {!r}".format(timeout))
+            raise ConfigurationError(f"timeout must be a number or a (connect, read) pair, not {timeout!r}")
         return (_positive_seconds("connect timeout", timeout[0]), _positive_seconds("read timeout", timeout[1]))
     return (default[0], _positive_seconds("timeout", timeout))
 
@@ -229,9 +230,9 @@ def _check_max_retries(value: Any) -> int:
         try:
             value = int(value.strip())
         except ValueError:
-            raise ConfigurationError("max_retries must be a whole number, not {!r}".format(value)) from None
+            raise ConfigurationError(f"max_retries must be a whole number, not {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        raise ConfigurationError("max_retries must be a whole number from 0 to 100, not {!r}".format(value))
+        raise ConfigurationError(f"max_retries must be a whole number from 0 to 100, not {value!r}")
     return value
 
 
@@ -264,8 +265,13 @@ def resolve_settings(
     path = explicit_path or default_config_path(environ)
     from_file = _read_config_file(path, required=explicit_path is not None)
 
-    arguments = {"api_key": api_key, "base_url": base_url, "organization": organization,
-                 "project": project, "default_model": default_model}
+    arguments = {
+        "api_key": api_key,
+        "base_url": base_url,
+        "organization": organization,
+        "project": project,
+        "default_model": default_model,
+    }
     values: Dict[str, Optional[str]] = {}
     sources: Dict[str, str] = {}
     for name, argument in arguments.items():
@@ -282,9 +288,9 @@ def resolve_settings(
     key = values["api_key"] if require_api_key else (api_key or "")
     if not key and require_api_key:
         raise ConfigurationError(
-            "No OpenAI API key found. Set it in one of three places: the api_key argument, the {} environment "
-            "variable, or 'api_key = ...' in the [{}] section of the config file ({}, or the file named by {})."
-            .format(ENV_API_KEY, CONFIG_SECTION, path, ENV_CONFIG))
+            f"No OpenAI API key found. Set it in one of three places: the api_key argument, the {ENV_API_KEY} environment "
+            f"variable, or 'api_key = ...' in the [{CONFIG_SECTION}] section of the config file ({path}, or the file named by {ENV_CONFIG})."
+        )
     if not isinstance(key, str):
         raise ConfigurationError("api_key must be a string")
     if key:
@@ -294,12 +300,13 @@ def resolve_settings(
             _check_header_value(name, str(values[name]))
     model = values["default_model"] or DEFAULT_MODEL
     if not isinstance(model, str):
-        raise ConfigurationError("default_model must be a string, not {!r}".format(model))
+        raise ConfigurationError(f"default_model must be a string, not {model!r}")
 
     # The file's timeouts are the defaults an argument refines: timeout=30 sets
     # the read timeout and keeps the file's connect timeout.
-    default_timeout = resolve_timeout((from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]),
-                                       from_file.get("read_timeout", DEFAULT_TIMEOUT[1])))
+    default_timeout = resolve_timeout(
+        (from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]), from_file.get("read_timeout", DEFAULT_TIMEOUT[1]))
+    )
     if max_retries is None and "max_retries" in from_file:
         max_retries = from_file["max_retries"]  # type: ignore[assignment]
     return Settings(

@@ -31,7 +31,7 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 #: systems count bytes: 255 at most, with room left for "-16.webp" and ".json").
 MAX_STEM_LENGTH = 80
 MAX_STEM_BYTES = 200
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {"com%d" % i for i in range(1, 10)} | {"lpt%d" % i for i in range(1, 10)}
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
 
 
 def safe_stem(text: str, default: str = "image", max_length: int = MAX_STEM_LENGTH) -> str:
@@ -42,8 +42,11 @@ def safe_stem(text: str, default: str = "image", max_length: int = MAX_STEM_LENG
     """
     normalized = unicodedata.normalize("NFKC", text)
     # Line breaks and tabs separate words; other control characters vanish.
-    kept = "".join(char if (char.isalnum() or char in "-_") else " " for char in normalized
-                   if char.isspace() or unicodedata.category(char)[0] != "C")
+    kept = "".join(
+        char if (char.isalnum() or char in "-_") else " "
+        for char in normalized
+        if char.isspace() or unicodedata.category(char)[0] != "C"
+    )
     stem = re.sub(r"[\s_-]+", "-", kept.strip().lower()).strip("-.")
     stem = stem[:max_length]
     while len(stem.encode("utf-8")) > MAX_STEM_BYTES:
@@ -91,8 +94,13 @@ def write_atomic_from(path: PathLike, fill: Callable[[IO[bytes]], object], *, ov
     return write_atomic_sniffed(target.parent, fill, lambda head: target, overwrite=overwrite)
 
 
-def write_atomic_sniffed(folder: PathLike, fill: Callable[[IO[bytes]], object],
-                         target_for: Callable[[bytes], Path], *, overwrite: bool = False) -> Path:
+def write_atomic_sniffed(
+    folder: PathLike,
+    fill: Callable[[IO[bytes]], object],
+    target_for: Callable[[bytes], Path],
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Write with ``fill(stream)`` into a temporary file in ``folder``, then publish it
     under ``target_for(first bytes)`` -- for content whose format is known only once it
     has arrived (a download). Whatever fails, nothing is left under the final name.
@@ -123,7 +131,7 @@ def write_atomic_sniffed(folder: PathLike, fill: Callable[[IO[bytes]], object],
 
 def _refuse_existing(target: Path, overwrite: bool) -> None:
     if not overwrite and target.exists():
-        raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace it".format(target))
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (or --overwrite) to replace it")
 
 
 def _publish_exclusive(temporary: str, target: Path) -> None:
@@ -132,12 +140,12 @@ def _publish_exclusive(temporary: str, target: Path) -> None:
     try:
         os.link(temporary, str(target))
     except FileExistsError:
-        raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace it".format(
-            target)) from None
+        raise FileExistsError(f"{target} already exists; pass overwrite=True (or --overwrite) to replace it") from None
     except OSError:
         if target.exists():
-            raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace it".format(
-                target)) from None
+            raise FileExistsError(
+                f"{target} already exists; pass overwrite=True (or --overwrite) to replace it"
+            ) from None
         os.replace(temporary, str(target))
     else:
         os.unlink(temporary)

@@ -37,7 +37,7 @@ class ImageFile(NamedTuple):
 
 
 def _fail(param: str, path: Tuple[Any, ...], message: str) -> RequestValidationError:
-    return RequestValidationError("Parameter {!r} {}".format(format_path(path), message), param=param, path=path)
+    return RequestValidationError(f"Parameter {format_path(path)!r} {message}", param=param, path=path)
 
 
 def _read_limited(stream: IO[bytes], limit: Optional[int]) -> Any:
@@ -56,8 +56,12 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
     declared: Optional[str] = None
     filename: Optional[str] = None
     if isinstance(value, tuple):
-        if len(value) != 3 or not isinstance(value[0], str) or not isinstance(value[1], (bytes, bytearray)) \
-                or not isinstance(value[2], str):
+        if (
+            len(value) != 3
+            or not isinstance(value[0], str)
+            or not isinstance(value[1], (bytes, bytearray))
+            or not isinstance(value[2], str)
+        ):
             raise _fail(param, path, "must be a (filename, bytes, mime_type) tuple")
         filename, data, declared = value[0], bytes(value[1]), value[2]
     elif isinstance(value, (bytes, bytearray, memoryview)):
@@ -67,12 +71,13 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
         filename = os.path.basename(location)
         try:
             if max_bytes is not None and os.path.getsize(location) > max_bytes:
-                raise _fail(param, path, "({!r}) is {:,} bytes; the maximum is {:,}".format(
-                    filename, os.path.getsize(location), max_bytes))
+                raise _fail(
+                    param, path, f"({filename!r}) is {os.path.getsize(location):,} bytes; the maximum is {max_bytes:,}"
+                )
             with open(location, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
-            raise _fail(param, path, "cannot be read: {}".format(exc)) from exc
+            raise _fail(param, path, f"cannot be read: {exc}") from exc
     elif hasattr(value, "read"):
         if isinstance(value, io.TextIOBase):
             raise _fail(param, path, "is a file opened in text mode; open it with 'rb'")
@@ -81,25 +86,33 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
         except UnicodeDecodeError as exc:
             raise _fail(param, path, "is a file opened in text mode; open it with 'rb'") from exc
         except (OSError, ValueError) as exc:
-            raise _fail(param, path, "cannot be read: {}".format(exc)) from exc
+            raise _fail(param, path, f"cannot be read: {exc}") from exc
         if not isinstance(data, (bytes, bytearray)):
             raise _fail(param, path, "is a file opened in text mode; open it with 'rb'")
         data = bytes(data)
         name = getattr(value, "name", None)
         filename = os.path.basename(name) if isinstance(name, str) else None
     else:
-        raise _fail(param, path, "must be a path, bytes, a binary file object or a (filename, bytes, mime_type) "
-                                 "tuple, not {}".format(type(value).__name__))
+        raise _fail(
+            param,
+            path,
+            "must be a path, bytes, a binary file object or a (filename, bytes, mime_type) "
+            f"tuple, not {type(value).__name__}",
+        )
     if max_bytes is not None and len(data) > max_bytes:
         raise _fail(param, path, "({!r}) is larger than {:,} bytes".format(filename or "bytes", max_bytes))
     info = read_image_info(data)
     if info is None:
-        raise _fail(param, path, "({!r}) is not a PNG, JPEG or WEBP image (judged by its bytes, not its name)".format(
-            filename or "{} bytes".format(len(data))))
+        raise _fail(
+            param,
+            path,
+            "({!r}) is not a PNG, JPEG or WEBP image (judged by its bytes, not its name)".format(
+                filename or f"{len(data)} bytes"
+            ),
+        )
     if declared is not None and declared.lower().replace("image/jpg", "image/jpeg") != info.mime_type:
-        raise _fail(param, path, "({!r}) is declared {} but its bytes are {}".format(
-            filename, declared, info.mime_type))
-    stem = "image" if not path[1:] else "image-{}".format(path[1])
+        raise _fail(param, path, f"({filename!r}) is declared {declared} but its bytes are {info.mime_type}")
+    stem = "image" if not path[1:] else f"image-{path[1]}"
     return ImageFile(filename or stem + EXTENSIONS[info.mime_type], data, info)
 
 

@@ -66,12 +66,19 @@ class Part(NamedTuple):
 def parse(content_type: str, body: bytes) -> List[Part]:
     """Read a multipart/form-data ``body`` back into its parts, in order (``[]`` if it is not multipart)."""
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
     if not message.is_multipart():
         return []
     parts = []
     for part in message.iter_parts():
         payload = part.get_payload(decode=True)
-        parts.append(Part(str(part.get_param("name", header="content-disposition")), part.get_filename(),
-                          part.get_content_type(), payload if isinstance(payload, bytes) else b""))
+        parts.append(
+            Part(
+                str(part.get_param("name", header="content-disposition")),
+                part.get_filename(),
+                part.get_content_type(),
+                payload if isinstance(payload, bytes) else b"",
+            )
+        )
     return parts

@@ -56,8 +56,9 @@ class Progress:
             self._thread.start()
         return self
 
-    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 traceback: Optional[TracebackType]) -> None:
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], traceback: Optional[TracebackType]
+    ) -> None:
         if not self.enabled:
             return
         self._stop.set()
@@ -71,7 +72,7 @@ class Progress:
 
     def partial(self, index: int) -> None:
         """A partial image arrived."""
-        self.note("partial image {} received".format(index + 1))
+        self.note(f"partial image {index + 1} received")
 
     def retry(self, delay: float, reason: str) -> None:
         """A retry is about to wait ``delay`` seconds."""
@@ -90,7 +91,7 @@ class Progress:
 
     def _draw(self) -> None:
         elapsed = time.monotonic() - self._started
-        line = "{}... {:.0f}s".format(self._label, elapsed) + (" ({})".format(self._note) if self._note else "")
+        line = f"{self._label}... {elapsed:.0f}s" + (f" ({self._note})" if self._note else "")
         with self._lock:
             self._stream.write("\r\033[K" + line)
             self._stream.flush()

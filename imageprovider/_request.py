@@ -21,13 +21,15 @@ def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter"
     param = str(violation.path[0]) if violation.path else None
     where = _schemas.format_path(violation.path)
     if where:
-        message = "{} {!r} {}".format(prefix, where, violation.message)
+        message = f"{prefix} {where!r} {violation.message}"
     else:
-        message = "Request body {}".format(violation.message)
+        message = f"Request body {violation.message}"
     return RequestValidationError(message, param=param, path=violation.path)
 
 
-def build_body(schema: str, params: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def build_body(
+    schema: str, params: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]] = None
+) -> Dict[str, Any]:
     """Return the validated request body for ``schema``.
 
     ``None`` values in ``params`` mean "not given" and are left out.
@@ -40,16 +42,19 @@ def build_body(schema: str, params: Mapping[str, Any], extra_body: Optional[Mapp
     unknown: Dict[str, Any] = {}
     if extra_body is not None:
         if not isinstance(extra_body, Mapping):
-            raise RequestValidationError("Parameter 'extra_body' must be a mapping of field names to values",
-                                         param="extra_body")
+            raise RequestValidationError(
+                "Parameter 'extra_body' must be a mapping of field names to values", param="extra_body"
+            )
         known = _schemas.schema_properties(schema)
         for key, value in extra_body.items():
             if not isinstance(key, str):
-                raise RequestValidationError("Parameter 'extra_body' keys must be strings, not {!r}".format(key),
-                                             param="extra_body")
+                raise RequestValidationError(
+                    f"Parameter 'extra_body' keys must be strings, not {key!r}", param="extra_body"
+                )
             if key in body:
                 raise RequestValidationError(
-                    "Parameter {!r} is given both as an argument and in extra_body".format(key), param=key)
+                    f"Parameter {key!r} is given both as an argument and in extra_body", param=key
+                )
             if key in known:
                 body[key] = value
             else:
@@ -73,8 +78,8 @@ def check_form(schema: str, endpoint: str, body: Mapping[str, Any]) -> None:
     for key in body:
         if key not in allowed and key in known:
             raise RequestValidationError(
-                "Parameter {!r} is not accepted in this form of the {} request ({})".format(key, endpoint, schema),
-                param=key)
+                f"Parameter {key!r} is not accepted in this form of the {endpoint} request ({schema})", param=key
+            )
 
 
 def check_model_rules(body: Mapping[str, Any], endpoint: str = "generations") -> None:
@@ -112,11 +117,14 @@ def load_inputs(
     """Read and check the input images (and mask) of an edit or variation."""
     limit = spec.inputs.max_bytes if spec is not None else None
     if len(images) > _rules.MAX_INPUT_IMAGES:
-        raise RequestValidationError("Parameter {!r} has {} images; the API accepts at most {}".format(
-            param, len(images), _rules.MAX_INPUT_IMAGES), param=param)
+        raise RequestValidationError(
+            f"Parameter {param!r} has {len(images)} images; the API accepts at most {_rules.MAX_INPUT_IMAGES}",
+            param=param,
+        )
     several = len(images) > 1 or param == "images"
-    files = [load_image(image, param, (param, index) if several else (param,), limit)
-             for index, image in enumerate(images)]
+    files = [
+        load_image(image, param, (param, index) if several else (param,), limit) for index, image in enumerate(images)
+    ]
     mask_file = load_image(mask, "mask", ("mask",), MASK_MAX_BYTES) if mask is not None else None
     _rules.check_inputs(param, files, mask_file, spec)
     return files, mask_file
@@ -129,7 +137,7 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
     except (ValueError, TypeError) as exc:
         param = _find_unencodable(body)
         raise RequestValidationError(
-            "Parameter {!r} cannot be encoded as JSON: {}".format(param, _reason(exc)), param=param
+            f"Parameter {param!r} cannot be encoded as JSON: {_reason(exc)}", param=param
         ) from exc
 
 
@@ -152,4 +160,4 @@ def shorten(text: str, limit: int = 60) -> str:
     """Shorten a prompt for logs: the first ``limit`` characters and the full length."""
     if len(text) <= limit:
         return text
-    return "{}... ({} chars)".format(text[:limit], len(text))
+    return f"{text[:limit]}... ({len(text)} chars)"

@@ -96,7 +96,9 @@ class ImageRetry(Retry):
         # candidate; increment() makes the decision with the headers in hand.
         return self._is_method_retryable(method) and status_code >= 400
 
-    def increment(self, method: Optional[str] = None, url: Optional[str] = None, *args: Any, **kwargs: Any) -> "ImageRetry":
+    def increment(
+        self, method: Optional[str] = None, url: Optional[str] = None, *args: Any, **kwargs: Any
+    ) -> "ImageRetry":
         response = kwargs.get("response")
         error = kwargs.get("error")
         if response is not None and self.observer is not None:
@@ -104,7 +106,7 @@ class ImageRetry(Retry):
         if response is not None and error is None and not should_retry_status(response.status, response.headers):
             raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
         new_retry = super().increment(method, url, *args, **kwargs)
-        reason = "status {}".format(response.status) if response is not None else type(error).__name__
+        reason = f"status {response.status}" if response is not None else type(error).__name__
         self.attempt_log.append(reason)
         return new_retry
 
@@ -126,12 +128,11 @@ class ImageRetry(Retry):
         """``min(0.5 * 2**n, 8)`` seconds for the n-th retry (from 0), less up to 25 % jitter."""
         retries_taken = max(len(self.history) - 1, 0)
         base = min(INITIAL_BACKOFF * float(2 ** min(retries_taken, 32)), MAX_BACKOFF)
-        return base * (1.0 - JITTER * random.random())
+        # Jitter only spreads clients apart in time; it guards no secret.
+        return base * (1.0 - JITTER * random.random())  # noqa: S311
 
     def __repr__(self) -> str:
-        return "{}(total={}, connect={}, read={}, status={}, max_retry_after={})".format(
-            type(self).__name__, self.total, self.connect, self.read, self.status, self.max_retry_after
-        )
+        return f"{type(self).__name__}(total={self.total}, connect={self.connect}, read={self.read}, status={self.status}, max_retry_after={self.max_retry_after})"
 
 
 def should_retry_status(status: int, headers: Any) -> bool:

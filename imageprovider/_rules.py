@@ -28,8 +28,9 @@ MAX_INPUT_IMAGES = 16
 
 
 def _fail(param: str, message: str, path: Tuple[Any, ...] = ()) -> RequestValidationError:
-    return RequestValidationError("Parameter {!r} {}".format(format_path(path) if path else param, message),
-                                  param=param, path=path)
+    return RequestValidationError(
+        f"Parameter {format_path(path) if path else param!r} {message}", param=param, path=path
+    )
 
 
 def _models_accepting(param: str, endpoint: str) -> str:
@@ -56,24 +57,21 @@ def parse_size(size: str) -> Optional[Tuple[int, int]]:
 def _check_custom_size(size: str, rule: CustomSizeRule, model: str) -> None:
     parsed = parse_size(size)
     if parsed is None:
-        raise _fail("size", "must be 'auto', a standard size or WIDTHxHEIGHT for {}, not {!r}".format(model, size))
+        raise _fail("size", f"must be 'auto', a standard size or WIDTHxHEIGHT for {model}, not {size!r}")
     width, height = parsed
     if width == 0 or height == 0 or width % rule.multiple or height % rule.multiple:
-        raise _fail("size", "{!r}: width and height must be positive multiples of {}".format(size, rule.multiple))
+        raise _fail("size", f"{size!r}: width and height must be positive multiples of {rule.multiple}")
     if max(width, height) > rule.max_aspect_ratio * min(width, height):
         raise _fail(
-            "size", "{!r}: the aspect ratio must be between 1:{:g} and {:g}:1".format(
-                size, rule.max_aspect_ratio, rule.max_aspect_ratio
-            )
+            "size",
+            f"{size!r}: the aspect ratio must be between 1:{rule.max_aspect_ratio:g} and {rule.max_aspect_ratio:g}:1",
         )
     if max(width, height) > rule.max_edge:
-        raise _fail("size", "{!r}: no edge may be longer than {} pixels".format(size, rule.max_edge))
+        raise _fail("size", f"{size!r}: no edge may be longer than {rule.max_edge} pixels")
     pixels = width * height
     if not rule.min_pixels <= pixels <= rule.max_pixels:
         raise _fail(
-            "size", "{!r} has {:,} pixels; {} accepts {:,} to {:,}".format(
-                size, pixels, model, rule.min_pixels, rule.max_pixels
-            )
+            "size", f"{size!r} has {pixels:,} pixels; {model} accepts {rule.min_pixels:,} to {rule.max_pixels:,}"
         )
 
 
@@ -93,27 +91,33 @@ def check_params(body: Mapping[str, Any], spec: ModelSpec, endpoint: str = "gene
     """
     if endpoint not in spec.endpoints:
         serving = sorted(other.name for other in MODEL_SPECS.values() if endpoint in other.endpoints)
-        raise _fail("model", "{!r} has no {} endpoint; models that do: {}".format(
-            spec.name, endpoint, ", ".join(serving)))
+        raise _fail(
+            "model", "{!r} has no {} endpoint; models that do: {}".format(spec.name, endpoint, ", ".join(serving))
+        )
     accepted = spec.accepted_params(endpoint)
     known = known_params(endpoint)
     for param in body:
         if param not in accepted and param in known:
-            raise _fail(param, "is not supported by {} for {}; it is accepted by {}".format(
-                spec.name, endpoint, _models_accepting(param, endpoint)))
+            raise _fail(
+                param,
+                f"is not supported by {spec.name} for {endpoint}; it is accepted by {_models_accepting(param, endpoint)}",
+            )
     prompt = body.get("prompt")
     if isinstance(prompt, str) and len(prompt) > spec.prompt_max_length:
-        raise _fail("prompt", "is {:,} characters long; {} accepts at most {:,}".format(
-            len(prompt), spec.name, spec.prompt_max_length))
+        raise _fail(
+            "prompt", f"is {len(prompt):,} characters long; {spec.name} accepts at most {spec.prompt_max_length:,}"
+        )
     n = body.get("n")
     if n is not None and n > spec.max_n:
-        raise _fail("n", "must be at most {} for {}, not {}".format(spec.max_n, spec.name, n))
+        raise _fail("n", f"must be at most {spec.max_n} for {spec.name}, not {n}")
     if body.get("size") is not None:
         _check_size(body["size"], spec)
     quality = body.get("quality")
     if quality is not None and quality not in spec.qualities:
-        raise _fail("quality", "must be one of {} for {}, not {!r}".format(
-            ", ".join(sorted(spec.qualities)), spec.name, quality))
+        raise _fail(
+            "quality",
+            "must be one of {} for {}, not {!r}".format(", ".join(sorted(spec.qualities)), spec.name, quality),
+        )
     check_output_options(body)
 
 
@@ -121,10 +125,11 @@ def check_output_options(body: Mapping[str, Any]) -> None:
     """Rules between parameters, whatever the model."""
     output_format = body.get("output_format") or _DEFAULT_OUTPUT_FORMAT
     if body.get("background") == "transparent" and output_format not in _TRANSPARENT_FORMATS:
-        raise _fail("background", "'transparent' needs output_format 'png' or 'webp', not {!r}".format(output_format))
+        raise _fail("background", f"'transparent' needs output_format 'png' or 'webp', not {output_format!r}")
     if body.get("output_compression") is not None and output_format not in _COMPRESSIBLE_FORMATS:
-        raise _fail("output_compression", "applies only to output_format 'jpeg' or 'webp' (output_format is {!r})".format(
-            output_format))
+        raise _fail(
+            "output_compression", f"applies only to output_format 'jpeg' or 'webp' (output_format is {output_format!r})"
+        )
     if body.get("partial_images") and not body.get("stream"):
         raise _fail("partial_images", "applies only to streaming requests")
 
@@ -144,8 +149,8 @@ def check_inputs(
         raise _fail(param, "needs at least one image")
     limit = spec.inputs.max_images if spec is not None else MAX_INPUT_IMAGES
     if len(images) > limit:
-        where = "{} accepts".format(spec.name) if spec is not None else "the API accepts"
-        raise _fail(param, "has {} images; {} at most {}".format(len(images), where, limit))
+        where = f"{spec.name} accepts" if spec is not None else "the API accepts"
+        raise _fail(param, f"has {len(images)} images; {where} at most {limit}")
     for index, image in enumerate(images):
         path = (param, index) if len(images) > 1 or param == "images" else (param,)
         if spec is not None:
@@ -157,25 +162,38 @@ def check_inputs(
 def _check_input_against(image: ImageFile, spec: ModelSpec, param: str, path: Tuple[Any, ...]) -> None:
     rule = spec.inputs
     if image.info.mime_type not in rule.formats:
-        raise _fail(param, "({!r}) is {}; {} takes only {}".format(
-            image.filename, image.info.mime_type, spec.name, ", ".join(sorted(rule.formats))), path)
+        raise _fail(
+            param,
+            "({!r}) is {}; {} takes only {}".format(
+                image.filename, image.info.mime_type, spec.name, ", ".join(sorted(rule.formats))
+            ),
+            path,
+        )
     if len(image.data) > rule.max_bytes:
-        raise _fail(param, "({!r}) is {:,} bytes; {} takes at most {:,}".format(
-            image.filename, len(image.data), spec.name, rule.max_bytes), path)
+        raise _fail(
+            param,
+            f"({image.filename!r}) is {len(image.data):,} bytes; {spec.name} takes at most {rule.max_bytes:,}",
+            path,
+        )
     if rule.square and image.info.width != image.info.height:
-        raise _fail(param, "({!r}) is {}x{}; {} takes only square images".format(
-            image.filename, image.info.width, image.info.height, spec.name), path)
+        raise _fail(
+            param,
+            f"({image.filename!r}) is {image.info.width}x{image.info.height}; {spec.name} takes only square images",
+            path,
+        )
 
 
 def _check_mask(mask: ImageFile, first: ImageFile) -> None:
     if mask.info.mime_type != "image/png" or not mask.info.has_alpha:
-        raise _fail("mask", "({!r}) must be a PNG with an alpha channel; transparent pixels mark the area "
-                            "to edit".format(mask.filename))
+        raise _fail(
+            "mask", f"({mask.filename!r}) must be a PNG with an alpha channel; transparent pixels mark the area to edit"
+        )
     if len(mask.data) > MASK_MAX_BYTES:
-        raise _fail("mask", "({!r}) is {:,} bytes; the maximum is {:,}".format(
-            mask.filename, len(mask.data), MASK_MAX_BYTES))
+        raise _fail("mask", f"({mask.filename!r}) is {len(mask.data):,} bytes; the maximum is {MASK_MAX_BYTES:,}")
     mask_size = (mask.info.width, mask.info.height)
     image_size = (first.info.width, first.info.height)
     if None not in image_size and mask_size != image_size:
-        raise _fail("mask", "({!r}) is {}x{} but the first image is {}x{}; they must match".format(
-            mask.filename, mask_size[0], mask_size[1], image_size[0], image_size[1]))
+        raise _fail(
+            "mask",
+            f"({mask.filename!r}) is {mask_size[0]}x{mask_size[1]} but the first image is {image_size[0]}x{image_size[1]}; they must match",
+        )

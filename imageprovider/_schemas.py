@@ -109,9 +109,9 @@ def load_schema(name: str) -> Dict[str, Any]:
     try:
         schema = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
-        raise ImageProviderError("JSON Schema file {!r} is not valid JSON: {}".format(_file_name(name), exc)) from exc
+        raise ImageProviderError(f"JSON Schema file {_file_name(name)!r} is not valid JSON: {exc}") from exc
     if not isinstance(schema, dict):
-        raise ImageProviderError("JSON Schema file {!r} does not hold an object".format(_file_name(name)))
+        raise ImageProviderError(f"JSON Schema file {_file_name(name)!r} does not hold an object")
     return schema
 
 
@@ -144,9 +144,11 @@ def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
         error = best_match(validator.iter_errors(instance))
     except RecursionError:
         return SchemaViolation((), "is nested too deeply to validate")
-    except Exception as exc:  # noqa: BLE001 - a broken schema file must not leak jsonschema's exceptions
-        raise ImageProviderError("JSON Schema {!r} could not be applied ({}: {}); the installed schema files "
-                                 "may be damaged".format(_file_name(name), type(exc).__name__, exc)) from exc
+    except Exception as exc:
+        raise ImageProviderError(
+            f"JSON Schema {_file_name(name)!r} could not be applied ({type(exc).__name__}: {exc}); the installed schema files "
+            "may be damaged"
+        ) from exc
     if error is None:
         return None
     # jsonschema 3.2 descends into one branch of a choice between required
@@ -157,8 +159,11 @@ def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
 
 
 def _is_required_choice(error: "ValidationError") -> bool:
-    return error.validator in ("oneOf", "anyOf") and isinstance(error.instance, dict) and all(
-        set(branch) == {"required"} for branch in error.validator_value)
+    return (
+        error.validator in ("oneOf", "anyOf")
+        and isinstance(error.instance, dict)
+        and all(set(branch) == {"required"} for branch in error.validator_value)
+    )
 
 
 def format_path(path: Iterable[Any]) -> str:
@@ -166,7 +171,7 @@ def format_path(path: Iterable[Any]) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):
-            text += "[{}]".format(part)
+            text += f"[{part}]"
         else:
             text += ("." if text else "") + str(part)
     return text
@@ -199,15 +204,15 @@ def _describe(error: "ValidationError") -> str:
         return "must be of type {}, not {}".format(" or ".join(expected), _json_type(instance))
     if keyword == "enum":
         choices = ", ".join(repr(choice) for choice in value if choice is not None)
-        return "must be one of {}, not {}".format(choices, _short.repr(instance))
+        return f"must be one of {choices}, not {_short.repr(instance)}"
     if keyword == "minimum":
-        return "must be at least {}, not {}".format(value, _short.repr(instance))
+        return f"must be at least {value}, not {_short.repr(instance)}"
     if keyword == "maximum":
-        return "must be at most {}, not {}".format(value, _short.repr(instance))
+        return f"must be at most {value}, not {_short.repr(instance)}"
     if keyword == "minLength":
-        return "must not be empty" if value == 1 else "must be at least {} characters long".format(value)
+        return "must not be empty" if value == 1 else f"must be at least {value} characters long"
     if keyword == "maxLength":
-        return "is {} characters long; the maximum is {}".format(len(instance), value)
+        return f"is {len(instance)} characters long; the maximum is {value}"
     if keyword == "minItems":
         return "must contain at least {} item{}".format(value, "" if value == 1 else "s")
     if keyword == "required":

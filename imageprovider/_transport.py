@@ -12,8 +12,8 @@ cycle is written to the ``imageprovider`` logger.
 
 import http.client
 import json
-import socket
 import logging
+import socket
 import threading
 import time
 from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Type, cast
@@ -89,8 +89,8 @@ class CredentialAuth(AuthBase):
     def _fresh_token(self) -> str:
         try:
             token = self._token_provider()  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - any failure of the caller's callable is a configuration problem
-            raise ConfigurationError("The token provider failed: {}".format(type(exc).__name__)) from exc
+        except Exception as exc:
+            raise ConfigurationError(f"The token provider failed: {type(exc).__name__}") from exc
         if not isinstance(token, str) or not is_header_token(token):
             raise ConfigurationError("The token provider must return a non-empty ASCII token string")
         return token
@@ -195,12 +195,21 @@ class Transport:
         if accept:
             headers["Accept"] = accept
         try:
-            prepared = self.session.prepare_request(requests.Request(
-                method, self.base_url + path, params=query, data=body if body is not None else data, files=files,
-                headers=headers, auth=self._auth))
+            prepared = self.session.prepare_request(
+                requests.Request(
+                    method,
+                    self.base_url + path,
+                    params=query,
+                    data=body if body is not None else data,
+                    files=files,
+                    headers=headers,
+                    auth=self._auth,
+                )
+            )
         except requests.RequestException as exc:
-            raise ConfigurationError("Cannot build the request to {}: {}".format(
-                self.base_url + path, self.redact(str(exc))[:200])) from exc
+            raise ConfigurationError(
+                f"Cannot build the request to {self.base_url + path}: {self.redact(str(exc))[:200]}"
+            ) from exc
         if self.intercept is not None:
             self.intercept(prepared)
         retry = self.retry.for_request(self._notify if self.observers else None)
@@ -209,8 +218,7 @@ class Transport:
         try:
             # What Session.request adds beyond preparing: proxies, verify and cert from the environment.
             settings = self.session.merge_environment_settings(prepared.url, {}, stream, None, None)
-            response = self.session.send(prepared, timeout=timeout or self.timeout, allow_redirects=False,
-                                         **settings)
+            response = self.session.send(prepared, timeout=timeout or self.timeout, allow_redirects=False, **settings)
         except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             error = self._connection_error(exc, retry.attempts, timeout or self.timeout)
             self._log_cycle(method, path, None, retry.attempts, started, None, error)
@@ -224,9 +232,11 @@ class Transport:
         if not stream and 200 <= response.status_code < 300:
             cut = _cut_short(response)
             if cut is not None:
-                error = APIConnectionError("The response from {} was cut short: {}; not retried, because the "
-                                           "request had been processed".format(urlsplit(self.base_url).netloc, cut),
-                                           attempts=retry.attempts)
+                error = APIConnectionError(
+                    f"The response from {urlsplit(self.base_url).netloc} was cut short: {cut}; not retried, because the "
+                    "request had been processed",
+                    attempts=retry.attempts,
+                )
                 self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, error)
                 raise error
         if not 200 <= response.status_code < 300:
@@ -262,11 +272,15 @@ class Transport:
             started = time.monotonic()
             self._adapter.use(retry)
             try:
-                response = self.session.get(url, auth=self._auth if same_origin else None, stream=True,
-                                            allow_redirects=False, timeout=timeout or self.timeout,
-                                            headers={"Accept": "image/*"})
-            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-                    OSError) as exc:
+                response = self.session.get(
+                    url,
+                    auth=self._auth if same_origin else None,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=timeout or self.timeout,
+                    headers={"Accept": "image/*"},
+                )
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
                 error = self._connection_error(exc, retry.attempts, timeout or self.timeout)
                 self._log_cycle("GET", _loggable(url), None, retry.attempts, started, None, error)
                 raise error from exc
@@ -278,19 +292,26 @@ class Transport:
                     continue
                 if response.status_code in (403, 404, 410):
                     expired = self._expired(response, retry.attempts)
-                    self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started,
-                                    None, expired)
+                    self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started, None, expired)
                     raise expired
                 if not 200 <= response.status_code < 300:
                     status_error = self.status_error(response, retry.attempts)
-                    self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started, None,
-                                    status_error)
+                    self._log_cycle(
+                        "GET", _loggable(url), response.status_code, retry.attempts, started, None, status_error
+                    )
                     raise status_error
                 written = self._stream_body(response, sink, max_bytes)
-                self._log_cycle("GET", _loggable(url), response.status_code, retry.attempts, started,
-                                response.headers.get("x-request-id"), None)
+                self._log_cycle(
+                    "GET",
+                    _loggable(url),
+                    response.status_code,
+                    retry.attempts,
+                    started,
+                    response.headers.get("x-request-id"),
+                    None,
+                )
                 return written
-        raise ResponseValidationError("The image URL redirected more than {} times".format(_MAX_REDIRECTS))
+        raise ResponseValidationError(f"The image URL redirected more than {_MAX_REDIRECTS} times")
 
     def copy_body(self, response: requests.Response, sink: IO[bytes], max_bytes: Optional[int] = None) -> int:
         """Stream an open (``stream=True``) response's body into ``sink``; return the bytes written."""
@@ -300,34 +321,36 @@ class Transport:
     def _stream_body(self, response: requests.Response, sink: IO[bytes], max_bytes: Optional[int]) -> int:
         declared = response.headers.get("Content-Length", "")
         if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise ResponseValidationError("The image is {:,} bytes, over the download limit of {:,}".format(
-                int(declared), max_bytes), status_code=response.status_code)
+            raise ResponseValidationError(
+                f"The image is {int(declared):,} bytes, over the download limit of {max_bytes:,}",
+                status_code=response.status_code,
+            )
         written = 0
         chunks = response.iter_content(chunk_size=64 * 1024)
         while True:
             # Only the network read is translated: a full disk while writing is a local OSError.
             try:
                 chunk = next(chunks, b"")
-            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-                    OSError) as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
                 raise self.connection_error(exc) from exc
             if not chunk:
                 break
             written += len(chunk)
             if max_bytes is not None and written > max_bytes:
-                raise ResponseValidationError("The image is larger than the download limit of {:,} bytes".format(
-                    max_bytes), status_code=response.status_code)
+                raise ResponseValidationError(
+                    f"The image is larger than the download limit of {max_bytes:,} bytes",
+                    status_code=response.status_code,
+                )
             sink.write(chunk)
         cut = _cut_short(response)
         if cut is not None:
-            raise APIConnectionError("The image download was cut short: {}".format(cut))
+            raise APIConnectionError(f"The image download was cut short: {cut}")
         return written
 
     def _expired(self, response: requests.Response, attempts: int) -> ImageExpiredError:
         return ImageExpiredError(
-            "The image URL answered HTTP {}: it has expired or does not exist. OpenAI's image URLs live 60 "
-            "minutes after generation; download sooner, or ask for response_format='b64_json'.".format(
-                response.status_code),
+            f"The image URL answered HTTP {response.status_code}: it has expired or does not exist. OpenAI's image URLs live 60 "
+            "minutes after generation; download sooner, or ask for response_format='b64_json'.",
             status_code=response.status_code,
             request_id=response.headers.get("x-request-id") or response.headers.get("x-ms-request-id"),
             body=self.excerpt(self.body_text(response)),
@@ -356,7 +379,7 @@ class Transport:
         """The first :data:`BODY_EXCERPT_CHARS` characters of ``text``."""
         if len(text) <= BODY_EXCERPT_CHARS:
             return text
-        return text[:BODY_EXCERPT_CHARS] + "... ({} chars)".format(len(text))
+        return text[:BODY_EXCERPT_CHARS] + f"... ({len(text)} chars)"
 
     def status_error(self, response: requests.Response, attempts: int) -> APIStatusError:
         """Map a non-2xx response to the matching :class:`APIStatusError` subclass."""
@@ -372,7 +395,8 @@ class Transport:
         message = fields.get("message") or _default_message(response, text, parsed)
         if 300 <= status < 400:
             message = "Unexpected redirect to {!r}; redirects are not followed".format(
-                self.redact(response.headers.get("location", "")))
+                self.redact(response.headers.get("location", ""))
+            )
         if status == 400 and code == "moderation_blocked":
             error_class: Type[APIStatusError] = ContentPolicyError
         elif status >= 500:
@@ -416,7 +440,7 @@ class Transport:
             failure = _short_reason(exc)
         if failure is not None:
             raise ResponseValidationError(
-                "The {} response body is not valid JSON ({})".format(response.status_code, failure),
+                f"The {response.status_code} response body is not valid JSON ({failure})",
                 status_code=response.status_code,
                 request_id=request_id,
                 body=self.excerpt(self.body_text(response)),
@@ -426,7 +450,8 @@ class Transport:
             where = _schemas.format_path(violation.path)
             raise ResponseValidationError(
                 "The response body does not match the expected shape: {}{}".format(
-                    "field {!r} ".format(where) if where else "", violation.message),
+                    f"field {where!r} " if where else "", violation.message
+                ),
                 status_code=response.status_code,
                 request_id=request_id,
                 body=self.excerpt(self.body_text(response)),
@@ -446,8 +471,11 @@ class Transport:
         code = None if code is None else str(code)
         error_type = fields.get("type") if fields.get("type") != "error" else None
         message = fields.get("message")
-        message = self.redact(message) if isinstance(message, str) and message else \
-            "The server reported an error in the middle of the stream"
+        message = (
+            self.redact(message)
+            if isinstance(message, str) and message
+            else "The server reported an error in the middle of the stream"
+        )
         marker = "{} {}".format(code or "", error_type or "")
         if code == "moderation_blocked":
             error_class: Type[APIStatusError] = ContentPolicyError
@@ -478,25 +506,34 @@ class Transport:
     def _connection_error(self, exc: BaseException, attempts: int, timeout: Timeout) -> APIConnectionError:
         host = urlsplit(self.base_url).netloc
         reason = self.redact(_root_reason(exc))
-        tried = " after {} attempts".format(attempts) if attempts > 1 else ""
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return APITimeoutError(
-                "Timed out connecting to {} (connect timeout {:g} s){}".format(host, timeout[0], tried),
-                phase="connect", attempts=attempts)
-        if isinstance(exc, requests.exceptions.ReadTimeout) or _caused_by(exc, urllib3.exceptions.ReadTimeoutError) \
-                or _caused_by(exc, socket.timeout):
+                f"Timed out connecting to {host} (connect timeout {timeout[0]:g} s){tried}",
+                phase="connect",
+                attempts=attempts,
+            )
+        if (
+            isinstance(exc, requests.exceptions.ReadTimeout)
+            or _caused_by(exc, urllib3.exceptions.ReadTimeoutError)
+            or _caused_by(exc, socket.timeout)
+        ):
             return APITimeoutError(
-                "No response from {} within the read timeout of {:g} s{}. Not retried by default: the server "
+                f"No response from {host} within the read timeout of {timeout[1]:g} s{tried}. Not retried by default: the server "
                 "may already be generating (and billing) the image. Raise the timeout, or pass "
-                "retry_read_timeouts=True to retry.".format(host, timeout[1], tried),
-                phase="read", attempts=attempts)
+                "retry_read_timeouts=True to retry.",
+                phase="read",
+                attempts=attempts,
+            )
         if _caused_by(exc, http.client.IncompleteRead) or _caused_by(exc, urllib3.exceptions.IncompleteRead):
             return APIConnectionError(
-                "The response from {} was cut short{} ({}); not retried, because the request had been "
-                "processed".format(host, tried, reason), attempts=attempts)
+                f"The response from {host} was cut short{tried} ({reason}); not retried, because the request had been "
+                "processed",
+                attempts=attempts,
+            )
         if isinstance(exc, requests.exceptions.SSLError):
-            return APIConnectionError("TLS error talking to {}{}: {}".format(host, tried, reason), attempts=attempts)
-        return APIConnectionError("Connection error talking to {}{}: {}".format(host, tried, reason), attempts=attempts)
+            return APIConnectionError(f"TLS error talking to {host}{tried}: {reason}", attempts=attempts)
+        return APIConnectionError(f"Connection error talking to {host}{tried}: {reason}", attempts=attempts)
 
     def _log_cycle(
         self,
@@ -513,7 +550,13 @@ class Transport:
         log.log(
             logging.WARNING if error is not None else logging.INFO,
             "%s %s -> %s in %d ms (%d attempt%s, request id %s)",
-            method, path, outcome, elapsed_ms, attempts, "" if attempts == 1 else "s", request_id,
+            method,
+            path,
+            outcome,
+            elapsed_ms,
+            attempts,
+            "" if attempts == 1 else "s",
+            request_id,
             extra={
                 "method": method,
                 "path": path,
@@ -544,8 +587,9 @@ def _check_download_url(url: str) -> None:
         return
     if parts.scheme == "http" and is_loopback(host):
         return
-    raise ResponseValidationError("Refusing to fetch the image from {!r}: only https URLs (or http on this "
-                                  "machine) are downloaded".format(_loggable(url)))
+    raise ResponseValidationError(
+        f"Refusing to fetch the image from {_loggable(url)!r}: only https URLs (or http on this machine) are downloaded"
+    )
 
 
 def _loggable(url: str) -> str:
@@ -570,7 +614,7 @@ def _cut_short(response: requests.Response) -> Optional[str]:
         return None
     if received >= int(declared):
         return None
-    return "{} of {} bytes arrived".format(received, declared)
+    return f"{received} of {declared} bytes arrived"
 
 
 def _loads_or_none(text: str) -> Any:
@@ -582,10 +626,10 @@ def _loads_or_none(text: str) -> Any:
 
 def _default_message(response: requests.Response, text: str, parsed: Any) -> str:
     reason = response.reason or http.client.responses.get(response.status_code, "")
-    summary = "HTTP {} {}".format(response.status_code, reason).strip()
+    summary = f"HTTP {response.status_code} {reason}".strip()
     if parsed is None and text.strip():
         snippet = " ".join(text.split())[:200]
-        return "{} (non-JSON body: {!r})".format(summary, snippet)
+        return f"{summary} (non-JSON body: {snippet!r})"
     return summary
 
 

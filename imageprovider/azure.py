@@ -19,7 +19,7 @@ from .provider import DEFAULT_MAX_DOWNLOAD_BYTES, OpenAIImageProvider
 
 ENV_AZURE_ENDPOINT = "AZURE_OPENAI_ENDPOINT"
 ENV_AZURE_API_KEY = "AZURE_OPENAI_API_KEY"
-ENV_AZURE_AD_TOKEN = "AZURE_OPENAI_AD_TOKEN"
+ENV_AZURE_AD_TOKEN = "AZURE_OPENAI_AD_TOKEN"  # noqa: S105 (the variable's name, not a token)
 ENV_API_VERSION = "OPENAI_API_VERSION"
 
 #: Endpoints Azure serves under ``/deployments/{deployment}``; variations are not among them.
@@ -73,18 +73,26 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         extra_headers: Optional[Mapping[str, str]] = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
-        given = [name for name, value in (("api_key", api_key), ("azure_ad_token", azure_ad_token),
-                                          ("azure_ad_token_provider", azure_ad_token_provider)) if value is not None]
+        given = [
+            name
+            for name, value in (
+                ("api_key", api_key),
+                ("azure_ad_token", azure_ad_token),
+                ("azure_ad_token_provider", azure_ad_token_provider),
+            )
+            if value is not None
+        ]
         if len(given) > 1:
-            raise ConfigurationError("Pass only one of api_key, azure_ad_token and azure_ad_token_provider; got "
-                                     + " and ".join(given))
+            raise ConfigurationError(
+                "Pass only one of api_key, azure_ad_token and azure_ad_token_provider; got " + " and ".join(given)
+            )
         environ = {key: value for key, value in os.environ.items() if key not in _OPENAI_ONLY_ENV}
         endpoint = endpoint or environ.get(ENV_AZURE_ENDPOINT, "").strip()
         api_version = api_version or environ.get(ENV_API_VERSION, "").strip()
         if not endpoint:
-            raise ConfigurationError("No Azure endpoint: pass endpoint= or set {}".format(ENV_AZURE_ENDPOINT))
+            raise ConfigurationError(f"No Azure endpoint: pass endpoint= or set {ENV_AZURE_ENDPOINT}")
         if not api_version:
-            raise ConfigurationError("No Azure API version: pass api_version= or set {}".format(ENV_API_VERSION))
+            raise ConfigurationError(f"No Azure API version: pass api_version= or set {ENV_API_VERSION}")
         if deployment is not None and (not isinstance(deployment, str) or not deployment.strip()):
             raise ConfigurationError("deployment must be a non-empty string")
         if not given:
@@ -93,8 +101,8 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         secret = api_key or azure_ad_token
         if secret is None and azure_ad_token_provider is None:
             raise ConfigurationError(
-                "No Azure credential: pass api_key=, azure_ad_token= or azure_ad_token_provider=, or set {} or {}"
-                .format(ENV_AZURE_API_KEY, ENV_AZURE_AD_TOKEN))
+                f"No Azure credential: pass api_key=, azure_ad_token= or azure_ad_token_provider=, or set {ENV_AZURE_API_KEY} or {ENV_AZURE_AD_TOKEN}"
+            )
         if azure_ad_token_provider is not None and not callable(azure_ad_token_provider):
             raise ConfigurationError("azure_ad_token_provider must be a callable returning a token string")
         base_url = check_base_url(endpoint, allow_insecure_http) + "/openai"
@@ -120,12 +128,17 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
             credentials = {}
         self.deployment = deployment.strip() if deployment else None
         self.api_version = api_version
-        self._connect(settings, credentials, (secret,) if secret else (), extra_headers,
-                      token_provider=azure_ad_token_provider, max_download_bytes=max_download_bytes)
+        self._connect(
+            settings,
+            credentials,
+            (secret,) if secret else (),
+            extra_headers,
+            token_provider=azure_ad_token_provider,
+            max_download_bytes=max_download_bytes,
+        )
 
     def __repr__(self) -> str:
-        return "AzureOpenAIImageProvider(base_url={!r}, deployment={!r}, api_version={!r}, credentials=<redacted>)"\
-            .format(self.settings.base_url, self.deployment, self.api_version)
+        return f"AzureOpenAIImageProvider(base_url={self.settings.base_url!r}, deployment={self.deployment!r}, api_version={self.api_version!r}, credentials=<redacted>)"
 
     def _route(self, endpoint: str, model: Optional[str]) -> Tuple[str, Optional[Dict[str, str]]]:
         query = {"api-version": self.api_version}

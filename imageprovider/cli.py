@@ -21,8 +21,8 @@ from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, 
 import requests
 
 from . import _files, _multipart
-from ._progress import Progress
 from .__version__ import __version__
+from ._progress import Progress
 from .exceptions import (
     APIConnectionError,
     ConfigurationError,
@@ -69,28 +69,38 @@ class _DryRun(Exception):
 
 
 def _exit_codes_text() -> str:
-    return "exit status:\n" + "\n".join("  {:<4} {}".format(code, text) for code, text in EXIT_CODES.items())
+    return "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
 
 
 def _add_common(parser: argparse.ArgumentParser, *, model_default: Optional[str] = None) -> None:
     api = parser.add_argument_group("request")
-    api.add_argument("--model", default=model_default,
-                     help="model name (default: {})".format(model_default or "the configured default model"))
+    api.add_argument(
+        "--model",
+        default=model_default,
+        help="model name (default: {})".format(model_default or "the configured default model"),
+    )
     api.add_argument("--n", type=int, help="number of images, 1-10")
     api.add_argument("--size", help="e.g. 1024x1024, 1536x1024, auto, or WIDTHxHEIGHT (gpt-image-2)")
     api.add_argument("--user", help="end-user id for abuse monitoring")
     api.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
     out = parser.add_argument_group("output")
-    out.add_argument("-o", "--output", help="a file for one image, a folder for several (default: the current "
-                                            "folder, files named after the prompt)")
+    out.add_argument(
+        "-o",
+        "--output",
+        help="a file for one image, a folder for several (default: the current folder, files named after the prompt)",
+    )
     out.add_argument("--overwrite", action="store_true", help="replace existing files")
     out.add_argument("--metadata", action="store_true", help="write a .json sidecar next to each image")
     out.add_argument("--json", action="store_true", help="print one JSON document describing the result on stdout")
     run = parser.add_argument_group("running")
-    run.add_argument("--fake", action="store_true",
-                     help="run against an in-process stand-in server: no key, no network, real images")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the HTTP request that would be sent (key redacted) and exit, sending nothing")
+    run.add_argument(
+        "--fake", action="store_true", help="run against an in-process stand-in server: no key, no network, real images"
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the HTTP request that would be sent (key redacted) and exit, sending nothing",
+    )
     run.add_argument("--verbose", action="store_true", help="log each request to stderr")
     run.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
 
@@ -113,20 +123,31 @@ def _add_image_options(parser: argparse.ArgumentParser, *, moderation: bool = Tr
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``imageprovider`` command."""
     parser = argparse.ArgumentParser(
-        prog="imageprovider", description="Generate and edit images with OpenAI's image API.",
-        epilog=_exit_codes_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="imageprovider",
+        description="Generate and edit images with OpenAI's image API.",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version="imageprovider " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    generate = commands.add_parser("generate", help="create images from a prompt", epilog=_exit_codes_text(),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    generate = commands.add_parser(
+        "generate",
+        help="create images from a prompt",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     generate.add_argument("prompt", help="what to draw")
     _add_common(generate)
     _add_image_options(generate)
 
-    edit = commands.add_parser("edit", help="edit or extend images following a prompt", epilog=_exit_codes_text(),
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    edit = commands.add_parser(
+        "edit",
+        help="edit or extend images following a prompt",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     edit.add_argument("prompt", help="what to change")
     edit.add_argument("images", nargs="+", help="input images (PNG, JPEG or WEBP), up to 16")
     edit.add_argument("--mask", help="PNG with an alpha channel; transparent pixels mark where to edit")
@@ -134,33 +155,56 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(edit)
     _add_image_options(edit, moderation=False, style=False)
 
-    vary = commands.add_parser("vary", help="variations of one square PNG (dall-e-2; compatible servers)",
-                               epilog=_exit_codes_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    vary = commands.add_parser(
+        "vary",
+        help="variations of one square PNG (dall-e-2; compatible servers)",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     vary.add_argument("image", help="a square PNG under 4 MB")
     _add_common(vary, model_default="dall-e-2")
     vary.add_argument("--response-format", help="url or b64_json")
 
-    batch = commands.add_parser("batch", help="many prompts from a file, resumably (online or Batch API)",
-                                epilog=_exit_codes_text() + "\n  (batch: 3 also when any item failed)",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    batch.add_argument("file", help="JSONL (prompt + parameters per line), CSV (a prompt column) or text "
-                                    "(one prompt per line)")
+    batch = commands.add_parser(
+        "batch",
+        help="many prompts from a file, resumably (online or Batch API)",
+        epilog=_exit_codes_text() + "\n  (batch: 3 also when any item failed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument(
+        "file", help="JSONL (prompt + parameters per line), CSV (a prompt column) or text (one prompt per line)"
+    )
     batch.add_argument("-o", "--output", required=True, help="output folder: images, manifest.jsonl, summary.json")
-    batch.add_argument("--format", choices=("jsonl", "csv", "text"), help="input format (default: from the "
-                                                                            "file's extension)")
-    batch.add_argument("--via", choices=("online", "batch-api"), default="online",
-                       help="online (default): live requests at the rate limit; batch-api: OpenAI's Batch API")
+    batch.add_argument(
+        "--format", choices=("jsonl", "csv", "text"), help="input format (default: from the file's extension)"
+    )
+    batch.add_argument(
+        "--via",
+        choices=("online", "batch-api"),
+        default="online",
+        help="online (default): live requests at the rate limit; batch-api: OpenAI's Batch API",
+    )
     batch.add_argument("--concurrency", type=int, default=4, help="worker threads (online; default 4)")
     batch.add_argument("--rpm", type=float, help="requests per minute to stay under (online)")
     batch.add_argument("--ipm", type=float, help="images per minute to stay under (online)")
-    batch.add_argument("--retry-failed", dest="retry_failed", action="store_true", default=True,
-                       help="retry items that failed in an earlier run (default)")
-    batch.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
-                       help="leave earlier failures alone")
+    batch.add_argument(
+        "--retry-failed",
+        dest="retry_failed",
+        action="store_true",
+        default=True,
+        help="retry items that failed in an earlier run (default)",
+    )
+    batch.add_argument(
+        "--no-retry-failed", dest="retry_failed", action="store_false", help="leave earlier failures alone"
+    )
     batch.add_argument("--max-attempts", type=int, default=3, help="attempts per item across runs (default 3)")
     batch.add_argument("--wait", action="store_true", help="batch-api: wait for the batches and collect them")
-    batch.add_argument("--max-batch-requests", type=int, default=50_000,
-                       help="batch-api: requests per submitted batch (the API allows 50,000)")
+    batch.add_argument(
+        "--max-batch-requests",
+        type=int,
+        default=50_000,
+        help="batch-api: requests per submitted batch (the API allows 50,000)",
+    )
     batch.add_argument("--metadata", action="store_true", help="write a .json sidecar next to each image")
     batch.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     batch.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -178,10 +222,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _PARAMS = {
-    "generate": ("model", "n", "size", "quality", "background", "output_format", "output_compression", "moderation",
-                 "style", "response_format", "user"),
-    "edit": ("mask", "model", "n", "size", "quality", "background", "output_format", "output_compression",
-             "input_fidelity", "response_format", "user"),
+    "generate": (
+        "model",
+        "n",
+        "size",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "moderation",
+        "style",
+        "response_format",
+        "user",
+    ),
+    "edit": (
+        "mask",
+        "model",
+        "n",
+        "size",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "input_fidelity",
+        "response_format",
+        "user",
+    ),
     "vary": ("model", "n", "size", "response_format", "user"),
 }
 
@@ -206,7 +272,7 @@ def _provider(args: argparse.Namespace) -> Iterator[OpenAIImageProvider]:
             except ConfigurationError as exc:
                 if "API key" not in str(exc):
                     raise
-                print("note: {} The request below shows a placeholder key.".format(exc), file=sys.stderr)
+                print(f"note: {exc} The request below shows a placeholder key.", file=sys.stderr)
                 provider = stack.enter_context(OpenAIImageProvider(api_key="sk-placeholder-for-dry-run"))
         else:
             provider = stack.enter_context(OpenAIImageProvider())
@@ -230,14 +296,13 @@ def _refuse_existing_targets(args: argparse.Namespace) -> None:
         candidates = [_files.with_extension(single, extension) for extension in extensions]
     else:
         stem = _files.safe_stem(getattr(args, "prompt", None) or "image")
-        names = [stem] if count == 1 else ["{}-{}".format(stem, number) for number in range(1, count + 1)]
+        names = [stem] if count == 1 else [f"{stem}-{number}" for number in range(1, count + 1)]
         candidates = [(folder or Path(".")) / (name + extension) for name in names for extension in extensions]
     if args.metadata:
         candidates += [candidate.with_suffix(".json") for candidate in candidates]
     for candidate in candidates:
         if candidate.exists():
-            raise FileExistsError("{} already exists; pass --overwrite to replace it (nothing was sent)".format(
-                candidate))
+            raise FileExistsError(f"{candidate} already exists; pass --overwrite to replace it (nothing was sent)")
 
 
 def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
@@ -278,8 +343,7 @@ def _save(args: argparse.Namespace, response: ImageResponse) -> Dict[str, Any]:
     if single is not None:
         files = [response.images[0].save(single, overwrite=args.overwrite, metadata=args.metadata)]
     else:
-        assert folder is not None
-        files = response.save_all(folder, overwrite=args.overwrite, metadata=args.metadata)
+        files = response.save_all(folder or ".", overwrite=args.overwrite, metadata=args.metadata)
     return {
         "files": [str(path) for path in files],
         "partial_files": [],
@@ -304,12 +368,13 @@ def _save_stream(args: argparse.Namespace, stream: ImageStream, progress: Progre
         for event in stream:
             if isinstance(event, PartialImage):
                 progress.partial(event.index)
-                name = "{}-partial-{}".format(base.name, stream.partial_count)
+                name = f"{base.name}-partial-{stream.partial_count}"
                 partial_files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite)))
             elif isinstance(event, Completed):
-                name = base.name if expected == 1 else "{}-{}".format(base.name, len(stream.completed))
-                files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite,
-                                                  metadata=args.metadata)))
+                name = base.name if expected == 1 else f"{base.name}-{len(stream.completed)}"
+                files.append(
+                    str(event.image.save(base.parent / name, overwrite=args.overwrite, metadata=args.metadata))
+                )
                 usage = event.usage
     last = stream.completed[-1] if stream.completed else None
     return {
@@ -325,20 +390,23 @@ def _save_stream(args: argparse.Namespace, stream: ImageStream, progress: Progre
 
 
 def _usage_dict(usage: Any) -> Dict[str, Any]:
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 # -- dry run -----------------------------------------------------------------------
 
 
 def _show_request(request: requests.PreparedRequest, out: IO[str]) -> None:
-    print("{} {}".format(request.method, request.url), file=out)
+    print(f"{request.method} {request.url}", file=out)
     for name, value in request.headers.items():
         if name.lower() in _SECRET_HEADERS:
             scheme = value.split(" ", 1)[0] + " " if " " in value else ""
             value = scheme + "[REDACTED]"
-        print("{}: {}".format(name, value), file=out)
+        print(f"{name}: {value}", file=out)
     print(file=out)
     body = request.body or b""
     if isinstance(body, str):
@@ -351,8 +419,10 @@ def _show_request(request: requests.PreparedRequest, out: IO[str]) -> None:
             if part.filename is None:
                 print("part {}: {}".format(part.name, part.payload.decode("utf-8", "replace")), file=out)
             else:
-                print("part {}: file {!r}, {}, {:,} bytes".format(part.name, part.filename, part.content_type,
-                                                                 len(part.payload)), file=out)
+                print(
+                    f"part {part.name}: file {part.filename!r}, {part.content_type}, {len(part.payload):,} bytes",
+                    file=out,
+                )
 
 
 # -- main ----------------------------------------------------------------------------
@@ -388,50 +458,78 @@ def _batch(args: argparse.Namespace) -> int:
 
     def show(snapshot: BatchProgress) -> None:
         if interactive:
-            eta = "" if snapshot.eta_seconds is None else ", ETA {:.0f}s".format(snapshot.eta_seconds)
-            waiting = "" if snapshot.waiting_seconds <= 0 else ", waiting {:.1f}s for the rate limit".format(
-                snapshot.waiting_seconds)
-            sys.stderr.write("\r\033[K{}/{} done, {} failed, {:.1f} images/min{}{}".format(
-                snapshot.done, snapshot.total, snapshot.failed, snapshot.images_per_minute, eta, waiting))
+            eta = "" if snapshot.eta_seconds is None else f", ETA {snapshot.eta_seconds:.0f}s"
+            waiting = (
+                "" if snapshot.waiting_seconds <= 0 else f", waiting {snapshot.waiting_seconds:.1f}s for the rate limit"
+            )
+            sys.stderr.write(
+                f"\r\033[K{snapshot.done}/{snapshot.total} done, {snapshot.failed} failed, {snapshot.images_per_minute:.1f} images/min{eta}{waiting}"
+            )
             sys.stderr.flush()
 
     def show_batches(entries: List[Dict[str, Any]]) -> None:
         if interactive:
             counts = [entry.get("request_counts") or {} for entry in entries]
-            sys.stderr.write("\r\033[K{} batch(es): {} of {} requests finished".format(
-                len(entries), sum(c.get("completed", 0) + c.get("failed", 0) for c in counts),
-                sum(c.get("total", 0) for c in counts)))
+            sys.stderr.write(
+                "\r\033[K{} batch(es): {} of {} requests finished".format(
+                    len(entries),
+                    sum(c.get("completed", 0) + c.get("failed", 0) for c in counts),
+                    sum(c.get("total", 0) for c in counts),
+                )
+            )
             sys.stderr.flush()
 
     with contextlib.ExitStack() as stack:
         if args.fake:
             server = stack.enter_context(FakeImagesServer(batch_completion_seconds=0.5))
-            provider = stack.enter_context(OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url,
-                                                               timeout=args.timeout))
+            provider = stack.enter_context(
+                OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, timeout=args.timeout)
+            )
         else:
             provider = stack.enter_context(OpenAIImageProvider(timeout=args.timeout))
         if args.via == "batch-api":
-            summary = run_batch_api(args.file, args.output, provider=provider, wait=args.wait,
-                                    retry_failed=args.retry_failed, max_attempts=args.max_attempts,
-                                    metadata=args.metadata, input_format=args.format, progress=show_batches,
-                                    poll_interval=0.5 if args.fake else 5.0, max_requests=args.max_batch_requests)
+            summary = run_batch_api(
+                args.file,
+                args.output,
+                provider=provider,
+                wait=args.wait,
+                retry_failed=args.retry_failed,
+                max_attempts=args.max_attempts,
+                metadata=args.metadata,
+                input_format=args.format,
+                progress=show_batches,
+                poll_interval=0.5 if args.fake else 5.0,
+                max_requests=args.max_batch_requests,
+            )
         else:
-            summary = run_batch(args.file, args.output, provider=provider, concurrency=args.concurrency,
-                                requests_per_minute=args.rpm, images_per_minute=args.ipm,
-                                retry_failed=args.retry_failed, max_attempts=args.max_attempts,
-                                metadata=args.metadata, input_format=args.format, progress=show)
+            summary = run_batch(
+                args.file,
+                args.output,
+                provider=provider,
+                concurrency=args.concurrency,
+                requests_per_minute=args.rpm,
+                images_per_minute=args.ipm,
+                retry_failed=args.retry_failed,
+                max_attempts=args.max_attempts,
+                metadata=args.metadata,
+                input_format=args.format,
+                progress=show,
+            )
     if interactive:
         sys.stderr.write("\r\033[K")
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
     else:
-        print("{} items: {} done, {} failed, {} already done, {} pending; {} images, {} tokens, {:.1f}s "
-              "({:.1f} images/min)".format(summary.total, summary.done, summary.failed, summary.skipped,
-                                           summary.pending, summary.images, summary.tokens, summary.elapsed,
-                                           summary.images_per_minute))
+        print(
+            f"{summary.total} items: {summary.done} done, {summary.failed} failed, {summary.skipped} already done, {summary.pending} pending; {summary.images} images, {summary.tokens} tokens, {summary.elapsed:.1f}s "
+            f"({summary.images_per_minute:.1f} images/min)"
+        )
         for entry in summary.batches:
-            print("batch {} ({}): {} items, status {}".format(entry.get("batch_id"), entry.get("input_file_id"),
-                                                              len(entry.get("ids", [])), entry.get("status")))
+            print(
+                "batch {} ({}): {} items, status {}".format(
+                    entry.get("batch_id"), entry.get("input_file_id"), len(entry.get("ids", [])), entry.get("status")
+                )
+            )
         for problem in summary.problems:
             print("skipped {}".format(problem["message"]), file=sys.stderr)
     if summary.interrupted:
@@ -467,7 +565,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ImageProviderError, OSError, ValueError) as exc:
         if args.debug:
             traceback.print_exc()
-        print("imageprovider: {}: {}".format(type(exc).__name__, exc), file=sys.stderr)
+        print(f"imageprovider: {type(exc).__name__}: {exc}", file=sys.stderr)
         return _exit_code(exc)
     except KeyboardInterrupt:
         print("imageprovider: interrupted", file=sys.stderr)

@@ -61,7 +61,7 @@ class ImageProviderError(Exception):
         return (_rebuild, (type(self), dict(self.__dict__)))
 
     def __repr__(self) -> str:
-        return "{}({!r})".format(type(self).__name__, self.message)
+        return f"{type(self).__name__}({self.message!r})"
 
 
 class ConfigurationError(ImageProviderError, ValueError):
@@ -79,15 +79,13 @@ class RequestValidationError(ImageProviderError, ValueError):
     :ivar path: the JSON path inside the request body, as a tuple.
     """
 
-    def __init__(
-        self, message: str, *, param: Optional[str] = None, path: Tuple[Any, ...] = ()
-    ) -> None:
+    def __init__(self, message: str, *, param: Optional[str] = None, path: Tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.param = param
         self.path = tuple(path) if path else ((param,) if param else ())
 
     def __repr__(self) -> str:
-        return "{}(param={!r}, message={!r})".format(type(self).__name__, self.param, self.message)
+        return f"{type(self).__name__}(param={self.param!r}, message={self.message!r})"
 
 
 class APIConnectionError(ImageProviderError):
@@ -101,7 +99,7 @@ class APIConnectionError(ImageProviderError):
         self.attempts = attempts
 
     def __repr__(self) -> str:
-        return "{}(attempts={!r}, message={!r})".format(type(self).__name__, self.attempts, self.message)
+        return f"{type(self).__name__}(attempts={self.attempts!r}, message={self.message!r})"
 
 
 class APITimeoutError(APIConnectionError):
@@ -157,27 +155,19 @@ class APIStatusError(ImageProviderError):
         self.attempts = attempts
 
     def __str__(self) -> str:
-        details = ["status {}".format(self.status_code)]
+        details = [f"status {self.status_code}"]
         if self.code:
-            details.append("code {!r}".format(self.code))
+            details.append(f"code {self.code!r}")
         if self.param:
-            details.append("param {!r}".format(self.param))
+            details.append(f"param {self.param!r}")
         if self.attempts > 1:
-            details.append("after {} attempts".format(self.attempts))
+            details.append(f"after {self.attempts} attempts")
         if self.request_id:
-            details.append("request id {}".format(self.request_id))
+            details.append(f"request id {self.request_id}")
         return "{} ({})".format(self.message, ", ".join(details))
 
     def __repr__(self) -> str:
-        return "{}(status_code={!r}, code={!r}, param={!r}, request_id={!r}, attempts={!r}, message={!r})".format(
-            type(self).__name__,
-            self.status_code,
-            self.code,
-            self.param,
-            self.request_id,
-            self.attempts,
-            self.message,
-        )
+        return f"{type(self).__name__}(status_code={self.status_code!r}, code={self.code!r}, param={self.param!r}, request_id={self.request_id!r}, attempts={self.attempts!r}, message={self.message!r})"
 
 
 class BadRequestError(APIStatusError):
@@ -250,12 +240,10 @@ class ResponseValidationError(ImageProviderError):
     def __str__(self) -> str:
         extra = []
         if self.status_code is not None:
-            extra.append("status {}".format(self.status_code))
+            extra.append(f"status {self.status_code}")
         if self.request_id:
-            extra.append("request id {}".format(self.request_id))
+            extra.append(f"request id {self.request_id}")
         return "{} ({})".format(self.message, ", ".join(extra)) if extra else self.message
 
     def __repr__(self) -> str:
-        return "{}(status_code={!r}, request_id={!r}, path={!r}, message={!r})".format(
-            type(self).__name__, self.status_code, self.request_id, self.path, self.message
-        )
+        return f"{type(self).__name__}(status_code={self.status_code!r}, request_id={self.request_id!r}, path={self.path!r}, message={self.message!r})"

@@ -112,8 +112,9 @@ class ModelSpec:
         return COMMON_PARAMS[endpoint] | self.extra_params[endpoint]
 
 
-def _gpt_image(name: str, custom_size: Optional[CustomSizeRule] = None,
-               edit_extra: FrozenSet[str] = frozenset()) -> ModelSpec:
+def _gpt_image(
+    name: str, custom_size: Optional[CustomSizeRule] = None, edit_extra: FrozenSet[str] = frozenset()
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         prompt_max_length=32000,

@@ -11,17 +11,17 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 import logging
 import platform
 from types import TracebackType
-from urllib.parse import quote
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from urllib.parse import quote
 
 import requests
 
 from . import _multipart, _request
-from ._inputs import ImageInput
+from .__version__ import __version__
 from ._config import Settings, TimeoutArg, check_extra_headers, resolve_settings, resolve_timeout
+from ._inputs import ImageInput
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._transport import Transport
-from .__version__ import __version__
 from .exceptions import ConfigurationError, RequestValidationError
 from .results import ImageResponse
 from .streaming import ImageStream, check_event_stream
@@ -37,8 +37,7 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 def user_agent() -> str:
     """The ``User-Agent`` sent with every request."""
-    return "imageprovider/{} (Python {}; requests {})".format(
-        __version__, platform.python_version(), requests.__version__)
+    return f"imageprovider/{__version__} (Python {platform.python_version()}; requests {requests.__version__})"
 
 
 class OpenAIImageProvider:
@@ -165,8 +164,7 @@ class OpenAIImageProvider:
         self.close()
 
     def __repr__(self) -> str:
-        return "OpenAIImageProvider(base_url={!r}, default_model={!r}, api_key=<redacted>)".format(
-            self.settings.base_url, self.settings.default_model)
+        return f"OpenAIImageProvider(base_url={self.settings.base_url!r}, default_model={self.settings.default_model!r}, api_key=<redacted>)"
 
     @property
     def base_url(self) -> str:
@@ -214,10 +212,18 @@ class OpenAIImageProvider:
         :raises ResponseValidationError: the response body is unusable.
         """
         params = {
-            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
-            "quality": quality, "background": background, "output_format": output_format,
-            "output_compression": output_compression, "moderation": moderation, "style": style,
-            "response_format": response_format, "user": user,
+            "prompt": prompt,
+            "model": self._model_for(model, extra_body),
+            "n": n,
+            "size": size,
+            "quality": quality,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": output_compression,
+            "moderation": moderation,
+            "style": style,
+            "response_format": response_format,
+            "user": user,
         }
         body = self._build("create_image_request", "generations", params, extra_body)
         _refuse_stream(body, "generate_image", "stream_image")
@@ -248,14 +254,23 @@ class OpenAIImageProvider:
         :raises APIStatusError: the API refused before the stream started (retried like other calls).
         """
         params = {
-            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
-            "quality": quality, "background": background, "output_format": output_format,
-            "output_compression": output_compression, "moderation": moderation, "user": user,
-            "stream": True, "partial_images": partial_images,
+            "prompt": prompt,
+            "model": self._model_for(model, extra_body),
+            "n": n,
+            "size": size,
+            "quality": quality,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": output_compression,
+            "moderation": moderation,
+            "user": user,
+            "stream": True,
+            "partial_images": partial_images,
         }
         body = self._build("create_image_request", "generations", params, extra_body)
-        response = self._send("generations", body.get("model"), _request.encode_json(body), "application/json",
-                              timeout, stream=True)
+        response = self._send(
+            "generations", body.get("model"), _request.encode_json(body), "application/json", timeout, stream=True
+        )
         return self._open_stream(response, body)
 
     def edit_image(
@@ -286,13 +301,21 @@ class OpenAIImageProvider:
         :raises RequestValidationError: a parameter or input image is invalid (nothing was sent).
         """
         params = {
-            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
-            "quality": quality, "background": background, "output_format": output_format,
-            "output_compression": output_compression, "input_fidelity": input_fidelity,
-            "response_format": response_format, "user": user,
+            "prompt": prompt,
+            "model": self._model_for(model, extra_body),
+            "n": n,
+            "size": size,
+            "quality": quality,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": output_compression,
+            "input_fidelity": input_fidelity,
+            "response_format": response_format,
+            "user": user,
         }
-        body, payload, content_type = self._multipart("create_image_edit_request", "edits", params, extra_body,
-                                                      "images", images, mask)
+        body, payload, content_type = self._multipart(
+            "create_image_edit_request", "edits", params, extra_body, "images", images, mask
+        )
         _refuse_stream(body, "edit_image", "stream_edit")
         return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout), body)
 
@@ -317,13 +340,22 @@ class OpenAIImageProvider:
     ) -> ImageStream:
         """Edit with streaming; takes the inputs of :meth:`edit_image` and returns an :class:`ImageStream`."""
         params = {
-            "prompt": prompt, "model": self._model_for(model, extra_body), "n": n, "size": size,
-            "quality": quality, "background": background, "output_format": output_format,
-            "output_compression": output_compression, "input_fidelity": input_fidelity, "user": user,
-            "stream": True, "partial_images": partial_images,
+            "prompt": prompt,
+            "model": self._model_for(model, extra_body),
+            "n": n,
+            "size": size,
+            "quality": quality,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": output_compression,
+            "input_fidelity": input_fidelity,
+            "user": user,
+            "stream": True,
+            "partial_images": partial_images,
         }
-        body, payload, content_type = self._multipart("create_image_edit_request", "edits", params, extra_body,
-                                                      "images", images, mask)
+        body, payload, content_type = self._multipart(
+            "create_image_edit_request", "edits", params, extra_body, "images", images, mask
+        )
         response = self._send("edits", body.get("model"), payload, content_type, timeout, stream=True)
         return self._open_stream(response, body)
 
@@ -353,16 +385,27 @@ class OpenAIImageProvider:
         :param mask: a reference of the same kind.
         """
         params = {
-            "prompt": prompt, "images": list(images) if isinstance(images, (list, tuple)) else images,
-            "mask": mask, "model": self._model_for(model, extra_body), "n": n, "size": size, "quality": quality,
-            "background": background, "output_format": output_format, "output_compression": output_compression,
-            "input_fidelity": input_fidelity, "moderation": moderation, "user": user,
+            "prompt": prompt,
+            "images": list(images) if isinstance(images, (list, tuple)) else images,
+            "mask": mask,
+            "model": self._model_for(model, extra_body),
+            "n": n,
+            "size": size,
+            "quality": quality,
+            "background": background,
+            "output_format": output_format,
+            "output_compression": output_compression,
+            "input_fidelity": input_fidelity,
+            "moderation": moderation,
+            "user": user,
         }
         body = self._build("edit_image_body_json_param", "edits", params, extra_body)
         spec = _request.model_spec_of(body)
         if spec is not None and not spec.json_edits and self.settings.check_model_rules:
-            raise RequestValidationError("Parameter 'model' {!r} takes edits as multipart uploads only; use "
-                                         "edit_image()".format(spec.name), param="model")
+            raise RequestValidationError(
+                f"Parameter 'model' {spec.name!r} takes edits as multipart uploads only; use edit_image()",
+                param="model",
+            )
         _refuse_stream(body, "edit_image_from_refs", "stream_edit")
         return self._json_call("edits", body, timeout)
 
@@ -386,55 +429,82 @@ class OpenAIImageProvider:
         params = {"model": model, "n": n, "size": size, "response_format": response_format, "user": user}
         if isinstance(extra_body, Mapping) and "model" in extra_body and model == "dall-e-2":
             params["model"] = None
-        body, payload, content_type = self._multipart("create_image_variation_request", "variations", params,
-                                                      extra_body, "image", image, None)
+        body, payload, content_type = self._multipart(
+            "create_image_variation_request", "variations", params, extra_body, "image", image, None
+        )
         return self._read_images(self._send("variations", body.get("model"), payload, content_type, timeout), body)
 
     # -- files and batches (OpenAI's Batch API) ---------------------------
 
-    def upload_file(self, data: bytes, *, filename: str, purpose: str = "batch",
-                    timeout: TimeoutArg = None) -> Dict[str, Any]:
+    def upload_file(
+        self, data: bytes, *, filename: str, purpose: str = "batch", timeout: TimeoutArg = None
+    ) -> Dict[str, Any]:
         """Upload ``data`` (``POST /files``); returns the file object (``id``, ``bytes``...)."""
         if not isinstance(data, (bytes, bytearray)) or not isinstance(filename, str) or not filename:
             raise RequestValidationError("upload_file needs bytes and a file name", param="file")
         payload, content_type = _multipart.encode(
-            {"purpose": purpose}, [("file", (filename, bytes(data), "application/jsonl"))])
-        response = self._transport.request("POST", "/files", body=payload, content_type=content_type,
-                                           timeout=self._timeout(timeout))
+            {"purpose": purpose}, [("file", (filename, bytes(data), "application/jsonl"))]
+        )
+        response = self._transport.request(
+            "POST", "/files", body=payload, content_type=content_type, timeout=self._timeout(timeout)
+        )
         return self._transport.read_json(response, "openai_file")
 
-    def create_batch(self, input_file_id: str, endpoint: str, *, completion_window: str = "24h",
-                     metadata: Optional[Mapping[str, str]] = None, timeout: TimeoutArg = None) -> Dict[str, Any]:
+    def create_batch(
+        self,
+        input_file_id: str,
+        endpoint: str,
+        *,
+        completion_window: str = "24h",
+        metadata: Optional[Mapping[str, str]] = None,
+        timeout: TimeoutArg = None,
+    ) -> Dict[str, Any]:
         """Start a batch over an uploaded JSONL file (``POST /batches``); returns the batch object."""
         if endpoint not in BATCH_ENDPOINTS:
-            raise RequestValidationError("Parameter 'endpoint' must be one of {}".format(", ".join(BATCH_ENDPOINTS)),
-                                         param="endpoint")
+            raise RequestValidationError(
+                "Parameter 'endpoint' must be one of {}".format(", ".join(BATCH_ENDPOINTS)), param="endpoint"
+            )
         if completion_window != "24h":
             raise RequestValidationError("Parameter 'completion_window' must be '24h'", param="completion_window")
-        body: Dict[str, Any] = {"input_file_id": input_file_id, "endpoint": endpoint,
-                                "completion_window": completion_window}
+        body: Dict[str, Any] = {
+            "input_file_id": input_file_id,
+            "endpoint": endpoint,
+            "completion_window": completion_window,
+        }
         if metadata:
             body["metadata"] = dict(metadata)
-        response = self._transport.request("POST", "/batches", body=_request.encode_json(body),
-                                           content_type="application/json", timeout=self._timeout(timeout))
+        response = self._transport.request(
+            "POST",
+            "/batches",
+            body=_request.encode_json(body),
+            content_type="application/json",
+            timeout=self._timeout(timeout),
+        )
         return self._transport.read_json(response, "batch")
 
     def retrieve_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
         """The batch object as it stands (``GET /batches/{id}``)."""
-        response = self._transport.request("GET", "/batches/" + quote(batch_id, safe=""),
-                                           timeout=self._timeout(timeout))
+        response = self._transport.request(
+            "GET", "/batches/" + quote(batch_id, safe=""), timeout=self._timeout(timeout)
+        )
         return self._transport.read_json(response, "batch")
 
     def cancel_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
         """Ask for a batch to stop (``POST /batches/{id}/cancel``); returns the batch object."""
-        response = self._transport.request("POST", "/batches/{}/cancel".format(quote(batch_id, safe="")),
-                                           timeout=self._timeout(timeout))
+        response = self._transport.request(
+            "POST", "/batches/{}/cancel".format(quote(batch_id, safe="")), timeout=self._timeout(timeout)
+        )
         return self._transport.read_json(response, "batch")
 
     def download_file(self, file_id: str, sink: IO[bytes], *, timeout: TimeoutArg = None) -> int:
         """Stream a file's content (``GET /files/{id}/content``) into ``sink``; returns the bytes written."""
-        response = self._transport.request("GET", "/files/{}/content".format(quote(file_id, safe="")),
-                                           timeout=self._timeout(timeout), stream=True, accept="*/*")
+        response = self._transport.request(
+            "GET",
+            "/files/{}/content".format(quote(file_id, safe="")),
+            timeout=self._timeout(timeout),
+            stream=True,
+            accept="*/*",
+        )
         return self._transport.copy_body(response, sink)
 
     def _timeout(self, timeout: TimeoutArg) -> Optional[Tuple[float, float]]:
@@ -448,8 +518,9 @@ class OpenAIImageProvider:
             return None
         return model if model is not None else self.settings.default_model
 
-    def _build(self, schema: str, endpoint: str, params: Dict[str, Any],
-               extra_body: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    def _build(
+        self, schema: str, endpoint: str, params: Dict[str, Any], extra_body: Optional[Mapping[str, Any]]
+    ) -> Dict[str, Any]:
         body = _request.build_body(schema, params, extra_body)
         _request.check_form(schema, endpoint, body)
         if self.settings.check_model_rules:
@@ -463,8 +534,16 @@ class OpenAIImageProvider:
             log.debug("Request parameters: %s", shown, extra={"params": shown})
         return body
 
-    def _multipart(self, schema: str, endpoint: str, params: Dict[str, Any], extra_body: Optional[Mapping[str, Any]],
-                   file_param: str, images: Any, mask: Any) -> Tuple[Dict[str, Any], bytes, str]:
+    def _multipart(
+        self,
+        schema: str,
+        endpoint: str,
+        params: Dict[str, Any],
+        extra_body: Optional[Mapping[str, Any]],
+        file_param: str,
+        images: Any,
+        mask: Any,
+    ) -> Tuple[Dict[str, Any], bytes, str]:
         body = self._build(schema, endpoint, params, extra_body)
         spec = _request.model_spec_of(body) if self.settings.check_model_rules else None
         files, mask_file = _request.load_inputs(file_param, _request.as_input_list(images), mask, spec)
@@ -473,22 +552,39 @@ class OpenAIImageProvider:
         sent = dict(body)
         sent[file_param] = [{"filename": f.filename, "content_type": f.mime_type, "bytes": len(f.data)} for f in files]
         if mask_file is not None:
-            sent["mask"] = {"filename": mask_file.filename, "content_type": mask_file.mime_type,
-                            "bytes": len(mask_file.data)}
+            sent["mask"] = {
+                "filename": mask_file.filename,
+                "content_type": mask_file.mime_type,
+                "bytes": len(mask_file.data),
+            }
         return sent, payload, content_type
 
     def _route(self, endpoint: str, model: Optional[str]) -> Tuple[str, Optional[Dict[str, str]]]:
         """The path (under the base URL) and query of ``endpoint``; Azure routes differently."""
         return "/images/" + endpoint, None
 
-    def _send(self, endpoint: str, model: Optional[str], payload: bytes, content_type: str, timeout: TimeoutArg,
-              stream: bool = False) -> requests.Response:
+    def _send(
+        self,
+        endpoint: str,
+        model: Optional[str],
+        payload: bytes,
+        content_type: str,
+        timeout: TimeoutArg,
+        stream: bool = False,
+    ) -> requests.Response:
         path, query = self._route(endpoint, model)
         return self._transport.request(
-            "POST", path, body=payload, content_type=content_type, timeout=self._timeout(timeout), stream=stream,
-            accept="text/event-stream" if stream else None, query=query,
+            "POST",
+            path,
+            body=payload,
+            content_type=content_type,
+            timeout=self._timeout(timeout),
+            stream=stream,
+            accept="text/event-stream" if stream else None,
+            query=query,
             # Uncompressed, so events can be read as they arrive, beneath any decoder.
-            headers={"Accept-Encoding": "identity"} if stream else None)
+            headers={"Accept-Encoding": "identity"} if stream else None,
+        )
 
     def _open_stream(self, response: requests.Response, body: Mapping[str, Any]) -> ImageStream:
         check_event_stream(response, self._transport)
@@ -509,5 +605,6 @@ class OpenAIImageProvider:
 def _refuse_stream(body: Mapping[str, Any], method: str, streaming_method: str) -> None:
     if body.get("stream"):
         raise RequestValidationError(
-            "Parameter 'stream' is not supported by {}, which returns whole images; use {}()".format(
-                method, streaming_method), param="stream")
+            f"Parameter 'stream' is not supported by {method}, which returns whole images; use {streaming_method}()",
+            param="stream",
+        )

@@ -33,13 +33,23 @@ __all__ = [
     "sniff_mime_type",
 ]
 
-def image_context(request: Mapping[str, Any], *, size: Optional[str], usage: Any, request_id: Optional[str],
-                  created: Optional[int]) -> Tuple[str, Dict[str, Any]]:
+
+def image_context(
+    request: Mapping[str, Any], *, size: Optional[str], usage: Any, request_id: Optional[str], created: Optional[int]
+) -> Tuple[str, Dict[str, Any]]:
     """The file stem (from the prompt) and the sidecar metadata of an image made for ``request``."""
     prompt = request.get("prompt")
     stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
-    return stem, {"stem": stem, "prompt": prompt, "model": request.get("model"), "parameters": dict(request),
-                  "size": size, "usage": usage, "request_id": request_id, "created": created}
+    return stem, {
+        "stem": stem,
+        "prompt": prompt,
+        "model": request.get("model"),
+        "parameters": dict(request),
+        "size": size,
+        "usage": usage,
+        "request_id": request_id,
+        "created": created,
+    }
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class GeneratedImage:
                 cached = base64.b64decode(self.b64_json, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ResponseValidationError(
-                    "Image {} of the response is not valid base64".format(self.index),
+                    f"Image {self.index} of the response is not valid base64",
                     path=("data", self.index, "b64_json"),
                 ) from exc
             self._decoded["data"] = cached
@@ -105,14 +115,14 @@ class GeneratedImage:
             data = self.data or b""
             mime_type = sniff_mime_type(data)
             if mime_type is None:
-                raise ResponseValidationError("Image {} is not PNG, JPEG or WEBP; not saving it".format(self.index))
+                raise ResponseValidationError(f"Image {self.index} is not PNG, JPEG or WEBP; not saving it")
             target = _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
             _files.ensure_folder(target.parent)
             saved = _files.write_atomic(target, data, overwrite=overwrite)
         elif self.url is not None:
             saved = self._download(path_or_dir, overwrite)
         else:  # pragma: no cover - the response schema requires one of the two
-            raise ResponseValidationError("Image {} has neither data nor a URL".format(self.index))
+            raise ResponseValidationError(f"Image {self.index} has neither data nor a URL")
         if metadata:
             self._write_metadata(saved, overwrite)
         return saved
@@ -125,15 +135,18 @@ class GeneratedImage:
         # target, then publish under the name the bytes call for.
         probe = _files.resolve_target(path_or_dir, self._stem, ".png")
         _files.ensure_folder(probe.parent)
+
         def target_for(head: bytes) -> Path:
             mime_type = sniff_mime_type(head)
             if mime_type is None:
-                raise ResponseValidationError("The image downloaded from the URL of image {} is not PNG, JPEG or "
-                                              "WEBP; not saving it".format(self.index))
+                raise ResponseValidationError(
+                    f"The image downloaded from the URL of image {self.index} is not PNG, JPEG or WEBP; not saving it"
+                )
             return _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
 
-        return _files.write_atomic_sniffed(probe.parent, lambda stream: fetch(url, stream), target_for,
-                                           overwrite=overwrite)
+        return _files.write_atomic_sniffed(
+            probe.parent, lambda stream: fetch(url, stream), target_for, overwrite=overwrite
+        )
 
     def _write_metadata(self, saved: Path, overwrite: bool) -> Path:
         document = {key: value for key, value in self._context.items() if key != "stem"}
@@ -142,9 +155,8 @@ class GeneratedImage:
         return _files.write_atomic(saved.with_suffix(".json"), text, overwrite=overwrite)
 
     def __repr__(self) -> str:
-        size = "{} b64 chars".format(len(self.b64_json)) if self.b64_json is not None else "no inline data"
-        return "GeneratedImage(index={}, {}, url={!r}, revised_prompt={!r})".format(
-            self.index, size, self.url, self.revised_prompt)
+        size = f"{len(self.b64_json)} b64 chars" if self.b64_json is not None else "no inline data"
+        return f"GeneratedImage(index={self.index}, {size}, url={self.url!r}, revised_prompt={self.revised_prompt!r})"
 
 
 @dataclass(frozen=True)
@@ -185,9 +197,11 @@ class ImageUsage:
             output_tokens=usage["output_tokens"],
             total_tokens=usage["total_tokens"],
             input_tokens_details=InputTokensDetails(inputs.get("text_tokens"), inputs.get("image_tokens"))
-            if inputs is not None else None,
+            if inputs is not None
+            else None,
             output_tokens_details=OutputTokensDetails(outputs.get("text_tokens"), outputs.get("image_tokens"))
-            if outputs is not None else None,
+            if outputs is not None
+            else None,
         )
 
 
@@ -270,8 +284,13 @@ class ImageResponse:
     request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_body(cls, body: Dict[str, Any], headers: Optional[Mapping[str, str]] = None,
-                  request: Optional[Mapping[str, Any]] = None, fetch: Optional[Fetcher] = None) -> "ImageResponse":
+    def from_body(
+        cls,
+        body: Dict[str, Any],
+        headers: Optional[Mapping[str, str]] = None,
+        request: Optional[Mapping[str, Any]] = None,
+        fetch: Optional[Fetcher] = None,
+    ) -> "ImageResponse":
         """Build from a body that passed ``schemas/images_response.json``.
 
         :param request: the parameters sent; names saved files and fills sidecar metadata.
@@ -280,8 +299,13 @@ class ImageResponse:
         headers = headers or {}
         request = dict(request or {})
         lowered = {key.lower(): value for key, value in headers.items()}
-        stem, context = image_context(request, size=body.get("size") or request.get("size"), usage=body.get("usage"),
-                                      request_id=lowered.get("x-request-id"), created=body["created"])
+        stem, context = image_context(
+            request,
+            size=body.get("size") or request.get("size"),
+            usage=body.get("usage"),
+            request_id=lowered.get("x-request-id"),
+            created=body["created"],
+        )
         count = len(body["data"])
         images = tuple(
             GeneratedImage(
@@ -289,7 +313,7 @@ class ImageResponse:
                 url=item.get("url"),
                 revised_prompt=item.get("revised_prompt"),
                 index=index,
-                _stem=stem if count == 1 else "{}-{}".format(stem, index + 1),
+                _stem=stem if count == 1 else f"{stem}-{index + 1}",
                 _context=context,
                 _fetch=fetch,
             )
@@ -309,8 +333,9 @@ class ImageResponse:
             request=request,
         )
 
-    def save_all(self, directory: PathLike, *, stem: Optional[str] = None, overwrite: bool = False,
-                 metadata: bool = False) -> List[Path]:
+    def save_all(
+        self, directory: PathLike, *, stem: Optional[str] = None, overwrite: bool = False, metadata: bool = False
+    ) -> List[Path]:
         """Save every image into ``directory`` (created if needed); return the paths in order.
 
         Files are named from ``stem`` (default: the prompt, sanitised), with
@@ -324,7 +349,7 @@ class ImageResponse:
         _files.ensure_folder(folder)
         base = _files.safe_stem(stem) if stem is not None else str(self.images[0]._context.get("stem", "image"))
         several = len(self.images) > 1
-        names = ["{}-{}".format(base, image.index + 1) if several else base for image in self.images]
+        names = [f"{base}-{image.index + 1}" if several else base for image in self.images]
         if not overwrite:
             for image, name in zip(self.images, names):
                 # A URL result's format is known only after download: any image extension clashes.
@@ -335,7 +360,9 @@ class ImageResponse:
                     candidates.append(folder / (name + ".json"))
                 for candidate in candidates:
                     if candidate.exists():
-                        raise FileExistsError("{} already exists; pass overwrite=True (or --overwrite) to replace "
-                                              "it".format(candidate))
-        return [image.save(folder / name, overwrite=overwrite, metadata=metadata)
-                for image, name in zip(self.images, names)]
+                        raise FileExistsError(
+                            f"{candidate} already exists; pass overwrite=True (or --overwrite) to replace it"
+                        )
+        return [
+            image.save(folder / name, overwrite=overwrite, metadata=metadata) for image, name in zip(self.images, names)
+        ]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 import requests
 
 from . import _schemas
-from ._sse import SSEDecoder, ServerSentEvent
+from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import Transport
 from .exceptions import APIConnectionError, ResponseValidationError
 from .results import GeneratedImage, ImageUsage, RateLimits, image_context
@@ -117,8 +117,13 @@ class ImageStream(Iterator[StreamEvent]):
     :raises ResponseValidationError: an event did not match ``schemas/image_stream_event.json``.
     """
 
-    def __init__(self, response: requests.Response, transport: Transport, expected_images: int = 1,
-                 request: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        response: requests.Response,
+        transport: Transport,
+        expected_images: int = 1,
+        request: Optional[Mapping[str, Any]] = None,
+    ) -> None:
         self._response = response
         #: The parameters that were sent (file parts summarised).
         self.request: Mapping[str, Any] = dict(request or {})
@@ -196,8 +201,9 @@ def check_event_stream(response: requests.Response, transport: Transport) -> Non
 class _EventReader:
     """Turns the response body into validated, typed events."""
 
-    def __init__(self, response: requests.Response, transport: Transport, expected_images: int,
-                 request: Mapping[str, Any]) -> None:
+    def __init__(
+        self, response: requests.Response, transport: Transport, expected_images: int, request: Mapping[str, Any]
+    ) -> None:
         self._response = response
         self._transport = transport
         self._expected = expected_images
@@ -235,7 +241,7 @@ class _EventReader:
                 chunk = read(CHUNK_SIZE)
             except (requests.RequestException, OSError, http.client.HTTPException) as exc:
                 raise self._transport.connection_error(exc) from exc
-            except Exception as exc:  # noqa: BLE001 - urllib3's own errors, translated at this boundary
+            except Exception as exc:
                 if type(exc).__module__.startswith("urllib3"):
                     raise self._transport.connection_error(exc) from exc
                 raise
@@ -248,9 +254,9 @@ class _EventReader:
             return
         how = "was cut off mid-event" if cut else "ended"
         raise APIConnectionError(
-            "The image stream {} before every image was completed ({} of {} completed, {} partial images "
-            "received); it is not retried because events had already arrived.".format(
-                how, len(self.completed), self._expected, self.partial_count))
+            f"The image stream {how} before every image was completed ({len(self.completed)} of {self._expected} completed, {self.partial_count} partial images "
+            "received); it is not retried because events had already arrived."
+        )
 
     def _parse(self, sse: ServerSentEvent) -> Optional[StreamEvent]:
         payload = self._decode(sse)
@@ -265,7 +271,8 @@ class _EventReader:
             where = _schemas.format_path(violation.path)
             raise ResponseValidationError(
                 "A stream event does not match the expected shape: {}{}".format(
-                    "field {!r} ".format(where) if where else "", violation.message),
+                    f"field {where!r} " if where else "", violation.message
+                ),
                 status_code=self._response.status_code,
                 request_id=self._request_id,
                 body=self._transport.excerpt(self._transport.redact(sse.data)),
@@ -283,7 +290,7 @@ class _EventReader:
             failure = "not a JSON object"
         if failure is not None:
             raise ResponseValidationError(
-                "A stream event's data is not a JSON object ({})".format(failure),
+                f"A stream event's data is not a JSON object ({failure})",
                 status_code=self._response.status_code,
                 request_id=self._request_id,
                 body=self._transport.excerpt(self._transport.redact(sse.data)),
@@ -303,11 +310,15 @@ class _EventReader:
             self.partial_count += 1
             index = payload["partial_image_index"]
             return PartialImage(image=GeneratedImage(b64_json=payload["b64_json"], index=index), index=index, **common)
-        stem, context = image_context(self._request, size=payload.get("size"), usage=payload.get("usage"),
-                                      request_id=self._request_id, created=payload.get("created_at"))
+        stem, context = image_context(
+            self._request,
+            size=payload.get("size"),
+            usage=payload.get("usage"),
+            request_id=self._request_id,
+            created=payload.get("created_at"),
+        )
         completed = Completed(
-            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), _stem=stem,
-                                 _context=context),
+            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), _stem=stem, _context=context),
             usage=ImageUsage.from_body(payload.get("usage")),
             **common,
         )

@@ -4,8 +4,8 @@ from typing import Any, List
 
 import pytest
 import responses
-
 from helpers import API_KEY, ISOLATED_VARIABLES
+
 from imageprovider import OpenAIImageProvider, _retry
 
 

@@ -31,8 +31,12 @@ def make_png(width: int = 2, height: int = 2, colour_type: int = 2) -> bytes:
     pixel = {2: b"\x80\x40\x20", 6: b"\x80\x40\x20\x00"}[colour_type]
     rows = b"".join(b"\x00" + pixel * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows)) \
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows))
         + png_chunk(b"IEND", b"")
+    )
 
 
 def jpeg_segment(marker: int, payload: bytes) -> bytes:
@@ -43,21 +47,29 @@ def jpeg_segment(marker: int, payload: bytes) -> bytes:
 def make_jpeg(width: int, height: int) -> bytes:
     """SOI, APP0 (JFIF), SOF0 with the dimensions, SOS, a few scan bytes, EOI."""
     sof = jpeg_segment(0xC0, struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01")
-    return (b"\xff\xd8" + jpeg_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00") + sof
-            + jpeg_segment(0xDA, b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00") + b"\x12\x34\xff\xd9")
+    return (
+        b"\xff\xd8"
+        + jpeg_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+        + sof
+        + jpeg_segment(0xDA, b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00")
+        + b"\x12\x34\xff\xd9"
+    )
 
 
 def make_webp(width: int, height: int, alpha: bool = False) -> bytes:
     """RIFF/WEBP with a VP8X chunk giving the canvas size."""
-    payload = bytes([0x10 if alpha else 0, 0, 0, 0]) + (width - 1).to_bytes(3, "little") \
-        + (height - 1).to_bytes(3, "little")
+    payload = (
+        bytes([0x10 if alpha else 0, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    )
     body = b"WEBP" + b"VP8X" + struct.pack("<I", len(payload)) + payload
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 #: A 1x1 GIF: a real image, but not one the API takes.
-GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-       b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 Part = Tuple[Any, Any, str, Any]  # name, filename, content type, payload
 
@@ -69,10 +81,18 @@ def multipart_parts(request: Any) -> List[Part]:
     body = request.body
     assert isinstance(body, bytes)
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n" + body)
+        b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n" + body
+    )
     assert message.is_multipart()
-    return [(part.get_param("name", header="content-disposition"), part.get_filename(), part.get_content_type(),
-             part.get_payload(decode=True)) for part in message.iter_parts()]
+    return [
+        (
+            part.get_param("name", header="content-disposition"),
+            part.get_filename(),
+            part.get_content_type(),
+            part.get_payload(decode=True),
+        )
+        for part in message.iter_parts()
+    ]
 
 
 PNG = make_png()

@@ -88,13 +88,12 @@ class ScriptedServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         # A short poll makes shutdown quick (serve_forever polls every 0.5 s by default).
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return "http://{}:{}/v1".format(host, port)
+        return f"http://{host}:{port}/v1"
 
     def __enter__(self) -> "ScriptedServer":
         self._thread.start()

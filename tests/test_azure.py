@@ -1,8 +1,8 @@
 """Azure OpenAI: deployment routing, api-version, api-key / Entra token auth, Azure error shapes."""
 
 import pytest
-
 from helpers import PNG, images_body, make_png
+
 from imageprovider import (
     AuthenticationError,
     AzureOpenAIImageProvider,
@@ -18,8 +18,9 @@ GENERATIONS = ENDPOINT + "/openai/deployments/img-deployment/images/generations"
 @pytest.fixture
 def azure():
     """An Azure provider with a fixed deployment and an API key."""
-    with AzureOpenAIImageProvider(api_key="azure-key-123", endpoint=ENDPOINT, deployment="img-deployment",
-                                  api_version=VERSION) as provider:
+    with AzureOpenAIImageProvider(
+        api_key="azure-key-123", endpoint=ENDPOINT, deployment="img-deployment", api_version=VERSION
+    ) as provider:
         yield provider
 
 
@@ -64,8 +65,9 @@ def test_model_is_the_deployment_when_none_is_configured(mocked):
 def test_entra_token_is_sent_as_bearer(mocked):
     """An Entra ID token goes in Authorization, and no api-key is sent."""
     mocked.add("POST", GENERATIONS, json=images_body())
-    with AzureOpenAIImageProvider(azure_ad_token="entra-token-xyz", endpoint=ENDPOINT, deployment="img-deployment",
-                                  api_version=VERSION) as provider:
+    with AzureOpenAIImageProvider(
+        azure_ad_token="entra-token-xyz", endpoint=ENDPOINT, deployment="img-deployment", api_version=VERSION
+    ) as provider:
         provider.generate_image("x")
     headers = mocked.calls[0].request.headers
     assert headers["Authorization"] == "Bearer entra-token-xyz"
@@ -82,26 +84,28 @@ def test_token_provider_is_asked_before_each_request(mocked):
         asked.append(1)
         return next(tokens)
 
-    with AzureOpenAIImageProvider(azure_ad_token_provider=provider_callable, endpoint=ENDPOINT,
-                                  deployment="img-deployment", api_version=VERSION) as provider:
+    with AzureOpenAIImageProvider(
+        azure_ad_token_provider=provider_callable, endpoint=ENDPOINT, deployment="img-deployment", api_version=VERSION
+    ) as provider:
         assert asked == []
         provider.generate_image("x")
         provider.generate_image("y")
     assert len(asked) == 2
-    assert [call.request.headers["Authorization"] for call in mocked.calls] == ["Bearer token-one",
-                                                                                 "Bearer token-two"]
+    assert [call.request.headers["Authorization"] for call in mocked.calls] == ["Bearer token-one", "Bearer token-two"]
 
 
 @pytest.mark.parametrize("result", [RuntimeError("expired"), None, "", "has space", 42])
 def test_failing_token_provider_is_a_configuration_error(mocked, result):
     """A callable that raises or returns no usable token gives ConfigurationError, and nothing is sent."""
+
     def provider_callable():
         if isinstance(result, Exception):
             raise result
         return result
 
-    with AzureOpenAIImageProvider(azure_ad_token_provider=provider_callable, endpoint=ENDPOINT,
-                                  deployment="d", api_version=VERSION) as provider:
+    with AzureOpenAIImageProvider(
+        azure_ad_token_provider=provider_callable, endpoint=ENDPOINT, deployment="d", api_version=VERSION
+    ) as provider:
         with pytest.raises(ConfigurationError) as caught:
             provider.generate_image("x")
     assert "token provider" in str(caught.value)
@@ -165,10 +169,18 @@ def test_openai_key_alone_does_not_configure_azure(monkeypatch):
 
 def test_azure_error_bodies_map_to_the_right_errors(mocked, azure):
     """Azure's {"error": {"code", "message"}} (no type or param) still gives typed errors."""
-    mocked.add("POST", GENERATIONS, status=404, json={"error": {"code": "DeploymentNotFound",
-                                                                "message": "The API deployment does not exist."}})
-    mocked.add("POST", GENERATIONS, status=401, json={"error": {"code": "401", "message": "Access denied due to "
-                                                                "invalid subscription key azure-key-123."}})
+    mocked.add(
+        "POST",
+        GENERATIONS,
+        status=404,
+        json={"error": {"code": "DeploymentNotFound", "message": "The API deployment does not exist."}},
+    )
+    mocked.add(
+        "POST",
+        GENERATIONS,
+        status=401,
+        json={"error": {"code": "401", "message": "Access denied due to invalid subscription key azure-key-123."}},
+    )
     with pytest.raises(NotFoundError) as missing:
         azure.generate_image("x")
     assert (missing.value.code, missing.value.type, missing.value.param) == ("DeploymentNotFound", None, None)
@@ -182,8 +194,12 @@ def test_azure_error_bodies_map_to_the_right_errors(mocked, azure):
 def test_tokens_from_the_provider_are_redacted_from_errors(mocked):
     """A token fetched from the callable and echoed back by the server is scrubbed."""
     mocked.add("POST", GENERATIONS, status=401, json={"error": {"message": "bad token fresh-token-777"}})
-    with AzureOpenAIImageProvider(azure_ad_token_provider=lambda: "fresh-token-777", endpoint=ENDPOINT,
-                                  deployment="img-deployment", api_version=VERSION) as provider:
+    with AzureOpenAIImageProvider(
+        azure_ad_token_provider=lambda: "fresh-token-777",
+        endpoint=ENDPOINT,
+        deployment="img-deployment",
+        api_version=VERSION,
+    ) as provider:
         with pytest.raises(AuthenticationError) as caught:
             provider.generate_image("x")
     assert "fresh-token-777" not in str(caught.value)

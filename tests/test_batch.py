@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
-
 from helpers import make_png
+
 from imageprovider import OpenAIImageProvider, _retry
 from imageprovider.batch import BatchItem, run_batch, run_batch_api
 from imageprovider.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
@@ -49,20 +49,24 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def make_items(count: int, prefix: str = "item") -> List[BatchItem]:
     """``count`` small generation items with ids ``item-000``, ``item-001``..."""
-    return [BatchItem("{}-{:03d}".format(prefix, index), "Prompt number {}".format(index), dict(PARAMS), (), None,
-                      index + 1) for index in range(count)]
+    return [
+        BatchItem(f"{prefix}-{index:03d}", f"Prompt number {index}", dict(PARAMS), (), None, index + 1)
+        for index in range(count)
+    ]
 
 
 def write_jsonl(path: Path, lines: Sequence[Any]) -> Path:
     """One line per entry: dicts as JSON, strings as written."""
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines), encoding="utf-8"
+    )
     return path
 
 
 def items_file(path: Path, count: int) -> Path:
-    return write_jsonl(path, [dict(PARAMS, id="item-{:03d}".format(index), prompt="Prompt number {}".format(index))
-                              for index in range(count)])
+    return write_jsonl(
+        path, [dict(PARAMS, id=f"item-{index:03d}", prompt=f"Prompt number {index}") for index in range(count)]
+    )
 
 
 def manifest_records(out: Path) -> List[Dict[str, Any]]:
@@ -71,7 +75,7 @@ def manifest_records(out: Path) -> List[Dict[str, Any]]:
     if not path.exists():
         return []
     data = path.read_bytes()
-    assert data == b"" or data.endswith(b"\n"), "the manifest ends in a torn line: {!r}".format(data[-200:])
+    assert data == b"" or data.endswith(b"\n"), f"the manifest ends in a torn line: {data[-200:]!r}"
     records = []
     for number, raw in enumerate(data.split(b"\n")[:-1], 1):
         record = json.loads(raw.decode("utf-8"))
@@ -107,13 +111,12 @@ def assert_valid_png(path: Path, size: Optional[Sequence[int]] = (1024, 1024)) -
     assert data.startswith(PNG_SIGNATURE), path
     offset, kinds = len(PNG_SIGNATURE), []
     while offset < len(data):
-        assert offset + 12 <= len(data), "{}: truncated chunk at {}".format(path, offset)
-        (length,) = struct.unpack(">I", data[offset:offset + 4])
-        kind = data[offset + 4:offset + 8]
-        payload = data[offset + 8:offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length:offset + 12 + length])
-        assert len(payload) == length and zlib.crc32(kind + payload) & 0xFFFFFFFF == crc, \
-            "{}: bad {!r} chunk".format(path, kind)
+        assert offset + 12 <= len(data), f"{path}: truncated chunk at {offset}"
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        payload = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert len(payload) == length and zlib.crc32(kind + payload) & 0xFFFFFFFF == crc, f"{path}: bad {kind!r} chunk"
         if kind == b"IHDR" and size is not None:
             assert struct.unpack(">II", payload[:8]) == tuple(size), path
         kinds.append(kind)
@@ -135,12 +138,17 @@ def calls(server: FakeImagesServer, method: str, path: str) -> int:
 
 def child_env(tmp_path: Path, server: FakeImagesServer) -> Dict[str, str]:
     """os.environ without OPENAI_*/IMAGEPROVIDER_*, HOME and config folders in tmp, pointed at ``server``."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("OPENAI_", "IMAGEPROVIDER_"))}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("OPENAI_", "IMAGEPROVIDER_"))}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env.update(HOME=str(home), USERPROFILE=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               APPDATA=str(home / "AppData"), OPENAI_API_KEY=server.api_key, OPENAI_BASE_URL=server.base_url)
+    env.update(
+        HOME=str(home),
+        USERPROFILE=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        APPDATA=str(home / "AppData"),
+        OPENAI_API_KEY=server.api_key,
+        OPENAI_BASE_URL=server.base_url,
+    )
     return env
 
 
@@ -149,28 +157,40 @@ def start_cli(tmp_path: Path, server: FakeImagesServer, *args: str) -> "subproce
     # A child inherits an ignored SIGINT (as in background jobs); a handled one is reset to the default.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return subprocess.Popen([sys.executable, "-m", "imageprovider", *args], env=child_env(tmp_path, server),
-                                cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, universal_newlines=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "imageprovider", *args],
+            env=child_env(tmp_path, server),
+            cwd=str(tmp_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def run_cli(tmp_path: Path, server: FakeImagesServer, *args: str) -> "subprocess.CompletedProcess[str]":
-    return subprocess.run([sys.executable, "-m", "imageprovider", *args], env=child_env(tmp_path, server),
-                          cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "imageprovider", *args],
+        env=child_env(tmp_path, server),
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
 
 
-def wait_for(condition: Callable[[], bool], process: "Optional[subprocess.Popen[str]]" = None,
-             timeout: float = TIMEOUT) -> None:
+def wait_for(
+    condition: Callable[[], bool], process: "Optional[subprocess.Popen[str]]" = None, timeout: float = TIMEOUT
+) -> None:
     """Poll ``condition`` until it holds; fail if it never does (or ``process`` ends first)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and process.poll() is not None:
             stdout, stderr = process.communicate()
-            pytest.fail("the child ended (status {}) before the condition held:\n{}{}".format(
-                process.returncode, stdout, stderr))
+            pytest.fail(f"the child ended (status {process.returncode}) before the condition held:\n{stdout}{stderr}")
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.02)
 
@@ -215,8 +235,9 @@ SERVER_RPM = 1200  # 20 requests a second
 CLIENT_RPM = 1140  # 5 % under the server's limit
 
 
-def run_rate_limited(server: FakeImagesServer, provider: OpenAIImageProvider, out: Path, count: int,
-                     watchdog: float) -> Dict[str, Any]:
+def run_rate_limited(
+    server: FakeImagesServer, provider: OpenAIImageProvider, out: Path, count: int, watchdog: float
+) -> Dict[str, Any]:
     """run_batch at CLIENT_RPM with 8 workers; statuses as the client saw them (retries included)."""
     statuses: List[int] = []
     provider._transport.observers.append(lambda status, headers: statuses.append(status))
@@ -224,20 +245,22 @@ def run_rate_limited(server: FakeImagesServer, provider: OpenAIImageProvider, ou
     timer = threading.Timer(watchdog, stop.set)  # a stalled run fails the test instead of hanging it
     timer.start()
     try:
-        summary = run_batch(make_items(count), out, provider=provider, concurrency=8,
-                            requests_per_minute=CLIENT_RPM, stop=stop)
+        summary = run_batch(
+            make_items(count), out, provider=provider, concurrency=8, requests_per_minute=CLIENT_RPM, stop=stop
+        )
     finally:
         timer.cancel()
     return {"summary": summary, "statuses": statuses, "stopped_by_watchdog": stop.is_set()}
 
 
-def check_rate_limited_run(server: FakeImagesServer, out: Path, count: int, result: Dict[str, Any],
-                           max_429_share: Optional[float]) -> None:
+def check_rate_limited_run(
+    server: FakeImagesServer, out: Path, count: int, result: Dict[str, Any], max_429_share: Optional[float]
+) -> None:
     summary, statuses = result["summary"], result["statuses"]
     failures = collections.Counter(failure["error_class"] for failure in summary.failures)
     assert not result["stopped_by_watchdog"], (
-        "the run stalled: {} of {} done after the watchdog fired, {} pending; failures {}".format(
-            summary.done, count, summary.pending, dict(failures)))
+        f"the run stalled: {summary.done} of {count} done after the watchdog fired, {summary.pending} pending; failures {dict(failures)}"
+    )
     assert (summary.done, summary.failed, summary.pending) == (count, 0, 0), dict(failures)
     records = manifest_records(out)
     assert done_counts(records) == {item.id: 1 for item in make_items(count)}
@@ -250,7 +273,7 @@ def check_rate_limited_run(server: FakeImagesServer, out: Path, count: int, resu
     refused = statuses.count(429)
     assert sent == count + refused
     if max_429_share is not None:
-        assert refused <= max_429_share * sent, "{} of {} requests were refused with 429".format(refused, sent)
+        assert refused <= max_429_share * sent, f"{refused} of {sent} requests were refused with 429"
     assert summary.images_per_minute >= 0.7 * CLIENT_RPM, summary.images_per_minute
 
 
@@ -260,8 +283,9 @@ def test_online_batch_keeps_to_the_rate_limit(tmp_path: Path, real_retry_sleep: 
     The server's window starts with only a second's worth of budget left (earlier
     traffic on the key), so any client faster than 20/s would be refused within the run.
     """
-    with FakeImagesServer(detail_bits=0, requests_per_minute=SERVER_RPM) as server, \
-            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+    with FakeImagesServer(detail_bits=0, requests_per_minute=SERVER_RPM) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url
+    ) as provider:
         use_up_window(server, leave=SERVER_RPM // 60)
         result = run_rate_limited(server, provider, tmp_path / "out", 240, watchdog=25)
         check_rate_limited_run(server, tmp_path / "out", 240, result, max_429_share=0.05)
@@ -277,8 +301,9 @@ def test_online_batch_recovers_when_the_window_is_already_used_up(tmp_path: Path
     about a minute here, while the next request is allowed after 1/20 s), and no
     item may end ``failed`` just because the server asked to slow down.
     """
-    with FakeImagesServer(detail_bits=0, requests_per_minute=SERVER_RPM) as server, \
-            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+    with FakeImagesServer(detail_bits=0, requests_per_minute=SERVER_RPM) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url
+    ) as provider:
         use_up_window(server, leave=0)
         # 120 items at 19/s take about 6.5 s; the watchdog stops a stalled run at 12 s.
         result = run_rate_limited(server, provider, tmp_path / "out", 120, watchdog=12)
@@ -318,9 +343,9 @@ def test_rerun_after_sigkill_finishes_every_item_exactly_once(tmp_path: Path) ->
     assert (summary["failed"], summary["pending"], summary["interrupted"]) == (0, 0, False)
 
     records = manifest_records(out)
-    assert done_counts(records) == {"item-{:03d}".format(index): 1 for index in range(count)}
+    assert done_counts(records) == {f"item-{index:03d}": 1 for index in range(count)}
     for index in range(count):
-        assert_valid_png(out / "item-{:03d}.png".format(index))
+        assert_valid_png(out / f"item-{index:03d}.png")
     assert partial_files(out) == []
     on_disk = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert on_disk["skipped"] == summary["skipped"]
@@ -337,8 +362,9 @@ MALFORMED = [
 ]
 
 
-def test_malformed_lines_are_reported_and_recorded_while_good_items_run(tmp_path: Path, server: FakeImagesServer,
-                                                                        provider: OpenAIImageProvider) -> None:
+def test_malformed_lines_are_reported_and_recorded_while_good_items_run(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider
+) -> None:
     source = write_jsonl(tmp_path / "items.jsonl", MALFORMED)
     out = tmp_path / "out"
     summary = run_batch(source, out, provider=provider)
@@ -353,9 +379,13 @@ def test_malformed_lines_are_reported_and_recorded_while_good_items_run(tmp_path
     records = latest(manifest_records(out))
     assert set(records) == {"good-1", "good-2", "line-2", "line-3", "line-4"}
     for number, message in zip((2, 3, 4), messages):
-        record = records["line-{}".format(number)]
-        assert (record["state"], record["line"], record["message"], record["error_class"]) == \
-            ("failed", number, message, "InputError")
+        record = records[f"line-{number}"]
+        assert (record["state"], record["line"], record["message"], record["error_class"]) == (
+            "failed",
+            number,
+            message,
+            "InputError",
+        )
     for ident in ("good-1", "good-2"):
         assert records[ident]["state"] == "done"
         assert_valid_png(out / (ident + ".png"))
@@ -367,8 +397,9 @@ def test_malformed_lines_are_reported_and_recorded_while_good_items_run(tmp_path
     assert len(image_requests(server)) == 2
 
 
-def test_malformed_lines_make_the_command_exit_3_and_print_them(tmp_path: Path, server: FakeImagesServer,
-                                                                cli_env: None, capsys: Any) -> None:
+def test_malformed_lines_make_the_command_exit_3_and_print_them(
+    tmp_path: Path, server: FakeImagesServer, cli_env: None, capsys: Any
+) -> None:
     source = write_jsonl(tmp_path / "items.jsonl", MALFORMED)
     out = tmp_path / "out"
     assert main(["batch", str(source), "-o", str(out), "--quiet"]) == EXIT_API_ERROR
@@ -379,14 +410,17 @@ def test_malformed_lines_make_the_command_exit_3_and_print_them(tmp_path: Path, 
     assert done_counts(manifest_records(out)) == {"good-1": 1, "good-2": 1}
 
 
-def test_duplicate_ids_stop_the_run_before_any_request(tmp_path: Path, server: FakeImagesServer,
-                                                       provider: OpenAIImageProvider, cli_env: None,
-                                                       capsys: Any) -> None:
-    source = write_jsonl(tmp_path / "items.jsonl", [
-        dict(PARAMS, id="fox", prompt="A red fox"),
-        dict(PARAMS, id="owl", prompt="An owl"),
-        dict(PARAMS, id="fox", prompt="Another fox"),
-    ])
+def test_duplicate_ids_stop_the_run_before_any_request(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, cli_env: None, capsys: Any
+) -> None:
+    source = write_jsonl(
+        tmp_path / "items.jsonl",
+        [
+            dict(PARAMS, id="fox", prompt="A red fox"),
+            dict(PARAMS, id="owl", prompt="An owl"),
+            dict(PARAMS, id="fox", prompt="Another fox"),
+        ],
+    )
     with pytest.raises(RequestValidationError) as caught:
         run_batch(source, tmp_path / "out", provider=provider)
     assert "'fox' on lines 1, 3" in str(caught.value)
@@ -439,14 +473,15 @@ def test_ctrl_c_exits_130_with_a_consistent_manifest_and_a_rerun_finishes(tmp_pa
     assert rerun.returncode == EXIT_OK, rerun.stderr
     again = json.loads(rerun.stdout)
     assert (again["skipped"], again["done"], again["pending"]) == (len(counts), count - len(counts), 0)
-    assert done_counts(manifest_records(out)) == {"item-{:03d}".format(index): 1 for index in range(count)}
+    assert done_counts(manifest_records(out)) == {f"item-{index:03d}": 1 for index in range(count)}
 
 
 # -- 5. failed items ------------------------------------------------------------------------------
 
 
-def test_failed_items_are_recorded_and_retried_by_a_rerun(tmp_path: Path, server: FakeImagesServer,
-                                                          provider: OpenAIImageProvider) -> None:
+def test_failed_items_are_recorded_and_retried_by_a_rerun(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider
+) -> None:
     items, out = make_items(6), tmp_path / "out"
     server.add_fault(Fault.error(400, times=3, path=GENERATIONS))
     first = run_batch(items, out, provider=provider, concurrency=1)
@@ -456,8 +491,12 @@ def test_failed_items_are_recorded_and_retried_by_a_rerun(tmp_path: Path, server
     records = latest(manifest_records(out))
     for index, ident in enumerate(failed):
         record = records[ident]
-        assert (record["state"], record["attempts"], record["error_class"], record["line"]) == \
-            ("failed", 1, "BadRequestError", index + 1)
+        assert (record["state"], record["attempts"], record["error_class"], record["line"]) == (
+            "failed",
+            1,
+            "BadRequestError",
+            index + 1,
+        )
         assert record["message"] == "Invalid request (injected fault)."
         assert record["request_id"].startswith("req_")
         assert not (out / (ident + ".png")).exists()
@@ -466,8 +505,11 @@ def test_failed_items_are_recorded_and_retried_by_a_rerun(tmp_path: Path, server
     server.clear_requests()
     second = run_batch(items, out, provider=provider)
     assert (second.done, second.skipped, second.failed) == (3, 3, 0)
-    assert sorted(request.body["prompt"] for request in image_requests(server)) == \
-        ["Prompt number 0", "Prompt number 1", "Prompt number 2"]
+    assert sorted(request.body["prompt"] for request in image_requests(server)) == [
+        "Prompt number 0",
+        "Prompt number 1",
+        "Prompt number 2",
+    ]
     records = latest(manifest_records(out))
     for ident in failed:
         assert (records[ident]["state"], records[ident]["attempts"]) == ("done", 2)
@@ -475,8 +517,9 @@ def test_failed_items_are_recorded_and_retried_by_a_rerun(tmp_path: Path, server
     assert done_counts(manifest_records(out)) == {item.id: 1 for item in items}
 
 
-def test_no_retry_failed_leaves_failures_alone(tmp_path: Path, server: FakeImagesServer,
-                                               provider: OpenAIImageProvider, cli_env: None, capsys: Any) -> None:
+def test_no_retry_failed_leaves_failures_alone(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, cli_env: None, capsys: Any
+) -> None:
     out = tmp_path / "out"
     source = items_file(tmp_path / "items.jsonl", 4)
     server.add_fault(Fault.error(400, times=2, path=GENERATIONS))
@@ -493,8 +536,9 @@ def test_no_retry_failed_leaves_failures_alone(tmp_path: Path, server: FakeImage
     assert manifest_records(out) == before
 
 
-def test_max_attempts_caps_retries_across_runs(tmp_path: Path, server: FakeImagesServer,
-                                               provider: OpenAIImageProvider, cli_env: None, capsys: Any) -> None:
+def test_max_attempts_caps_retries_across_runs(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, cli_env: None, capsys: Any
+) -> None:
     out = tmp_path / "out"
     source = items_file(tmp_path / "items.jsonl", 2)
     server.add_fault(Fault.error(500, should_retry=False, times=100, path=GENERATIONS))
@@ -517,8 +561,10 @@ def test_max_attempts_caps_retries_across_runs(tmp_path: Path, server: FakeImage
     server.clear_faults()
     assert main(["batch", str(source), "-o", str(out), "--max-attempts", "3", "--quiet"]) == EXIT_OK
     records = latest(manifest_records(out))
-    assert [(records[ident]["state"], records[ident]["attempts"]) for ident in ("item-000", "item-001")] == \
-        [("done", 3), ("done", 3)]
+    assert [(records[ident]["state"], records[ident]["attempts"]) for ident in ("item-000", "item-001")] == [
+        ("done", 3),
+        ("done", 3),
+    ]
 
 
 # -- 6. the Batch API -----------------------------------------------------------------------------
@@ -536,8 +582,9 @@ def uploaded_lines(server: FakeImagesServer, file_id: str) -> List[Dict[str, Any
 
 def test_batch_api_submits_once_resumes_and_collects(tmp_path: Path) -> None:
     items, out = make_items(5), tmp_path / "out"
-    with FakeImagesServer(detail_bits=0, batch_completion_seconds=1.0) as server, \
-            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+    with FakeImagesServer(detail_bits=0, batch_completion_seconds=1.0) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url
+    ) as provider:
         first = run_batch_api(items, out, provider=provider)
         assert (first.done, first.pending) == (0, 5)
         [entry] = batch_state(out)
@@ -549,8 +596,12 @@ def test_batch_api_submits_once_resumes_and_collects(tmp_path: Path) -> None:
         lines = uploaded_lines(server, entry["input_file_id"])
         assert [line["custom_id"] for line in lines] == [item.id for item in items]
         assert all(line["method"] == "POST" and line["url"] == GENERATIONS for line in lines)
-        assert lines[0]["body"] == {"prompt": "Prompt number 0", "model": "gpt-image-2", "size": "1024x1024",
-                                    "quality": "low"}
+        assert lines[0]["body"] == {
+            "prompt": "Prompt number 0",
+            "model": "gpt-image-2",
+            "size": "1024x1024",
+            "quality": "low",
+        }
 
         # Before the batch completes: it is checked on, nothing is submitted again.
         second = run_batch_api(items, out, provider=provider)
@@ -580,15 +631,17 @@ def test_batch_api_submits_once_resumes_and_collects(tmp_path: Path) -> None:
 
 def test_batch_api_splits_into_batches_of_max_requests(tmp_path: Path) -> None:
     items, out = make_items(7), tmp_path / "out"
-    with FakeImagesServer(detail_bits=0, batch_completion_seconds=0.3) as server, \
-            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+    with FakeImagesServer(detail_bits=0, batch_completion_seconds=0.3) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url
+    ) as provider:
         summary = run_batch_api(items, out, provider=provider, max_requests=4, wait=True, poll_interval=0.2)
         assert (summary.done, summary.failed, summary.pending) == (7, 0, 0)
         assert calls(server, "POST", "/v1/files") == 2 and calls(server, "POST", "/v1/batches") == 2
         entries = batch_state(out)
         assert [len(entry["ids"]) for entry in entries] == [4, 3]
-        assert [[line["custom_id"] for line in uploaded_lines(server, entry["input_file_id"])]
-                for entry in entries] == [entry["ids"] for entry in entries]
+        assert [
+            [line["custom_id"] for line in uploaded_lines(server, entry["input_file_id"])] for entry in entries
+        ] == [entry["ids"] for entry in entries]
         assert sorted(ident for entry in entries for ident in entry["ids"]) == [item.id for item in items]
         assert len({entry["batch_id"] for entry in entries}) == 2
         assert all(entry["status"] == "completed" for entry in entries)
@@ -601,15 +654,19 @@ def test_batch_api_error_file_and_an_edit_by_data_url(tmp_path: Path) -> None:
     """A line the server refuses ends failed with its message; an edit sends its local image as a data URL."""
     photo = tmp_path / "photo.png"
     photo.write_bytes(make_png(16, 16))
-    source = write_jsonl(tmp_path / "items.jsonl", [
-        dict(PARAMS, id="fine-1", prompt="A red fox"),
-        {"id": "odd-size", "prompt": "A square that is not", "size": "999x999"},
-        dict(PARAMS, id="fine-2", prompt="An owl"),
-        {"id": "hat", "prompt": "Put a party hat on it", "images": [str(photo)], "size": "1024x1024"},
-    ])
+    source = write_jsonl(
+        tmp_path / "items.jsonl",
+        [
+            dict(PARAMS, id="fine-1", prompt="A red fox"),
+            {"id": "odd-size", "prompt": "A square that is not", "size": "999x999"},
+            dict(PARAMS, id="fine-2", prompt="An owl"),
+            {"id": "hat", "prompt": "Put a party hat on it", "images": [str(photo)], "size": "1024x1024"},
+        ],
+    )
     out = tmp_path / "out"
-    with FakeImagesServer(detail_bits=0, batch_completion_seconds=0.3) as server, \
-            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, check_model_rules=False) as provider:
+    with FakeImagesServer(detail_bits=0, batch_completion_seconds=0.3) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url, check_model_rules=False
+    ) as provider:
         summary = run_batch_api(source, out, provider=provider, wait=True, poll_interval=0.2)
         assert (summary.done, summary.failed, summary.pending) == (3, 1, 0)
         assert [failure["id"] for failure in summary.failures] == ["odd-size"]
@@ -621,7 +678,7 @@ def test_batch_api_error_file_and_an_edit_by_data_url(tmp_path: Path) -> None:
         [image] = edit["body"]["images"]
         prefix = "data:image/png;base64,"
         assert image["image_url"].startswith(prefix)
-        assert base64.b64decode(image["image_url"][len(prefix):]) == photo.read_bytes()
+        assert base64.b64decode(image["image_url"][len(prefix) :]) == photo.read_bytes()
         assert image_requests(server) == []  # everything went through the batches
 
     records = latest(manifest_records(out))
@@ -650,17 +707,18 @@ def test_cli_batch_api_wait_with_fake_completes(tmp_path: Path, capsys: Any) -> 
     assert (summary["done"], summary["failed"], summary["pending"]) == (3, 0, 0)
     [entry] = summary["batches"]
     assert entry["status"] == "completed" and len(entry["ids"]) == 3
-    assert done_counts(manifest_records(out)) == {"item-{:03d}".format(index): 1 for index in range(3)}
+    assert done_counts(manifest_records(out)) == {f"item-{index:03d}": 1 for index in range(3)}
     for index in range(3):
-        assert_valid_png(out / "item-{:03d}.png".format(index))
+        assert_valid_png(out / f"item-{index:03d}.png")
 
 
 def test_batch_api_cancelled_batch_leaves_its_items_for_a_rerun(tmp_path: Path) -> None:
     """A cancelled batch produces nothing; the next run resubmits its items in a new batch, and they finish."""
     source = items_file(tmp_path / "items.jsonl", 3)
     out = tmp_path / "out"
-    with FakeImagesServer(detail_bits=0, batch_completion_seconds=30) as server, \
-            OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+    with FakeImagesServer(detail_bits=0, batch_completion_seconds=30) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url
+    ) as provider:
         first = run_batch_api(str(source), str(out), provider=provider)
         batch_id = first.batches[0]["batch_id"]
         assert provider.cancel_batch(batch_id)["status"] == "cancelled"

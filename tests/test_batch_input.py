@@ -52,8 +52,9 @@ class TestJsonl:
         batch = read_items(str(write(tmp_path, "prompts.jsonl", JSONL)))
         assert batch.problems == []
         fox, island, cat, room = batch.items
-        assert fox == BatchItem("fox-01", "A red fox in fresh snow, morning light",
-                                {"size": "1024x1024", "quality": "high"}, (), None, 1)
+        assert fox == BatchItem(
+            "fox-01", "A red fox in fresh snow, morning light", {"size": "1024x1024", "quality": "high"}, (), None, 1
+        )
         assert fox.kind == "generate"
         assert island.params == {"model": "gpt-image-1", "n": 2, "background": "transparent", "output_format": "png"}
         assert island.line == 2
@@ -88,22 +89,22 @@ class TestJsonl:
 
 class TestJsonlProblems:
     LINES = [
-        '{"prompt": "A heron at dawn", "size": "1024x1024"}\n',             # 1 ok
-        '{"prompt": "A heron at dusk", "sise": "1024x1024"}\n',             # 2 unknown key
-        '{"prompt": "Two herons" "n": 2}\n',                                # 3 bad JSON
-        '["A heron", "in the rain"]\n',                                     # 4 not an object
-        '{"size": "1024x1024"}\n',                                          # 5 no prompt
-        '{"prompt": "A heron", "id": "../../etc/passwd"}\n',                # 6 bad id
-        '{"prompt": "A crane", "id": "crane"}\n',                           # 7 ok
-        '{"prompt": 42}\n',                                                 # 8 prompt not a string
-        '{"prompt": "   "}\n',                                              # 9 empty prompt
-        '{"prompt": "A stork", "images": 3}\n',                             # 10 images wrong type
-        '{"prompt": "A stork", "images": ["a.png", 7]}\n',                  # 11 images element wrong type
-        '{"prompt": "A stork", "images": "a.png", "mask": ["m.png"]}\n',    # 12 mask wrong type
-        '{"prompt": "A stork", "id": 12}\n',                                # 13 id wrong type
-        '{"prompt": "A stork", "prompt": "An ibis"}\n',                     # 14 repeated key
-        '{"prompt": "A stork", "mask": "m.png"}\n',                         # 15 mask without images
-        '{"prompt": "A stork", "images": []}\n',                            # 16 empty images
+        '{"prompt": "A heron at dawn", "size": "1024x1024"}\n',  # 1 ok
+        '{"prompt": "A heron at dusk", "sise": "1024x1024"}\n',  # 2 unknown key
+        '{"prompt": "Two herons" "n": 2}\n',  # 3 bad JSON
+        '["A heron", "in the rain"]\n',  # 4 not an object
+        '{"size": "1024x1024"}\n',  # 5 no prompt
+        '{"prompt": "A heron", "id": "../../etc/passwd"}\n',  # 6 bad id
+        '{"prompt": "A crane", "id": "crane"}\n',  # 7 ok
+        '{"prompt": 42}\n',  # 8 prompt not a string
+        '{"prompt": "   "}\n',  # 9 empty prompt
+        '{"prompt": "A stork", "images": 3}\n',  # 10 images wrong type
+        '{"prompt": "A stork", "images": ["a.png", 7]}\n',  # 11 images element wrong type
+        '{"prompt": "A stork", "images": "a.png", "mask": ["m.png"]}\n',  # 12 mask wrong type
+        '{"prompt": "A stork", "id": 12}\n',  # 13 id wrong type
+        '{"prompt": "A stork", "prompt": "An ibis"}\n',  # 14 repeated key
+        '{"prompt": "A stork", "mask": "m.png"}\n',  # 15 mask without images
+        '{"prompt": "A stork", "images": []}\n',  # 16 empty images
     ]
 
     @pytest.fixture
@@ -117,7 +118,7 @@ class TestJsonlProblems:
     def test_every_message_starts_with_its_line(self, batch: BatchInput) -> None:
         for problem in batch.problems:
             assert isinstance(problem, InputProblem)
-            assert problem.message.startswith("line {}: ".format(problem.line))
+            assert problem.message.startswith(f"line {problem.line}: ")
 
     def test_unknown_key_is_named(self, batch: BatchInput) -> None:
         message = message_on(batch, 2)
@@ -159,10 +160,12 @@ class TestJsonlProblems:
 
 class TestIds:
     def test_key_order_does_not_matter(self) -> None:
-        first = parse_items(['{"prompt": "A fox", "size": "1024x1024", "n": 2, "images": ["a.png", "b.png"]}'],
-                            "jsonl").items[0]
-        second = parse_items(['{"images": ["a.png", "b.png"], "n": 2, "size": "1024x1024", "prompt": "A fox"}'],
-                             "jsonl").items[0]
+        first = parse_items(
+            ['{"prompt": "A fox", "size": "1024x1024", "n": 2, "images": ["a.png", "b.png"]}'], "jsonl"
+        ).items[0]
+        second = parse_items(
+            ['{"images": ["a.png", "b.png"], "n": 2, "size": "1024x1024", "prompt": "A fox"}'], "jsonl"
+        ).items[0]
         assert first.id == second.id
         assert item_id("A fox", {"n": 2, "size": "1024x1024"}) == item_id("A fox", {"size": "1024x1024", "n": 2})
 
@@ -203,28 +206,32 @@ class TestIds:
         assert item_id("A fox", {}, "a.png") == item_id("A fox", {}, ["a.png"])
 
     def test_given_ids_are_kept(self) -> None:
-        batch = parse_items(['{"id": "Fox_01.final", "prompt": "A fox"}', '{"id": "badger", "prompt": "A badger"}'],
-                            "jsonl")
+        batch = parse_items(
+            ['{"id": "Fox_01.final", "prompt": "A fox"}', '{"id": "badger", "prompt": "A badger"}'], "jsonl"
+        )
         assert [item.id for item in batch.items] == ["Fox_01.final", "badger"]
 
     @pytest.mark.parametrize("ident", ["a", "A-1_b.2", "x" * 100, "-leading-dash", "1024"])
     def test_valid_ids(self, ident: str) -> None:
-        assert parse_items(['{"prompt": "p", "id": "%s"}' % ident], "jsonl").items[0].id == ident
+        assert parse_items([f'{{"prompt": "p", "id": "{ident}"}}'], "jsonl").items[0].id == ident
 
-    @pytest.mark.parametrize("ident, reason", [
-        ("", "id is empty"),
-        ("x" * 101, "at most 100"),
-        (".hidden", "starts with '.'"),
-        ("a/b", "'/'"),
-        ("a\\\\b", "'\\\\'"),
-        ("two words", "' '"),
-        ("caf\u00e9", "'\u00e9'"),
-        ("..", "starts with '.'"),
-        ("NUL", "reserved device name"),
-        ("com1.final", "reserved device name"),
-    ])
+    @pytest.mark.parametrize(
+        "ident, reason",
+        [
+            ("", "id is empty"),
+            ("x" * 101, "at most 100"),
+            (".hidden", "starts with '.'"),
+            ("a/b", "'/'"),
+            ("a\\\\b", "'\\\\'"),
+            ("two words", "' '"),
+            ("caf\u00e9", "'\u00e9'"),
+            ("..", "starts with '.'"),
+            ("NUL", "reserved device name"),
+            ("com1.final", "reserved device name"),
+        ],
+    )
     def test_invalid_ids(self, ident: str, reason: str) -> None:
-        batch = parse_items(['{"prompt": "ok"}', '{"prompt": "p", "id": "%s"}' % ident], "jsonl")
+        batch = parse_items(['{"prompt": "ok"}', f'{{"prompt": "p", "id": "{ident}"}}'], "jsonl")
         assert len(batch.items) == 1
         assert problem_lines(batch) == [2]
         assert reason in batch.problems[0].message
@@ -262,7 +269,7 @@ class TestDuplicates:
     def test_given_id_colliding_with_derived_id(self) -> None:
         derived = item_id("A fox", {})
         with pytest.raises(DuplicateIdError) as caught:
-            parse_items(['{"prompt": "A fox"}', '{"prompt": "A badger", "id": "%s"}' % derived], "jsonl")
+            parse_items(['{"prompt": "A fox"}', f'{{"prompt": "A badger", "id": "{derived}"}}'], "jsonl")
         assert caught.value.duplicates == {derived: (1, 2)}
 
     def test_ids_differing_only_in_case(self) -> None:
@@ -278,7 +285,9 @@ class TestDuplicates:
 
     def test_raised_after_parsing_everything(self, tmp_path: Path) -> None:
         """Problems on later lines do not hide the duplicate, and it names every line."""
-        path = write(tmp_path, "p.jsonl", '{"prompt": "x"}\nnot json\n{"prompt": "x"}\n{"prompt": "y"}\n{"prompt": "x"}\n')
+        path = write(
+            tmp_path, "p.jsonl", '{"prompt": "x"}\nnot json\n{"prompt": "x"}\n{"prompt": "y"}\n{"prompt": "x"}\n'
+        )
         with pytest.raises(DuplicateIdError) as caught:
             read_items(str(path))
         assert list(caught.value.duplicates.values()) == [(1, 3, 5)]
@@ -303,8 +312,9 @@ class TestCsv:
         batch = read_items(str(write(tmp_path, "prompts.csv", CSV)))
         assert batch.problems == []
         fox, poster, merge, sky = batch.items
-        assert fox == BatchItem("fox", "A red fox in fresh snow", {"size": "1024x1024", "n": 2, "quality": "high"},
-                                (), None, 2)
+        assert fox == BatchItem(
+            "fox", "A red fox in fresh snow", {"size": "1024x1024", "n": 2, "quality": "high"}, (), None, 2
+        )
         assert poster.prompt == 'A poster that reads "Open, daily"\nwith a second line'
         assert poster.params == {"size": "1536x1024"}
         assert poster.id == item_id(poster.prompt, {"size": "1536x1024"})
@@ -317,15 +327,15 @@ class TestCsv:
     def test_problems_keep_their_row_numbers(self) -> None:
         lines = [
             "prompt,n,output_compression,colour\n",
-            "A fox,2,,\n",                    # 2 ok
-            "A badger,two,,\n",               # 3 not an integer
-            "A stoat,1.5,,\n",                # 4 not an integer
-            "A mole,, +60 ,\n",               # 5 ok
-            "A vole,,,blue\n",                # 6 unknown column
-            ",3,,\n",                         # 7 no prompt
-            '"A "quoted" hare",1,,\n',         # 8 not valid CSV
-            "A wren,1,,,surplus\n",           # 9 more fields than columns
-            "A hedgehog\n",                   # 10 ok: missing cells are empty
+            "A fox,2,,\n",  # 2 ok
+            "A badger,two,,\n",  # 3 not an integer
+            "A stoat,1.5,,\n",  # 4 not an integer
+            "A mole,, +60 ,\n",  # 5 ok
+            "A vole,,,blue\n",  # 6 unknown column
+            ",3,,\n",  # 7 no prompt
+            '"A "quoted" hare",1,,\n',  # 8 not valid CSV
+            "A wren,1,,,surplus\n",  # 9 more fields than columns
+            "A hedgehog\n",  # 10 ok: missing cells are empty
         ]
         batch = parse_items(lines, "csv")
         assert [(item.prompt, item.line) for item in batch.items] == [("A fox", 2), ("A mole", 5), ("A hedgehog", 10)]
@@ -339,7 +349,7 @@ class TestCsv:
         assert "5 fields" in message_on(batch, 9)
 
     def test_quotes_inside_an_unquoted_field_are_kept(self) -> None:
-        (item,) = parse_items(['prompt,n\n', 'A sign that says "Hello",1\n'], "csv").items
+        (item,) = parse_items(["prompt,n\n", 'A sign that says "Hello",1\n'], "csv").items
         assert item.prompt == 'A sign that says "Hello"'
 
     def test_streaming_parameters_are_unknown(self) -> None:
@@ -379,13 +389,15 @@ class TestCsv:
 
 class TestText:
     def test_realistic_file(self, tmp_path: Path) -> None:
-        text = ("# Spring catalogue\n"
-                "A ceramic mug on a wooden table, soft daylight\n"
-                "\n"
-                "   \n"
-                "  # an indented comment\n"
-                "  A linen shirt on a hanger  \n"
-                "A straw hat, studio lighting\r\n")
+        text = (
+            "# Spring catalogue\n"
+            "A ceramic mug on a wooden table, soft daylight\n"
+            "\n"
+            "   \n"
+            "  # an indented comment\n"
+            "  A linen shirt on a hanger  \n"
+            "A straw hat, studio lighting\r\n"
+        )
         batch = read_items(str(write(tmp_path, "catalogue.txt", text)))
         assert batch.problems == []
         assert [(item.prompt, item.line) for item in batch.items] == [
@@ -401,10 +413,18 @@ class TestText:
 
 
 class TestReading:
-    @pytest.mark.parametrize("name, expected", [
-        ("p.jsonl", "jsonl"), ("p.NDJSON", "jsonl"), ("p.csv", "csv"), ("p.CSV", "csv"),
-        ("p.txt", "text"), ("prompts", "text"), ("p.json", "text"),
-    ])
+    @pytest.mark.parametrize(
+        "name, expected",
+        [
+            ("p.jsonl", "jsonl"),
+            ("p.NDJSON", "jsonl"),
+            ("p.csv", "csv"),
+            ("p.CSV", "csv"),
+            ("p.txt", "text"),
+            ("prompts", "text"),
+            ("p.json", "text"),
+        ],
+    )
     def test_format_from_extension(self, tmp_path: Path, name: str, expected: str) -> None:
         # The same bytes read three different ways tell which format was picked.
         path = write(tmp_path, name, 'prompt\n"A fox"\n')
@@ -429,11 +449,14 @@ class TestReading:
         with pytest.raises(ValueError, match="yaml"):
             parse_items(["A fox"], "yaml")
 
-    @pytest.mark.parametrize("name, text", [
-        ("p.txt", "A caf\u00e9 terrace\n"),
-        ("p.jsonl", '{"prompt": "A caf\u00e9 terrace"}\n'),
-        ("p.csv", "prompt\nA caf\u00e9 terrace\n"),
-    ])
+    @pytest.mark.parametrize(
+        "name, text",
+        [
+            ("p.txt", "A caf\u00e9 terrace\n"),
+            ("p.jsonl", '{"prompt": "A caf\u00e9 terrace"}\n'),
+            ("p.csv", "prompt\nA caf\u00e9 terrace\n"),
+        ],
+    )
     def test_byte_order_mark_is_ignored(self, tmp_path: Path, name: str, text: str) -> None:
         path = tmp_path / name
         path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
@@ -469,8 +492,8 @@ def test_runner_fails_an_item_whose_parameter_does_not_fit_its_kind_without_a_re
     import json as json_module
 
     import responses as responses_module
-
     from helpers import API_KEY
+
     from imageprovider import OpenAIImageProvider
     from imageprovider.batch import run_batch
 

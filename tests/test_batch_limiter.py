@@ -426,12 +426,24 @@ def test_real_threads_all_wait_out_a_pause():
 def test_an_empty_window_pauses_for_one_request_not_the_whole_reset(clock):
     """OpenAI's reset is the time until the whole window refills; with the limit known the pause is reset/limit."""
     limiter = _limiter(clock)
-    limiter.observe(429, {"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "0",
-                          "x-ratelimit-reset-requests": "60s"})
+    limiter.observe(
+        429,
+        {
+            "x-ratelimit-limit-requests": "1200",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "60s",
+        },
+    )
     assert limiter.paused_until == pytest.approx(clock.now + 1.0)  # the 429's default pause dominates 0.05 s
     limiter2 = _limiter(clock)
-    limiter2.observe(200, {"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "0",
-                           "x-ratelimit-reset-requests": "60s"})
+    limiter2.observe(
+        200,
+        {
+            "x-ratelimit-limit-requests": "1200",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "60s",
+        },
+    )
     assert limiter2.paused_until == pytest.approx(clock.now + 0.05)
 
 
@@ -439,7 +451,13 @@ def test_low_remaining_with_a_known_limit_spaces_at_the_refill_rate(clock):
     """With 1200/min and 2 left, requests are spaced 60/1198 s apart, not 30 s."""
     limiter = _limiter(clock)
     limiter.low_water = 4
-    limiter.observe(200, {"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "2",
-                          "x-ratelimit-reset-requests": "60s"})
+    limiter.observe(
+        200,
+        {
+            "x-ratelimit-limit-requests": "1200",
+            "x-ratelimit-remaining-requests": "2",
+            "x-ratelimit-reset-requests": "60s",
+        },
+    )
     assert limiter.acquire() == 0.0
     assert limiter.acquire() == pytest.approx(60 / 1198)

@@ -43,30 +43,59 @@ def parsed(folder: Path) -> List[Dict[str, Any]]:
 
 
 def record_done(manifest: Manifest, item_id: str, attempts: int = 1, **extra: Any) -> None:
-    manifest.done(item_id, files=[item_id + ".png"], usage=None, request_id="req_" + item_id,
-                  revised_prompts=[None], attempts=attempts, extra=extra or None)
+    manifest.done(
+        item_id,
+        files=[item_id + ".png"],
+        usage=None,
+        request_id="req_" + item_id,
+        revised_prompts=[None],
+        attempts=attempts,
+        extra=extra or None,
+    )
 
 
 class TestLines:
     def test_done_and_failed_lines_are_written_exactly(self, tmp_path: Path) -> None:
         """One compact JSON object per line, with exactly the documented keys."""
         with Manifest(tmp_path) as manifest:
-            manifest.done("cat", files=["cat-1.png", "cat-2.png"], usage={"total_tokens": 12}, request_id="req_1",
-                          revised_prompts=["A cat", None], attempts=2, extra={"prompt": "cat"})
-            manifest.failed("dog", error_class="RateLimitError", message="slow down", request_id=None,
-                            attempts=3, line=7)
+            manifest.done(
+                "cat",
+                files=["cat-1.png", "cat-2.png"],
+                usage={"total_tokens": 12},
+                request_id="req_1",
+                revised_prompts=["A cat", None],
+                attempts=2,
+                extra={"prompt": "cat"},
+            )
+            manifest.failed(
+                "dog", error_class="RateLimitError", message="slow down", request_id=None, attempts=3, line=7
+            )
         raw_done, raw_failed = lines_of(tmp_path)
         assert b" " not in raw_done.replace(b"A cat", b"") and raw_done.endswith(b"}\n")
         done, failed = json.loads(raw_done), json.loads(raw_failed)
         time = done.pop("time")
-        assert done == {"id": "cat", "state": "done", "attempts": 2, "files": ["cat-1.png", "cat-2.png"],
-                        "usage": {"total_tokens": 12}, "request_id": "req_1", "revised_prompts": ["A cat", None],
-                        "prompt": "cat"}
+        assert done == {
+            "id": "cat",
+            "state": "done",
+            "attempts": 2,
+            "files": ["cat-1.png", "cat-2.png"],
+            "usage": {"total_tokens": 12},
+            "request_id": "req_1",
+            "revised_prompts": ["A cat", None],
+            "prompt": "cat",
+        }
         assert list(json.loads(raw_done))[:4] == ["id", "state", "attempts", "time"]
         assert datetime.datetime.fromisoformat(time).utcoffset() == datetime.timedelta(0)
         failed.pop("time")
-        assert failed == {"id": "dog", "state": "failed", "attempts": 3, "error_class": "RateLimitError",
-                          "message": "slow down", "request_id": None, "line": 7}
+        assert failed == {
+            "id": "dog",
+            "state": "failed",
+            "attempts": 3,
+            "error_class": "RateLimitError",
+            "message": "slow down",
+            "request_id": None,
+            "line": 7,
+        }
 
     def test_records_read_back_as_written(self, tmp_path: Path) -> None:
         """``data`` is the whole line; non-ASCII survives the round trip."""
@@ -114,7 +143,9 @@ class TestLoad:
             manifest.failed("b", error_class="BadRequestError", message="no", request_id="req", attempts=2)
             records = manifest.load()
         assert {key: (value.state, value.attempts) for key, value in records.items()} == {
-            "a": ("done", 2), "b": ("failed", 2)}
+            "a": ("done", 2),
+            "b": ("failed", 2),
+        }
         assert summarize(records) == {"done": 1, "failed": 1}
         assert summarize({}) == {"done": 0, "failed": 0}
 
@@ -145,19 +176,33 @@ class TestLoad:
         assert (tmp_path / MANIFEST_NAME).read_bytes() == b""
 
     def test_garbage_lines_are_ignored(self, tmp_path: Path) -> None:
-        garbage = [b"not json", b"[1, 2]", b'"text"', b"", b"   ", b"\xff\xfe{}", b"[" * 100000,
-                   b'{"state":"done"}', b'{"id":"x"}', b'{"id":1,"state":"done"}', b'{"id":"y","state":"queued"}',
-                   b'{"id":"z","state":"done","attempts":"two"}', b'{"id":"w","state":"failed"}\r']
+        garbage = [
+            b"not json",
+            b"[1, 2]",
+            b'"text"',
+            b"",
+            b"   ",
+            b"\xff\xfe{}",
+            b"[" * 100000,
+            b'{"state":"done"}',
+            b'{"id":"x"}',
+            b'{"id":1,"state":"done"}',
+            b'{"id":"y","state":"queued"}',
+            b'{"id":"z","state":"done","attempts":"two"}',
+            b'{"id":"w","state":"failed"}\r',
+        ]
         (tmp_path / MANIFEST_NAME).write_bytes(b"\n".join(garbage) + b"\n")
         with Manifest(tmp_path) as manifest:
             records = manifest.load()
             record_done(manifest, "after")
             after = manifest.load()
         assert {key: (value.state, value.attempts) for key, value in records.items()} == {
-            "z": ("done", 0), "w": ("failed", 0)}
+            "z": ("done", 0),
+            "w": ("failed", 0),
+        }
         assert set(after) == {"z", "w", "after"}
         # Garbage in the middle is left alone; only a torn tail is cut.
-        assert lines_of(tmp_path)[:len(garbage)] == [line + b"\n" for line in garbage]
+        assert lines_of(tmp_path)[: len(garbage)] == [line + b"\n" for line in garbage]
 
 
 class TestDurability:
@@ -173,8 +218,13 @@ class TestDurability:
             def work(number: int) -> None:
                 start.wait()
                 for index in range(per_thread):
-                    manifest.failed("t{}-{}".format(number, index), error_class="APIConnectionError",
-                                    message="x" * random.randint(0, 20000), request_id=None, attempts=index)
+                    manifest.failed(
+                        f"t{number}-{index}",
+                        error_class="APIConnectionError",
+                        message="x" * random.randint(0, 20000),
+                        request_id=None,
+                        attempts=index,
+                    )
 
             threads = [threading.Thread(target=work, args=(number,)) for number in range(threads_count)]
             for thread in threads:
@@ -185,7 +235,7 @@ class TestDurability:
         lines = parsed(tmp_path)
         assert len(lines) == len(records) == len(synced) == threads_count * per_thread
         for number in range(threads_count):
-            mine = [line["attempts"] for line in lines if line["id"].startswith("t{}-".format(number))]
+            mine = [line["attempts"] for line in lines if line["id"].startswith(f"t{number}-")]
             assert mine == list(range(per_thread))
 
     def test_every_append_is_fsynced_after_its_write(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,7 +250,7 @@ class TestDurability:
         with Manifest(tmp_path) as manifest:
             monkeypatch.setattr(_manifest.os, "fsync", counting_fsync)
             for count in range(1, 6):
-                record_done(manifest, "i{}".format(count))
+                record_done(manifest, f"i{count}")
                 assert seen == list(range(1, count + 1))
             manifest.failed("f", error_class="E", message="m", request_id=None, attempts=1)
             assert seen[-1] == 6 and len(seen) == 6
@@ -211,20 +261,19 @@ class TestDurability:
 
         def short_write(fd: int, data: Any) -> int:
             calls.append(len(data))
-            return real_write(fd, bytes(data)[:max(1, len(data) // 2)] if len(calls) == 1 else data)
+            return real_write(fd, bytes(data)[: max(1, len(data) // 2)] if len(calls) == 1 else data)
 
         with Manifest(tmp_path) as manifest:
             monkeypatch.setattr(_manifest.os, "write", short_write)
             record_done(manifest, "a")
         assert len(calls) == 2 and [line["id"] for line in parsed(tmp_path)] == ["a"]
 
-    def test_failed_write_is_cut_before_the_next_append(self, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_failed_write_is_cut_before_the_next_append(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Disk full halfway through a line: the caller sees the error, the next record starts clean."""
         real_write = os.write
 
         def half_then_full(fd: int, data: Any) -> int:
-            real_write(fd, bytes(data)[:len(data) // 2])
+            real_write(fd, bytes(data)[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
 
         with Manifest(tmp_path) as manifest:
@@ -243,8 +292,15 @@ class TestPartialFiles:
         handle, leftover = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(tmp_path))
         os.close(handle)
         (tmp_path / ".imageprovider-abc.part").write_bytes(b"x")
-        kept = ["imageprovider-abc.part", ".imageprovider-abc.part.png", ".imageprovider-abc.tmp", "a.part",
-                ".IMAGEPROVIDER-abc.PART", "cat.png", MANIFEST_NAME]
+        kept = [
+            "imageprovider-abc.part",
+            ".imageprovider-abc.part.png",
+            ".imageprovider-abc.tmp",
+            "a.part",
+            ".IMAGEPROVIDER-abc.PART",
+            "cat.png",
+            MANIFEST_NAME,
+        ]
         for name in kept:
             (tmp_path / name).write_bytes(b"x")
         (tmp_path / ".imageprovider-folder.part").mkdir()

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import API_KEY, PNG, images_body
+from scripted_server import Reply, ScriptedServer
 
 import imageprovider
-from helpers import API_KEY, PNG, images_body
 from imageprovider import cli
-from scripted_server import Reply, ScriptedServer
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01"
 
@@ -32,20 +32,39 @@ def test_generate_writes_the_image_and_prints_its_path(api_env, tmp_path, capsys
     target = tmp_path / "otter.png"
     with ScriptedServer([Reply(200, images_body())]) as server:
         api_env(server)
-        status = cli.main(["generate", "An otter", "--size", "1536x1024", "--quality", "high",
-                           "--output-format", "png", "-o", str(target)])
+        status = cli.main(
+            [
+                "generate",
+                "An otter",
+                "--size",
+                "1536x1024",
+                "--quality",
+                "high",
+                "--output-format",
+                "png",
+                "-o",
+                str(target),
+            ]
+        )
     assert status == 0
     assert target.read_bytes() == PNG
     assert capsys.readouterr().out.strip() == str(target)
     sent = json.loads(server.received[0].body)
-    assert sent == {"prompt": "An otter", "model": "gpt-image-2", "size": "1536x1024", "quality": "high",
-                    "output_format": "png"}
+    assert sent == {
+        "prompt": "An otter",
+        "model": "gpt-image-2",
+        "size": "1536x1024",
+        "quality": "high",
+        "output_format": "png",
+    }
     assert [name for name in os.listdir(str(tmp_path)) if name.startswith(".")] == []
 
 
 def test_several_images_go_into_the_output_folder_named_after_the_prompt(api_env, tmp_path, capsys):
     """n=2 with -o: a folder (created), files named after the prompt, numbered, extension from the bytes."""
-    body = images_body(data=[{"b64_json": base64.b64encode(JPEG).decode()}, {"b64_json": base64.b64encode(PNG).decode()}])
+    body = images_body(
+        data=[{"b64_json": base64.b64encode(JPEG).decode()}, {"b64_json": base64.b64encode(PNG).decode()}]
+    )
     with ScriptedServer([Reply(200, body)]) as server:
         api_env(server)
         assert cli.main(["generate", "Two foxes", "--n", "2", "-o", str(tmp_path / "fox")]) == 0
@@ -82,8 +101,14 @@ def test_invalid_parameter_exits_2_without_sending(api_env, tmp_path, capsys):
 
 def test_api_error_exits_1_with_one_line(api_env, tmp_path, capsys):
     """A refused request is one line on stderr with the server's message and request id."""
-    body = {"error": {"message": "Your request was rejected by the safety system.", "type": "image_generation_user_error",
-                      "param": None, "code": "moderation_blocked"}}
+    body = {
+        "error": {
+            "message": "Your request was rejected by the safety system.",
+            "type": "image_generation_user_error",
+            "param": None,
+            "code": "moderation_blocked",
+        }
+    }
     with ScriptedServer([Reply(400, body, {"x-request-id": "req_cli"})]) as server:
         api_env(server)
         assert cli.main(["generate", "Something forbidden", "-o", str(tmp_path / "x.png")]) == 3
@@ -112,8 +137,7 @@ def test_url_results_are_downloaded_without_credentials(api_env, tmp_path, capsy
 
 def test_module_entry_point_reports_its_version():
     """python -m imageprovider works and names the version."""
-    completed = subprocess.run([sys.executable, "-m", "imageprovider", "--version"], stdout=subprocess.PIPE,
-                               timeout=60)
+    completed = subprocess.run([sys.executable, "-m", "imageprovider", "--version"], stdout=subprocess.PIPE, timeout=60)
     assert completed.stdout.decode().strip() == "imageprovider " + imageprovider.__version__
 
 
@@ -139,14 +163,20 @@ def test_serve_fake_prints_its_base_url_and_serves(tmp_path):
     """imageprovider serve-fake runs the stand-in in the foreground, printing the base URL first."""
     import requests
 
-    process = subprocess.Popen([sys.executable, "-m", "imageprovider", "serve-fake", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imageprovider", "serve-fake", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         base_url = process.stdout.readline().decode().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        answer = requests.post(base_url + "/images/generations", json={"prompt": "x", "model": "gpt-image-2",
-                                                                       "size": "1024x1024"},
-                               headers={"Authorization": "Bearer sk-fake-imageprovider-local"}, timeout=30)
+        answer = requests.post(
+            base_url + "/images/generations",
+            json={"prompt": "x", "model": "gpt-image-2", "size": "1024x1024"},
+            headers={"Authorization": "Bearer sk-fake-imageprovider-local"},
+            timeout=30,
+        )
         assert answer.status_code == 200
         assert answer.json()["size"] == "1024x1024"
     finally:

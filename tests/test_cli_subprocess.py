@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
-
 from helpers import make_jpeg, make_png
+
 from imageprovider._imageinfo import read_image_info
 from imageprovider.cli import EXIT_CODES
 from imageprovider.testing import FAKE_API_KEY, FakeImagesServer, Fault
@@ -56,15 +56,19 @@ def server(shared_server: FakeImagesServer) -> Iterator[FakeImagesServer]:
     shared_server.clear_faults()
 
 
-def child_env(tmp_path: Path, server: Optional[FakeImagesServer] = None, api_key: Optional[str] = None,
-              base_url: Optional[str] = None) -> Dict[str, str]:
+def child_env(
+    tmp_path: Path,
+    server: Optional[FakeImagesServer] = None,
+    api_key: Optional[str] = None,
+    base_url: Optional[str] = None,
+) -> Dict[str, str]:
     """os.environ without OPENAI_*/IMAGEPROVIDER_*, HOME and config folders in tmp, pointed at ``server``."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("OPENAI_", "IMAGEPROVIDER_"))}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("OPENAI_", "IMAGEPROVIDER_"))}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env.update(HOME=str(home), USERPROFILE=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               APPDATA=str(home / "AppData"))
+    env.update(
+        HOME=str(home), USERPROFILE=str(home), XDG_CONFIG_HOME=str(home / ".config"), APPDATA=str(home / "AppData")
+    )
     if server is not None:
         env.update(OPENAI_API_KEY=server.api_key, OPENAI_BASE_URL=server.base_url)
     if api_key is not None:
@@ -86,16 +90,22 @@ def cli(server: FakeImagesServer, tmp_path: Path) -> Runner:
     """``cli("generate", "x", ...)`` runs the command against ``server`` in ``tmp_path``."""
 
     def run(*args: str, env: Optional[Dict[str, str]] = None) -> "subprocess.CompletedProcess[str]":
-        return subprocess.run(command(*args), env=env if env is not None else child_env(tmp_path, server),
-                              cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+        return subprocess.run(
+            command(*args),
+            env=env if env is not None else child_env(tmp_path, server),
+            cwd=str(tmp_path),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
 
     return run
 
 
 def image_info(path: Path) -> Tuple[Optional[str], Optional[int], Optional[int]]:
     info = read_image_info(path.read_bytes())
-    assert info is not None, "{} is not a PNG, JPEG or WEBP".format(path)
+    assert info is not None, f"{path} is not a PNG, JPEG or WEBP"
     return info.mime_type, info.width, info.height
 
 
@@ -107,7 +117,7 @@ def printed_paths(stdout: str, cwd: Path) -> List[Path]:
 def assert_one_error_line(completed: "subprocess.CompletedProcess[str]", error_class: str) -> str:
     """stderr is exactly one line naming ``error_class``, with no traceback; returns it."""
     err = completed.stderr
-    assert err.startswith("imageprovider: {}: ".format(error_class)), err
+    assert err.startswith(f"imageprovider: {error_class}: "), err
     assert err.count("\n") == 1 and err.endswith("\n"), err
     assert "Traceback" not in err
     assert completed.stdout == ""
@@ -127,27 +137,49 @@ def write(path: Path, data: bytes) -> Path:
 # -- help ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["edit", "--help"], ["vary", "--help"]],
-                         ids=["main", "generate", "edit", "vary"])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["generate", "--help"], ["edit", "--help"], ["vary", "--help"]],
+    ids=["main", "generate", "edit", "vary"],
+)
 def test_help_lists_every_exit_status(cli: Runner, args: List[str]) -> None:
     """Each exit code and its meaning is on a line of its own in the help text."""
     completed = cli(*args)
     assert completed.returncode == 0
     assert "exit status:" in completed.stdout
     for code, text in EXIT_CODES.items():
-        assert re.search(r"^\s+{}\s+{}$".format(code, re.escape(text)), completed.stdout, re.MULTILINE), \
-            (code, completed.stdout)
+        assert re.search(rf"^\s+{code}\s+{re.escape(text)}$", completed.stdout, re.MULTILINE), (code, completed.stdout)
 
 
 # -- generate --------------------------------------------------------------------------
 
 
-def test_generate_sends_every_image_option_and_writes_the_o_file(cli: Runner, server: FakeImagesServer,
-                                                                  tmp_path: Path) -> None:
+def test_generate_sends_every_image_option_and_writes_the_o_file(
+    cli: Runner, server: FakeImagesServer, tmp_path: Path
+) -> None:
     """Model, size, quality, background, format, moderation and user reach the API; -o names the file."""
-    completed = cli("generate", "A lighthouse at dusk", "--model", "gpt-image-1.5", "--n", "1",
-                    "--size", "1536x1024", "--quality", "low", "--background", "transparent",
-                    "--output-format", "png", "--moderation", "low", "--user", "user-42", "-o", "light.png")
+    completed = cli(
+        "generate",
+        "A lighthouse at dusk",
+        "--model",
+        "gpt-image-1.5",
+        "--n",
+        "1",
+        "--size",
+        "1536x1024",
+        "--quality",
+        "low",
+        "--background",
+        "transparent",
+        "--output-format",
+        "png",
+        "--moderation",
+        "low",
+        "--user",
+        "user-42",
+        "-o",
+        "light.png",
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""  # not a terminal, no --verbose: silent
     assert printed_paths(completed.stdout, tmp_path) == [tmp_path / "light.png"]
@@ -156,30 +188,43 @@ def test_generate_sends_every_image_option_and_writes_the_o_file(cli: Runner, se
     assert (info.mime_type, info.width, info.height, info.has_alpha) == ("image/png", 1536, 1024, True)
     [request] = server.requests
     assert (request.method, request.path) == ("POST", "/v1/images/generations")
-    assert request.body == {"prompt": "A lighthouse at dusk", "model": "gpt-image-1.5", "n": 1, "size": "1536x1024",
-                            "quality": "low", "background": "transparent", "output_format": "png",
-                            "moderation": "low", "user": "user-42"}
+    assert request.body == {
+        "prompt": "A lighthouse at dusk",
+        "model": "gpt-image-1.5",
+        "n": 1,
+        "size": "1536x1024",
+        "quality": "low",
+        "background": "transparent",
+        "output_format": "png",
+        "moderation": "low",
+        "user": "user-42",
+    }
     assert request.headers["Authorization"] == "Bearer [REDACTED]"  # the stand-in checked the real key
     assert leftovers(tmp_path) == []
 
 
 def test_generate_jpeg_with_output_compression(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """--output-format jpeg --output-compression 40 is sent as numbers; the file gets a .jpg name."""
-    completed = cli("generate", "A quiet harbour", "--output-format", "jpeg", "--output-compression", "40",
-                    "-o", "harbour.png")
+    completed = cli(
+        "generate", "A quiet harbour", "--output-format", "jpeg", "--output-compression", "40", "-o", "harbour.png"
+    )
     assert completed.returncode == 0, completed.stderr
     assert printed_paths(completed.stdout, tmp_path) == [tmp_path / "harbour.jpg"]  # the bytes decide
     assert image_info(tmp_path / "harbour.jpg")[0] == "image/jpeg"
     assert not (tmp_path / "harbour.png").exists()
-    assert server.requests[0].body == {"prompt": "A quiet harbour", "model": "gpt-image-2", "output_format": "jpeg",
-                                       "output_compression": 40}
+    assert server.requests[0].body == {
+        "prompt": "A quiet harbour",
+        "model": "gpt-image-2",
+        "output_format": "jpeg",
+        "output_compression": 40,
+    }
 
 
 def test_several_images_go_into_the_o_folder(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """--n 3 with -o: the folder is created, files are numbered after the prompt, stdout lists all three."""
     completed = cli("generate", "Two foxes, playing!", "--n", "3", "--size", "1024x1536", "-o", "foxes")
     assert completed.returncode == 0, completed.stderr
-    expected = [tmp_path / "foxes" / "two-foxes-playing-{}.png".format(number) for number in (1, 2, 3)]
+    expected = [tmp_path / "foxes" / f"two-foxes-playing-{number}.png" for number in (1, 2, 3)]
     assert printed_paths(completed.stdout, tmp_path) == expected
     for path in expected:
         assert image_info(path) == ("image/png", 1024, 1536)
@@ -224,8 +269,10 @@ def test_json_prints_one_document_describing_the_result(cli: Runner, tmp_path: P
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     document = json.loads(completed.stdout)  # fails on anything else printed
-    assert [Path(path) for path in document["files"]] == [Path("kites", "a-red-kite-1.png"),
-                                                          Path("kites", "a-red-kite-2.png")]
+    assert [Path(path) for path in document["files"]] == [
+        Path("kites", "a-red-kite-1.png"),
+        Path("kites", "a-red-kite-2.png"),
+    ]
     for path in document["files"]:
         assert image_info(tmp_path / path)[0] == "image/png"
     assert document["model"] == "gpt-image-2"
@@ -239,16 +286,17 @@ def test_json_prints_one_document_describing_the_result(cli: Runner, tmp_path: P
 
 def test_json_carries_dall_e_3_revised_prompts(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """A dall-e-3 URL result is downloaded; its revised prompt is in the document."""
-    completed = cli("generate", "A red kite", "--model", "dall-e-3", "--size", "1792x1024", "-o", "kite.png",
-                    "--json")
+    completed = cli("generate", "A red kite", "--model", "dall-e-3", "--size", "1792x1024", "-o", "kite.png", "--json")
     assert completed.returncode == 0, completed.stderr
     document = json.loads(completed.stdout)
     assert document["files"] == ["kite.png"]
     assert document["revised_prompts"] == ["A detailed rendering of: A red kite"]
     assert document["usage"] is None
     assert image_info(tmp_path / "kite.png") == ("image/png", 1792, 1024)
-    assert [(request.method, request.path.split("/")[1]) for request in server.requests] == \
-        [("POST", "v1"), ("GET", "fake-files")]
+    assert [(request.method, request.path.split("/")[1]) for request in server.requests] == [
+        ("POST", "v1"),
+        ("GET", "fake-files"),
+    ]
 
 
 # -- --metadata -----------------------------------------------------------------------------
@@ -256,8 +304,20 @@ def test_json_carries_dall_e_3_revised_prompts(cli: Runner, server: FakeImagesSe
 
 def test_metadata_writes_a_sidecar_next_to_each_image(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """Each image gets NAME.json: prompt, model, the parameters sent, request id (the one --json reports)."""
-    completed = cli("generate", "A snowy owl", "--n", "2", "--size", "1024x1024", "--quality", "medium",
-                    "-o", "owls", "--metadata", "--json")
+    completed = cli(
+        "generate",
+        "A snowy owl",
+        "--n",
+        "2",
+        "--size",
+        "1024x1024",
+        "--quality",
+        "medium",
+        "-o",
+        "owls",
+        "--metadata",
+        "--json",
+    )
     assert completed.returncode == 0, completed.stderr
     document = json.loads(completed.stdout)
     sent = server.requests[0].body
@@ -289,11 +349,11 @@ def test_metadata_is_written_for_streamed_images_too(cli: Runner, tmp_path: Path
 # -- --stream --------------------------------------------------------------------------------
 
 
-def test_stream_saves_the_final_image_and_each_partial_image(cli: Runner, server: FakeImagesServer,
-                                                             tmp_path: Path) -> None:
+def test_stream_saves_the_final_image_and_each_partial_image(
+    cli: Runner, server: FakeImagesServer, tmp_path: Path
+) -> None:
     """--stream --partial-images 2: boat.png plus boat-partial-1/2.png, all real images of the size."""
-    completed = cli("generate", "A boat", "--stream", "--partial-images", "2", "--size", "1536x1024",
-                    "-o", "boat.png")
+    completed = cli("generate", "A boat", "--stream", "--partial-images", "2", "--size", "1536x1024", "-o", "boat.png")
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     assert printed_paths(completed.stdout, tmp_path) == [tmp_path / "boat.png"]
@@ -324,13 +384,18 @@ def test_stream_json_document_has_the_same_fields_as_without_stream(cli: Runner,
     assert (streamed["model"], streamed["size"]) == (plain["model"], plain["size"])
 
 
-@pytest.mark.parametrize("fault, status, error_class", [
-    (Fault.stream_cut(), 4, "APIConnectionError"),
-    (Fault.stream_error(), 3, "InternalServerError"),
-    (Fault.stream_error("moderation_blocked", message="Blocked (injected fault)."), 3, "ContentPolicyError"),
-], ids=["stream-cut", "stream-error", "stream-moderation"])
-def test_broken_stream_exit_status(cli: Runner, server: FakeImagesServer, tmp_path: Path, fault: Fault, status: int,
-                                   error_class: str) -> None:
+@pytest.mark.parametrize(
+    "fault, status, error_class",
+    [
+        (Fault.stream_cut(), 4, "APIConnectionError"),
+        (Fault.stream_error(), 3, "InternalServerError"),
+        (Fault.stream_error("moderation_blocked", message="Blocked (injected fault)."), 3, "ContentPolicyError"),
+    ],
+    ids=["stream-cut", "stream-error", "stream-moderation"],
+)
+def test_broken_stream_exit_status(
+    cli: Runner, server: FakeImagesServer, tmp_path: Path, fault: Fault, status: int, error_class: str
+) -> None:
     """A stream that stops early or ends in an error event: one line, its exit status, no final image."""
     server.add_fault(fault)
     completed = cli("generate", "A boat", "--stream", "--partial-images", "1", "-o", "boat.png")
@@ -346,18 +411,22 @@ def test_broken_stream_exit_status(cli: Runner, server: FakeImagesServer, tmp_pa
 def test_edit_one_image(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """One input goes up as the 'image' part; the edited image is saved at the requested size."""
     write(tmp_path / "cat.png", make_png(64, 64))
-    completed = cli("edit", "Give the cat a hat", "cat.png", "--size", "1536x1024", "--quality", "low",
-                    "-o", "hat.png")
+    completed = cli("edit", "Give the cat a hat", "cat.png", "--size", "1536x1024", "--quality", "low", "-o", "hat.png")
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     assert printed_paths(completed.stdout, tmp_path) == [tmp_path / "hat.png"]
     assert image_info(tmp_path / "hat.png") == ("image/png", 1536, 1024)
     [request] = server.requests
     assert (request.method, request.path) == ("POST", "/v1/images/edits")
-    assert request.body["fields"] == {"prompt": "Give the cat a hat", "model": "gpt-image-2", "size": "1536x1024",
-                                      "quality": "low"}
-    assert request.body["files"] == {"image": [{"filename": "cat.png", "content_type": "image/png",
-                                                "bytes": len(make_png(64, 64))}]}
+    assert request.body["fields"] == {
+        "prompt": "Give the cat a hat",
+        "model": "gpt-image-2",
+        "size": "1536x1024",
+        "quality": "low",
+    }
+    assert request.body["files"] == {
+        "image": [{"filename": "cat.png", "content_type": "image/png", "bytes": len(make_png(64, 64))}]
+    }
 
 
 def test_edit_several_images_and_a_mask(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
@@ -366,14 +435,26 @@ def test_edit_several_images_and_a_mask(cli: Runner, server: FakeImagesServer, t
     write(tmp_path / "room.png", png)
     write(tmp_path / "sofa.jpg", jpeg)
     write(tmp_path / "mask.png", mask)
-    completed = cli("edit", "Put the sofa in the room", "room.png", "sofa.jpg", "--mask", "mask.png",
-                    "--size", "1024x1024", "-o", "room-with-sofa.png")
+    completed = cli(
+        "edit",
+        "Put the sofa in the room",
+        "room.png",
+        "sofa.jpg",
+        "--mask",
+        "mask.png",
+        "--size",
+        "1024x1024",
+        "-o",
+        "room-with-sofa.png",
+    )
     assert completed.returncode == 0, completed.stderr
     assert image_info(tmp_path / "room-with-sofa.png") == ("image/png", 1024, 1024)
     files = server.requests[0].body["files"]
     assert files == {
-        "image[]": [{"filename": "room.png", "content_type": "image/png", "bytes": len(png)},
-                    {"filename": "sofa.jpg", "content_type": "image/jpeg", "bytes": len(jpeg)}],
+        "image[]": [
+            {"filename": "room.png", "content_type": "image/png", "bytes": len(png)},
+            {"filename": "sofa.jpg", "content_type": "image/jpeg", "bytes": len(jpeg)},
+        ],
         "mask": [{"filename": "mask.png", "content_type": "image/png", "bytes": len(mask)}],
     }
 
@@ -381,21 +462,40 @@ def test_edit_several_images_and_a_mask(cli: Runner, server: FakeImagesServer, t
 def test_edit_input_fidelity_with_gpt_image_1(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """--input-fidelity high --model gpt-image-1 is sent as form fields."""
     write(tmp_path / "face.png", make_png(32, 32))
-    completed = cli("edit", "Add glasses", "face.png", "--model", "gpt-image-1", "--input-fidelity", "high",
-                    "--size", "1024x1536", "--background", "opaque", "--output-format", "png")
+    completed = cli(
+        "edit",
+        "Add glasses",
+        "face.png",
+        "--model",
+        "gpt-image-1",
+        "--input-fidelity",
+        "high",
+        "--size",
+        "1024x1536",
+        "--background",
+        "opaque",
+        "--output-format",
+        "png",
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == ["add-glasses.png"]
     assert image_info(tmp_path / "add-glasses.png") == ("image/png", 1024, 1536)
-    assert server.requests[0].body["fields"] == {"prompt": "Add glasses", "model": "gpt-image-1",
-                                                 "input_fidelity": "high", "size": "1024x1536",
-                                                 "background": "opaque", "output_format": "png"}
+    assert server.requests[0].body["fields"] == {
+        "prompt": "Add glasses",
+        "model": "gpt-image-1",
+        "input_fidelity": "high",
+        "size": "1024x1536",
+        "background": "opaque",
+        "output_format": "png",
+    }
 
 
 def test_edit_streams_partial_images(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """edit --stream saves the partial and the final image."""
     write(tmp_path / "cat.png", make_png(16, 16))
-    completed = cli("edit", "A hat", "cat.png", "--stream", "--partial-images", "1", "--size", "1024x1024",
-                    "-o", "cat-hat.png")
+    completed = cli(
+        "edit", "A hat", "cat.png", "--stream", "--partial-images", "1", "--size", "1024x1024", "-o", "cat-hat.png"
+    )
     assert completed.returncode == 0, completed.stderr
     assert image_info(tmp_path / "cat-hat.png") == ("image/png", 1024, 1024)
     assert image_info(tmp_path / "cat-hat-partial-1.png") == ("image/png", 1024, 1024)
@@ -431,8 +531,9 @@ def assert_redacted(completed: "subprocess.CompletedProcess[str]") -> None:
     assert "Authorization: Bearer [REDACTED]" in completed.stdout.splitlines()
 
 
-def test_dry_run_generate_prints_the_request_and_sends_nothing(cli: Runner, server: FakeImagesServer,
-                                                               tmp_path: Path) -> None:
+def test_dry_run_generate_prints_the_request_and_sends_nothing(
+    cli: Runner, server: FakeImagesServer, tmp_path: Path
+) -> None:
     completed = cli("generate", "A lighthouse", "--size", "1536x1024", "--quality", "high", "--n", "2")
     assert completed.returncode == 0  # (the real run, to compare the body with)
     sent = server.requests[0].body
@@ -442,7 +543,7 @@ def test_dry_run_generate_prints_the_request_and_sends_nothing(cli: Runner, serv
     completed = cli("generate", "A lighthouse", "--size", "1536x1024", "--quality", "high", "--n", "2", "--dry-run")
     assert_redacted(completed)
     head, _, body = completed.stdout.partition("\n\n")
-    assert head.splitlines()[0] == "POST {}/images/generations".format(server.base_url)
+    assert head.splitlines()[0] == f"POST {server.base_url}/images/generations"
     assert "Content-Type: application/json" in head.splitlines()
     assert json.loads(body) == sent
     assert len(server.requests) == 0
@@ -454,20 +555,31 @@ def test_dry_run_edit_lists_the_multipart_parts(cli: Runner, server: FakeImagesS
     write(tmp_path / "room.png", png)
     write(tmp_path / "sofa.jpg", jpeg)
     write(tmp_path / "mask.png", mask)
-    completed = cli("edit", "Put the sofa in", "room.png", "sofa.jpg", "--mask", "mask.png", "--model",
-                    "gpt-image-1", "--input-fidelity", "high", "--dry-run")
+    completed = cli(
+        "edit",
+        "Put the sofa in",
+        "room.png",
+        "sofa.jpg",
+        "--mask",
+        "mask.png",
+        "--model",
+        "gpt-image-1",
+        "--input-fidelity",
+        "high",
+        "--dry-run",
+    )
     assert_redacted(completed)
     lines = completed.stdout.splitlines()
-    assert lines[0] == "POST {}/images/edits".format(server.base_url)
+    assert lines[0] == f"POST {server.base_url}/images/edits"
     assert any(line.startswith("Content-Type: multipart/form-data; boundary=") for line in lines)
     parts = [line for line in lines if line.startswith("part ")]
     assert parts == [
         "part prompt: Put the sofa in",
         "part model: gpt-image-1",
         "part input_fidelity: high",
-        "part image[]: file 'room.png', image/png, {:,} bytes".format(len(png)),
-        "part image[]: file 'sofa.jpg', image/jpeg, {:,} bytes".format(len(jpeg)),
-        "part mask: file 'mask.png', image/png, {:,} bytes".format(len(mask)),
+        f"part image[]: file 'room.png', image/png, {len(png):,} bytes",
+        f"part image[]: file 'sofa.jpg', image/jpeg, {len(jpeg):,} bytes",
+        f"part mask: file 'mask.png', image/png, {len(mask):,} bytes",
     ]
     assert len(server.requests) == 0
 
@@ -478,10 +590,13 @@ def test_dry_run_vary(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> 
     completed = cli("vary", "square.png", "--n", "2", "--size", "512x512", "--dry-run")
     assert_redacted(completed)
     lines = completed.stdout.splitlines()
-    assert lines[0] == "POST {}/images/variations".format(server.base_url)
+    assert lines[0] == f"POST {server.base_url}/images/variations"
     assert [line for line in lines if line.startswith("part ")] == [
-        "part model: dall-e-2", "part n: 2", "part size: 512x512",
-        "part image: file 'square.png', image/png, {:,} bytes".format(len(square))]
+        "part model: dall-e-2",
+        "part n: 2",
+        "part size: 512x512",
+        f"part image: file 'square.png', image/png, {len(square):,} bytes",
+    ]
     assert len(server.requests) == 0
     assert not (tmp_path / "image-1.png").exists()
 
@@ -489,9 +604,15 @@ def test_dry_run_vary(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> 
 def test_dry_run_without_a_key_shows_a_placeholder(server: FakeImagesServer, tmp_path: Path) -> None:
     """No key configured: --dry-run still works, says so on stderr, and sends nothing."""
     env = child_env(tmp_path, base_url=server.base_url)
-    completed = subprocess.run(command("generate", "x", "--dry-run"), env=env, cwd=str(tmp_path),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               universal_newlines=True, timeout=TIMEOUT)
+    completed = subprocess.run(
+        command("generate", "x", "--dry-run"),
+        env=env,
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert completed.returncode == 0, completed.stderr
     assert "OPENAI_API_KEY" in completed.stderr
     assert "Authorization: Bearer [REDACTED]" in completed.stdout
@@ -506,17 +627,29 @@ def test_fake_needs_no_key_and_no_base_url(tmp_path: Path) -> None:
     """--fake with neither variable set: a real PNG of the requested size; so for vary."""
     env = child_env(tmp_path)
     assert "OPENAI_API_KEY" not in env and "OPENAI_BASE_URL" not in env
-    generated = subprocess.run(command("generate", "A windmill", "--fake", "--size", "1024x1536", "-o", "mill.png"),
-                               env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    generated = subprocess.run(
+        command("generate", "A windmill", "--fake", "--size", "1024x1536", "-o", "mill.png"),
+        env=env,
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout.splitlines() == ["mill.png"]
     assert image_info(tmp_path / "mill.png") == ("image/png", 1024, 1536)
 
     write(tmp_path / "square.png", make_png(8, 8))
-    varied = subprocess.run(command("vary", "square.png", "--fake", "--size", "256x256", "-o", "varied.png"),
-                            env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+    varied = subprocess.run(
+        command("vary", "square.png", "--fake", "--size", "256x256", "-o", "varied.png"),
+        env=env,
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert varied.returncode == 0, varied.stderr
     assert image_info(tmp_path / "varied.png") == ("image/png", 256, 256)
 
@@ -526,11 +659,17 @@ def test_fake_needs_no_key_and_no_base_url(tmp_path: Path) -> None:
 
 def test_serve_fake_serves_the_command_line_with_scripted_faults(tmp_path: Path) -> None:
     """serve-fake prints its base URL first; --fault scripts a refusal for the first request only."""
-    process = subprocess.Popen(command("serve-fake", "--port", "0", "--fault", "moderation"),
-                               env=child_env(tmp_path), cwd=str(tmp_path), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    process = subprocess.Popen(
+        command("serve-fake", "--port", "0", "--fault", "moderation"),
+        env=child_env(tmp_path),
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+    )
     try:
-        lines: "queue.Queue[str]" = queue.Queue()
+        lines: queue.Queue[str] = queue.Queue()
         stdout = process.stdout
         assert stdout is not None
         reader = threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True)
@@ -539,8 +678,15 @@ def test_serve_fake_serves_the_command_line_with_scripted_faults(tmp_path: Path)
         assert re.match(r"http://127\.0\.0\.1:[0-9]+/v1\Z", base_url), base_url
 
         env = child_env(tmp_path, api_key=FAKE_API_KEY, base_url=base_url)
-        run: Dict[str, Any] = dict(env=env, cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
+        run: Dict[str, Any] = dict(
+            env=env,
+            cwd=str(tmp_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            timeout=TIMEOUT,
+        )
         refused = subprocess.run(command("generate", "A kite", "-o", "kite.png"), **run)
         assert refused.returncode == 3
         assert_one_error_line(refused, "ContentPolicyError")
@@ -570,15 +716,20 @@ def test_unknown_option_is_a_usage_error(cli: Runner, server: FakeImagesServer) 
     assert len(server.requests) == 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["generate", "x", "--size", "4000x4000"], "Parameter 'size'"),
-    (["generate", "x", "--n", "11"], "'n'"),
-    (["generate", "x", "--partial-images", "2"], "partial_images"),
-    (["edit", "x", "missing.png"], "missing.png"),
-    (["vary", "missing.png"], "missing.png"),
-], ids=["size", "n", "partial-images-without-stream", "edit-missing-input", "vary-missing-input"])
-def test_validation_errors_exit_2_without_sending(cli: Runner, server: FakeImagesServer, tmp_path: Path,
-                                                   args: List[str], fragment: str) -> None:
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["generate", "x", "--size", "4000x4000"], "Parameter 'size'"),
+        (["generate", "x", "--n", "11"], "'n'"),
+        (["generate", "x", "--partial-images", "2"], "partial_images"),
+        (["edit", "x", "missing.png"], "missing.png"),
+        (["vary", "missing.png"], "missing.png"),
+    ],
+    ids=["size", "n", "partial-images-without-stream", "edit-missing-input", "vary-missing-input"],
+)
+def test_validation_errors_exit_2_without_sending(
+    cli: Runner, server: FakeImagesServer, tmp_path: Path, args: List[str], fragment: str
+) -> None:
     completed = cli(*args)
     assert completed.returncode == 2
     err = assert_one_error_line(completed, "RequestValidationError")
@@ -587,14 +738,19 @@ def test_validation_errors_exit_2_without_sending(cli: Runner, server: FakeImage
     assert sorted(path.name for path in tmp_path.iterdir()) == ["home"]
 
 
-@pytest.mark.parametrize("fault, error_class, message", [
-    (Fault.moderation_blocked(), "ContentPolicyError", "rejected by the safety system"),
-    ("400", "BadRequestError", "Invalid request (injected fault)."),
-    ("401", "AuthenticationError", "Incorrect API key provided (injected fault)."),
-    ("404", "NotFoundError", "Not found (injected fault)."),
-], ids=["moderation", "400", "401", "404"])
-def test_api_errors_exit_3_with_one_line_and_the_request_id(cli: Runner, server: FakeImagesServer, tmp_path: Path,
-                                                           fault: Any, error_class: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "fault, error_class, message",
+    [
+        (Fault.moderation_blocked(), "ContentPolicyError", "rejected by the safety system"),
+        ("400", "BadRequestError", "Invalid request (injected fault)."),
+        ("401", "AuthenticationError", "Incorrect API key provided (injected fault)."),
+        ("404", "NotFoundError", "Not found (injected fault)."),
+    ],
+    ids=["moderation", "400", "401", "404"],
+)
+def test_api_errors_exit_3_with_one_line_and_the_request_id(
+    cli: Runner, server: FakeImagesServer, tmp_path: Path, fault: Any, error_class: str, message: str
+) -> None:
     server.add_fault(fault)
     completed = cli("generate", "Something", "-o", "x.png")
     assert completed.returncode == 3
@@ -651,9 +807,15 @@ def test_ctrl_c_exits_130_leaving_no_file(server: FakeImagesServer, tmp_path: Pa
     # A child inherits an ignored SIGINT (as in background jobs); a handled one is reset to the default.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        process = subprocess.Popen(command("generate", "A slow one", "-o", "slow.png"),
-                                   env=child_env(tmp_path, server), cwd=str(tmp_path), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        process = subprocess.Popen(
+            command("generate", "A slow one", "-o", "slow.png"),
+            env=child_env(tmp_path, server),
+            cwd=str(tmp_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
@@ -685,8 +847,9 @@ def run_on_terminal(args: Sequence[str], env: Dict[str, str], cwd: Path) -> Tupl
 
     master, slave = pty.openpty()
     try:
-        process = subprocess.Popen(command(*args), env=env, cwd=str(cwd), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=slave)
+        process = subprocess.Popen(
+            command(*args), env=env, cwd=str(cwd), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
+        )
     finally:
         os.close(slave)
     shown = bytearray()
@@ -716,8 +879,9 @@ def run_on_terminal(args: Sequence[str], env: Dict[str, str], cwd: Path) -> Tupl
 @posix_only
 def test_terminal_shows_the_elapsed_time_while_waiting(server: FakeImagesServer, tmp_path: Path) -> None:
     server.add_fault(Fault.delay(1.5))
-    status, out, shown = run_on_terminal(["generate", "A slow one", "-o", "slow.png"],
-                                         child_env(tmp_path, server), tmp_path)
+    status, out, shown = run_on_terminal(
+        ["generate", "A slow one", "-o", "slow.png"], child_env(tmp_path, server), tmp_path
+    )
     assert status == 0, shown
     assert out.splitlines() == ["slow.png"]  # stdout stays clean
     assert re.search(r"Waiting for the image\.\.\. [1-9][0-9]*s", shown), shown
@@ -727,8 +891,9 @@ def test_terminal_shows_the_elapsed_time_while_waiting(server: FakeImagesServer,
 @posix_only
 def test_terminal_shows_retries_with_their_wait(server: FakeImagesServer, tmp_path: Path) -> None:
     server.add_fault("429,retry-after=1")
-    status, out, shown = run_on_terminal(["generate", "A busy one", "-o", "busy.png"],
-                                         child_env(tmp_path, server), tmp_path)
+    status, out, shown = run_on_terminal(
+        ["generate", "A busy one", "-o", "busy.png"], child_env(tmp_path, server), tmp_path
+    )
     assert status == 0, shown
     assert "retrying in 1.0 s after status 429" in shown, shown
     assert image_info(tmp_path / "busy.png")[0] == "image/png"
@@ -737,8 +902,11 @@ def test_terminal_shows_retries_with_their_wait(server: FakeImagesServer, tmp_pa
 
 @posix_only
 def test_terminal_shows_partial_images_as_they_stream(server: FakeImagesServer, tmp_path: Path) -> None:
-    status, out, shown = run_on_terminal(["generate", "A boat", "--stream", "--partial-images", "2",
-                                          "-o", "boat.png"], child_env(tmp_path, server), tmp_path)
+    status, out, shown = run_on_terminal(
+        ["generate", "A boat", "--stream", "--partial-images", "2", "-o", "boat.png"],
+        child_env(tmp_path, server),
+        tmp_path,
+    )
     assert status == 0, shown
     assert "Streaming..." in shown
     assert "partial image 1 received" in shown and "partial image 2 received" in shown, shown
@@ -758,6 +926,7 @@ def test_verbose_logs_each_request_to_stderr(cli: Runner, tmp_path: Path) -> Non
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == ["fox.png"]
     [line] = completed.stderr.splitlines()
-    assert re.search(r"POST /images/generations -> 200 in [0-9]+ ms \(1 attempt, request id req_[0-9a-f]{24}\)",
-                     line), line
+    assert re.search(
+        r"POST /images/generations -> 200 in [0-9]+ ms \(1 attempt, request id req_[0-9a-f]{24}\)", line
+    ), line
     assert SECRET_KEY not in completed.stderr

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from helpers import API_KEY, images_body
+
 from imageprovider import AuthenticationError, ConfigurationError, OpenAIImageProvider, RequestValidationError
 
 BASE = "https://gateway.example.com/openai/v1"
@@ -15,17 +15,28 @@ def test_compatible_server_end_to_end(mocked):
     body = images_body(size="777x333", provider_meta={"node": "gpu-7", "cost_usd": 0.01})
     body["data"][0]["seed"] = 1234
     mocked.add("POST", BASE + "/images/generations", json=body)
-    with OpenAIImageProvider(api_key=API_KEY, base_url=BASE, extra_headers={"X-Gateway-Key": "gw-secret-1",
-                                                                            "X-Team": "imaging"}) as provider:
-        result = provider.generate_image("A koi pond", model="flux-compatible", size="777x333",
-                                         extra_body={"seed": 1234, "steps": 30, "lora": {"name": "ink", "w": 0.5}})
+    with OpenAIImageProvider(
+        api_key=API_KEY, base_url=BASE, extra_headers={"X-Gateway-Key": "gw-secret-1", "X-Team": "imaging"}
+    ) as provider:
+        result = provider.generate_image(
+            "A koi pond",
+            model="flux-compatible",
+            size="777x333",
+            extra_body={"seed": 1234, "steps": 30, "lora": {"name": "ink", "w": 0.5}},
+        )
     request = mocked.calls[0].request
     assert request.url == BASE + "/images/generations"
     assert request.headers["X-Gateway-Key"] == "gw-secret-1"
     assert request.headers["X-Team"] == "imaging"
     assert request.headers["Authorization"] == "Bearer " + API_KEY
-    assert json.loads(request.body) == {"prompt": "A koi pond", "model": "flux-compatible", "size": "777x333",
-                                        "seed": 1234, "steps": 30, "lora": {"name": "ink", "w": 0.5}}
+    assert json.loads(request.body) == {
+        "prompt": "A koi pond",
+        "model": "flux-compatible",
+        "size": "777x333",
+        "seed": 1234,
+        "steps": 30,
+        "lora": {"name": "ink", "w": 0.5},
+    }
     assert result.size == "777x333"
     assert result.raw["provider_meta"] == {"node": "gpu-7", "cost_usd": 0.01}
     assert result.raw["data"][0]["seed"] == 1234
@@ -46,16 +57,21 @@ def test_rules_off_lets_a_known_model_take_other_values(mocked):
 def test_extra_header_can_replace_the_authorization_header(mocked):
     """A gateway with its own auth scheme can replace ours."""
     mocked.add("POST", BASE + "/images/generations", json=images_body())
-    with OpenAIImageProvider(api_key=API_KEY, base_url=BASE,
-                             extra_headers={"Authorization": "Gateway token-abc"}) as provider:
+    with OpenAIImageProvider(
+        api_key=API_KEY, base_url=BASE, extra_headers={"Authorization": "Gateway token-abc"}
+    ) as provider:
         provider.generate_image("x")
     assert mocked.calls[0].request.headers["Authorization"] == "Gateway token-abc"
 
 
 def test_extra_header_values_are_redacted_from_errors(mocked):
     """Gateway credentials in extra_headers are treated as secrets."""
-    mocked.add("POST", BASE + "/images/generations", status=401,
-               json={"error": {"message": "key gw-secret-1 is revoked", "type": "new_api_error"}})
+    mocked.add(
+        "POST",
+        BASE + "/images/generations",
+        status=401,
+        json={"error": {"message": "key gw-secret-1 is revoked", "type": "new_api_error"}},
+    )
     with OpenAIImageProvider(api_key=API_KEY, base_url=BASE, extra_headers={"X-Gateway-Key": "gw-secret-1"}) as p:
         with pytest.raises(AuthenticationError) as caught:
             p.generate_image("x")

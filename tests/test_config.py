@@ -10,10 +10,10 @@ from typing import Any, Dict, List
 
 import pytest
 import responses
+from helpers import API_KEY, GENERATIONS_URL, images_body
 
 import imageprovider
-from helpers import API_KEY, GENERATIONS_URL, images_body
-from imageprovider import ConfigurationError, DEFAULT_MODEL, OpenAIImageProvider
+from imageprovider import DEFAULT_MODEL, ConfigurationError, OpenAIImageProvider
 from imageprovider import provider as provider_module
 
 ARG = {
@@ -70,8 +70,8 @@ def write_config(path: Any, text: str) -> str:
 
 def ini(values: Dict[str, Any], section: str = "imageprovider") -> str:
     """An INI document with ``values`` (INI key -> value) in ``section``."""
-    lines = ["[{}]".format(section)]
-    lines += ["{} = {}".format(key, value) for key, value in values.items()]
+    lines = [f"[{section}]"]
+    lines += [f"{key} = {value}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -121,8 +121,9 @@ def assert_wire(mocked: Any, expected: Dict[str, str]) -> None:
 # -- precedence ----------------------------------------------------------
 
 
-def test_arguments_override_environment_and_config_file(mocked: Any, monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path: Any) -> None:
+def test_arguments_override_environment_and_config_file(
+    mocked: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     """Explicit arguments win over the environment and the config file for every setting."""
     path = write_config(tmp_path / "conf" / "settings.ini", ini(file_settings(FILE)))
     monkeypatch.setenv("IMAGEPROVIDER_CONFIG", path)
@@ -189,8 +190,9 @@ def test_sources_report_default_for_unconfigured_settings() -> None:
 
 @pytest.mark.parametrize("name", SETTING_NAMES)
 @pytest.mark.parametrize("winner", ["argument", "environment", "file"])
-def test_each_setting_resolves_independently(mocked: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
-                                             name: str, winner: str) -> None:
+def test_each_setting_resolves_independently(
+    mocked: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, name: str, winner: str
+) -> None:
     """One setting taken from a single layer while the others come from elsewhere reaches the wire from that layer."""
     path = write_config(tmp_path / "conf" / "settings.ini", ini({}))
     monkeypatch.setenv("IMAGEPROVIDER_CONFIG", path)
@@ -231,9 +233,16 @@ def test_mixed_sources_are_recorded_per_setting(mocked: Any, monkeypatch: pytest
             "default_model": path,
         }
         generate_once(mocked, provider, "https://env.example.com/v1")
-    assert_wire(mocked, {"api_key": "sk-mixed-444", "base_url": "https://env.example.com/v1",
-                         "organization": "org-file", "project": "proj_environment",
-                         "default_model": "gpt-image-1.5"})
+    assert_wire(
+        mocked,
+        {
+            "api_key": "sk-mixed-444",
+            "base_url": "https://env.example.com/v1",
+            "organization": "org-file",
+            "project": "proj_environment",
+            "default_model": "gpt-image-1.5",
+        },
+    )
 
 
 def test_per_call_model_overrides_default_model(mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,8 +256,9 @@ def test_per_call_model_overrides_default_model(mocked: Any, monkeypatch: pytest
 # -- the config file -----------------------------------------------------
 
 
-def test_config_file_found_via_environment_variable(mocked: Any, monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Any) -> None:
+def test_config_file_found_via_environment_variable(
+    mocked: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     """IMAGEPROVIDER_CONFIG names the file the key is read from."""
     path = write_config(tmp_path / "elsewhere.ini", ini({"api_key": "sk-env-named-file"}))
     monkeypatch.setenv("IMAGEPROVIDER_CONFIG", path)
@@ -296,8 +306,7 @@ def test_named_config_file_replaces_default_user_file(monkeypatch: pytest.Monkey
         assert provider.settings.project is None
 
 
-def test_missing_file_named_by_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPatch,
-                                                                  tmp_path: Any) -> None:
+def test_missing_file_named_by_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """IMAGEPROVIDER_CONFIG pointing at a missing file raises ConfigurationError naming the path."""
     missing = str(tmp_path / "does-not-exist.ini")
     monkeypatch.setenv("IMAGEPROVIDER_CONFIG", missing)
@@ -337,12 +346,16 @@ def test_unknown_key_in_default_file_is_an_error(tmp_path: Any) -> None:
     assert "retries" in str(info.value)
 
 
-@pytest.mark.parametrize("text", [
-    "api_key = sk-no-section\n",
-    "[imageprovider\napi_key = sk-broken-header\n",
-    "[imageprovider]\napi_key = sk-one\napi_key = sk-two\n",
-    "[imageprovider]\nthis line has no separator\n",
-], ids=["no-section-header", "broken-section-header", "duplicate-key", "no-separator"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_key = sk-no-section\n",
+        "[imageprovider\napi_key = sk-broken-header\n",
+        "[imageprovider]\napi_key = sk-one\napi_key = sk-two\n",
+        "[imageprovider]\nthis line has no separator\n",
+    ],
+    ids=["no-section-header", "broken-section-header", "duplicate-key", "no-separator"],
+)
 def test_malformed_config_file_is_an_error(tmp_path: Any, text: str) -> None:
     """A file configparser cannot parse raises ConfigurationError naming the file."""
     path = write_config(tmp_path / "broken.ini", text)
@@ -370,8 +383,9 @@ def test_config_file_without_section_contributes_nothing(tmp_path: Any) -> None:
 
 def test_timeouts_and_retries_from_config_file_reach_settings(mocked: Any, tmp_path: Any) -> None:
     """timeout, connect_timeout and max_retries in the file become the provider's settings and request timeout."""
-    path = write_config(tmp_path / "tuned.ini", ini({
-        "api_key": API_KEY, "timeout": "42.5", "connect_timeout": "3", "max_retries": "7"}))
+    path = write_config(
+        tmp_path / "tuned.ini", ini({"api_key": API_KEY, "timeout": "42.5", "connect_timeout": "3", "max_retries": "7"})
+    )
     with OpenAIImageProvider(config_file=path) as provider:
         assert provider.settings.timeout == (3.0, 42.5)
         assert provider.settings.max_retries == 7
@@ -395,23 +409,28 @@ def test_connect_timeout_alone_in_config_file_keeps_default_read(tmp_path: Any) 
 
 def test_timeout_argument_beats_config_file(tmp_path: Any) -> None:
     """Timeout and max_retries arguments win over the file's values."""
-    path = write_config(tmp_path / "tuned.ini", ini({
-        "api_key": API_KEY, "timeout": "42", "connect_timeout": "3", "max_retries": "7"}))
+    path = write_config(
+        tmp_path / "tuned.ini", ini({"api_key": API_KEY, "timeout": "42", "connect_timeout": "3", "max_retries": "7"})
+    )
     with OpenAIImageProvider(config_file=path, timeout=(1.0, 9.0), max_retries=0) as provider:
         assert provider.settings.timeout == (1.0, 9.0)
         assert provider.settings.max_retries == 0
 
 
-@pytest.mark.parametrize("values", [
-    {"timeout": "soon"},
-    {"timeout": "0"},
-    {"connect_timeout": "-1"},
-    {"timeout": "nan"},
-    {"max_retries": "many"},
-    {"max_retries": "1.5"},
-    {"max_retries": "101"},
-    {"max_retries": "-1"},
-], ids=lambda values: "-".join("{}={}".format(*item) for item in values.items()))
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"timeout": "soon"},
+        {"timeout": "0"},
+        {"connect_timeout": "-1"},
+        {"timeout": "nan"},
+        {"max_retries": "many"},
+        {"max_retries": "1.5"},
+        {"max_retries": "101"},
+        {"max_retries": "-1"},
+    ],
+    ids=lambda values: "-".join("{}={}".format(*item) for item in values.items()),
+)
 def test_bad_numbers_in_config_file_are_errors(tmp_path: Any, values: Dict[str, str]) -> None:
     """Unusable timeout or max_retries values in the file raise ConfigurationError."""
     path = write_config(tmp_path / "bad.ini", ini(dict(api_key=API_KEY, **values)))
@@ -456,8 +475,9 @@ def test_blank_environment_key_counts_as_missing(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.parametrize("value", ["", "   "], ids=["empty", "spaces"])
-def test_blank_environment_key_falls_through_to_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
-                                                            value: str) -> None:
+def test_blank_environment_key_falls_through_to_config_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, value: str
+) -> None:
     """A blank OPENAI_API_KEY does not hide the key in the config file."""
     path = write_config(default_config_path(tmp_path), ini({"api_key": "sk-file-key-555"}))
     monkeypatch.setenv("OPENAI_API_KEY", value)
@@ -482,12 +502,16 @@ def test_environment_key_is_stripped(mocked: Any, monkeypatch: pytest.MonkeyPatc
     assert sent_request(mocked).headers["Authorization"] == "Bearer " + API_KEY
 
 
-@pytest.mark.parametrize("key", [
-    "sk-has space-in-the-middle",
-    "sk-has\nnewline-in-the-middle",
-    "sk-has\ttab-in-the-middle",
-    "sk-non-ascii-\u00e9-key",
-], ids=["space", "newline", "tab", "non-ascii"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-has space-in-the-middle",
+        "sk-has\nnewline-in-the-middle",
+        "sk-has\ttab-in-the-middle",
+        "sk-non-ascii-\u00e9-key",
+    ],
+    ids=["space", "newline", "tab", "non-ascii"],
+)
 def test_unsendable_key_argument_is_refused_without_echoing_it(key: str) -> None:
     """A key that cannot go in a header raises ConfigurationError whose message does not contain the key."""
     with pytest.raises(ConfigurationError) as info:
@@ -500,8 +524,9 @@ def test_unsendable_key_argument_is_refused_without_echoing_it(key: str) -> None
 
 
 @pytest.mark.parametrize("key", ["sk-env space-key", "sk-env\nnewline-key"], ids=["space", "newline"])
-def test_unsendable_key_from_environment_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch,
-                                                                       key: str) -> None:
+def test_unsendable_key_from_environment_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
     """A bad OPENAI_API_KEY raises ConfigurationError whose message does not contain the key."""
     monkeypatch.setenv("OPENAI_API_KEY", key)
     with pytest.raises(ConfigurationError) as info:
@@ -556,8 +581,9 @@ def test_project_header_omitted_when_only_organization_set(mocked: Any) -> None:
 
 
 @pytest.mark.parametrize("value", ["", "   "], ids=["empty", "spaces"])
-def test_blank_organization_and_project_environment_are_not_sent(mocked: Any, monkeypatch: pytest.MonkeyPatch,
-                                                                  value: str) -> None:
+def test_blank_organization_and_project_environment_are_not_sent(
+    mocked: Any, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     """Empty OPENAI_ORG_ID / OPENAI_PROJECT_ID do not produce headers."""
     monkeypatch.setenv("OPENAI_ORG_ID", value)
     monkeypatch.setenv("OPENAI_PROJECT_ID", value)
@@ -613,20 +639,23 @@ def test_plain_http_from_config_file_is_refused(tmp_path: Any) -> None:
 
 def test_plain_http_to_remote_host_allowed_when_opted_in(mocked: Any) -> None:
     """allow_insecure_http=True lets http:// to a remote host through, and requests go there."""
-    with OpenAIImageProvider(api_key=API_KEY, base_url="http://example.com/v1",
-                             allow_insecure_http=True) as provider:
+    with OpenAIImageProvider(api_key=API_KEY, base_url="http://example.com/v1", allow_insecure_http=True) as provider:
         assert provider.base_url == "http://example.com/v1"
         generate_once(mocked, provider, "http://example.com/v1")
     assert sent_request(mocked).url == "http://example.com/v1/images/generations"
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/v1",
-    "http://localhost:8080/v1",
-    "http://[::1]:8080/v1",
-    "http://127.0.0.1/v1",
-    "http://LOCALHOST/v1",
-], ids=["ipv4-loopback", "localhost", "ipv6-loopback", "ipv4-no-port", "localhost-upper"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v1",
+        "http://localhost:8080/v1",
+        "http://[::1]:8080/v1",
+        "http://127.0.0.1/v1",
+        "http://LOCALHOST/v1",
+    ],
+    ids=["ipv4-loopback", "localhost", "ipv6-loopback", "ipv4-no-port", "localhost-upper"],
+)
 def test_plain_http_to_loopback_is_allowed(mocked: Any, url: str) -> None:
     """http:// to a loopback host is allowed without opting in."""
     with OpenAIImageProvider(api_key=API_KEY, base_url=url) as provider:
@@ -636,17 +665,21 @@ def test_plain_http_to_loopback_is_allowed(mocked: Any, url: str) -> None:
     assert sent_request(mocked).url == (url + "/images/generations").lower()
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://x",
-    "not a url",
-    "https://user:pass@example.com/v1",
-    "https://user@example.com/v1",
-    "https://example.com/v1?api-version=1",
-    "https://example.com/v1#fragment",
-    "https:///v1",
-    "https://example.com:notaport/v1",
-    "example.com/v1",
-], ids=["ftp", "not-a-url", "user-pass", "user-only", "query", "fragment", "no-host", "bad-port", "no-scheme"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://x",
+        "not a url",
+        "https://user:pass@example.com/v1",
+        "https://user@example.com/v1",
+        "https://example.com/v1?api-version=1",
+        "https://example.com/v1#fragment",
+        "https:///v1",
+        "https://example.com:notaport/v1",
+        "example.com/v1",
+    ],
+    ids=["ftp", "not-a-url", "user-pass", "user-only", "query", "fragment", "no-host", "bad-port", "no-scheme"],
+)
 def test_unusable_base_urls_are_refused(url: str) -> None:
     """base_url values that are not plain http(s) API roots raise ConfigurationError."""
     with pytest.raises(ConfigurationError):
@@ -683,10 +716,13 @@ def test_default_timeout_is_passed_to_requests(mocked: Any) -> None:
     assert sent_request(mocked).req_kwargs["timeout"] == (5.0, 600.0)
 
 
-@pytest.mark.parametrize("value, expected", [
-    (30, (5.0, 30.0)),
-    (12.5, (5.0, 12.5)),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (30, (5.0, 30.0)),
+        (12.5, (5.0, 12.5)),
+    ],
+)
 def test_number_timeout_sets_read_and_keeps_connect(value: Any, expected: Any) -> None:
     """A single number is the read timeout; the connect timeout stays 5 s."""
     with OpenAIImageProvider(api_key=API_KEY, timeout=value) as provider:
@@ -701,10 +737,39 @@ def test_pair_timeout_sets_connect_and_read(value: Any) -> None:
         assert all(isinstance(part, float) for part in provider.settings.timeout)
 
 
-@pytest.mark.parametrize("value", [
-    0, -1, float("nan"), float("inf"), "abc", True, False, (1, 2, 3), (1,), (0, 10), (10, -1), (None, 10), object(),
-], ids=["zero", "negative", "nan", "inf", "string", "true", "false", "triple", "single", "zero-connect",
-        "negative-read", "none-connect", "object"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        float("nan"),
+        float("inf"),
+        "abc",
+        True,
+        False,
+        (1, 2, 3),
+        (1,),
+        (0, 10),
+        (10, -1),
+        (None, 10),
+        object(),
+    ],
+    ids=[
+        "zero",
+        "negative",
+        "nan",
+        "inf",
+        "string",
+        "true",
+        "false",
+        "triple",
+        "single",
+        "zero-connect",
+        "negative-read",
+        "none-connect",
+        "object",
+    ],
+)
 def test_unusable_timeouts_are_refused(value: Any) -> None:
     """Zero, negative, non-finite, non-numeric, boolean and wrong-length timeouts raise ConfigurationError."""
     with pytest.raises(ConfigurationError):
@@ -735,8 +800,9 @@ def test_per_call_timeout_does_not_stick(mocked: Any) -> None:
     assert sent_request(mocked, 1).req_kwargs["timeout"] == (5.0, 600.0)
 
 
-@pytest.mark.parametrize("value", [0, -1, float("nan"), "abc", True, (1, 2, 3)],
-                         ids=["zero", "negative", "nan", "string", "true", "triple"])
+@pytest.mark.parametrize(
+    "value", [0, -1, float("nan"), "abc", True, (1, 2, 3)], ids=["zero", "negative", "nan", "string", "true", "triple"]
+)
 def test_unusable_per_call_timeout_is_refused_before_sending(mocked: Any, value: Any) -> None:
     """A bad per-call timeout raises ConfigurationError and sends nothing."""
     with OpenAIImageProvider(api_key=API_KEY) as provider:
@@ -762,8 +828,11 @@ def test_valid_max_retries_accepted(value: int) -> None:
         assert provider.settings.max_retries == value
 
 
-@pytest.mark.parametrize("value", [-1, 101, 1.5, True, False, "x", [2]], ids=[
-    "negative", "too-many", "fraction", "true", "false", "string", "list"])
+@pytest.mark.parametrize(
+    "value",
+    [-1, 101, 1.5, True, False, "x", [2]],
+    ids=["negative", "too-many", "fraction", "true", "false", "string", "list"],
+)
 def test_unusable_max_retries_are_refused(value: Any) -> None:
     """Negative, over 100, fractional, boolean and non-numeric max_retries raise ConfigurationError."""
     with pytest.raises(ConfigurationError):
@@ -796,8 +865,9 @@ def test_reprs_never_contain_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_repr_shows_useful_non_secret_settings() -> None:
     """repr() of the settings still shows the base URL and model."""
-    with OpenAIImageProvider(api_key=API_KEY, base_url="https://proxy.example.com/v1",
-                             default_model="gpt-image-1") as provider:
+    with OpenAIImageProvider(
+        api_key=API_KEY, base_url="https://proxy.example.com/v1", default_model="gpt-image-1"
+    ) as provider:
         assert "https://proxy.example.com/v1" in repr(provider)
         assert "gpt-image-1" in repr(provider.settings)
         assert API_KEY not in repr(provider._transport._auth)
@@ -877,8 +947,9 @@ def _record_provider_close(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
     return closed
 
 
-def test_module_generate_image_uses_environment_and_closes_provider(mocked: Any,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_generate_image_uses_environment_and_closes_provider(
+    mocked: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """imageprovider.generate_image reads OPENAI_API_KEY, sends the call and closes its provider once."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-module-level-666")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_module")
@@ -894,21 +965,27 @@ def test_module_generate_image_uses_environment_and_closes_provider(mocked: Any,
     assert request.req_kwargs["timeout"] == (5.0, 11.0)
 
 
-def test_module_generate_image_closes_provider_when_call_raises(mocked: Any,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_generate_image_closes_provider_when_call_raises(mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """imageprovider.generate_image closes its provider once even when the API call fails."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-module-level-777")
     closed = _record_provider_close(monkeypatch)
-    error = {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
-                       "param": None, "code": "invalid_api_key"}}
+    error = {
+        "error": {
+            "message": "Incorrect API key provided.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
     mocked.add(responses.POST, GENERATIONS_URL, status=401, json=error)
     with pytest.raises(imageprovider.AuthenticationError):
         imageprovider.generate_image("A red fox in the snow")
     assert len(closed) == 1
 
 
-def test_module_generate_image_closes_provider_when_parameters_are_invalid(mocked: Any,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_generate_image_closes_provider_when_parameters_are_invalid(
+    mocked: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """imageprovider.generate_image closes its provider once when validation fails before sending."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-module-level-888")
     closed = _record_provider_close(monkeypatch)
@@ -916,7 +993,6 @@ def test_module_generate_image_closes_provider_when_parameters_are_invalid(mocke
         imageprovider.generate_image("A red fox in the snow", n=0)
     assert len(closed) == 1
     assert len(mocked.calls) == 0
-
 
 
 def test_number_timeout_argument_keeps_config_file_connect_timeout(tmp_path: Any) -> None:

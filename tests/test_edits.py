@@ -17,11 +17,10 @@ from typing import Any, List
 
 import pytest
 import responses
+from helpers import API_KEY, BASE_URL, GIF, Part, images_body, make_jpeg, make_png, make_webp, multipart_parts
 
 import imageprovider
-from helpers import GIF, API_KEY, BASE_URL, Part, images_body, make_jpeg, make_png, make_webp, multipart_parts
-from imageprovider import OpenAIImageProvider, RequestValidationError, ResponseValidationError
-from imageprovider import _inputs, _multipart
+from imageprovider import OpenAIImageProvider, RequestValidationError, ResponseValidationError, _inputs, _multipart
 
 EDITS_URL = BASE_URL + "/images/edits"
 MB = 1024 * 1024
@@ -48,6 +47,7 @@ def padded_png(total: int, width: int = 8, height: int = 8) -> bytes:
 
 # -- helpers -----------------------------------------------------------------------
 
+
 def parts(call: Any) -> List[Part]:
     """The (name, filename, content type, payload) of each part of the call's multipart request."""
     return multipart_parts(call.request)
@@ -67,8 +67,9 @@ def edit(mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: A
     return mocked.calls[0]
 
 
-def edit_rejected(mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: Any,
-                  **kwargs: Any) -> RequestValidationError:
+def edit_rejected(
+    mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: Any, **kwargs: Any
+) -> RequestValidationError:
     """Call edit_image expecting a RequestValidationError; check nothing was sent."""
     mocked.add(responses.POST, EDITS_URL, json=images_body())
     with pytest.raises(RequestValidationError) as caught:
@@ -84,8 +85,9 @@ def refs_call(mocked: responses.RequestsMock, provider: OpenAIImageProvider, *ar
     return mocked.calls[0]
 
 
-def refs_rejected(mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: Any,
-                  **kwargs: Any) -> RequestValidationError:
+def refs_rejected(
+    mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: Any, **kwargs: Any
+) -> RequestValidationError:
     mocked.add(responses.POST, EDITS_URL, json=images_body())
     with pytest.raises(RequestValidationError) as caught:
         provider.edit_image_from_refs(*args, **kwargs)
@@ -111,7 +113,7 @@ def test_test_images_are_read_as_intended() -> None:
     assert read_image_info(JPEG_3x2) == ("image/jpeg", 3, 2, False)
     assert read_image_info(WEBP_5x4) == ("image/webp", 5, 4, False)
     assert read_image_info(GIF) is None
-    assert zlib.decompress(PNG_2[41:41 + struct.unpack(">I", PNG_2[33:37])[0]]) == (b"\x00" + b"\x80\x40\x20" * 2) * 2
+    assert zlib.decompress(PNG_2[41 : 41 + struct.unpack(">I", PNG_2[33:37])[0]]) == (b"\x00" + b"\x80\x40\x20" * 2) * 2
 
 
 # -- multipart encoding: exact parts -------------------------------------------------
@@ -129,23 +131,26 @@ def test_one_image_by_path_is_the_scalar_image_field(mocked: Any, provider: Any,
     ]
 
 
-def test_one_image_in_a_list_is_still_the_scalar_image_field(mocked: Any, provider: Any,
-                                                             tmp_path: pathlib.Path) -> None:
+def test_one_image_in_a_list_is_still_the_scalar_image_field(
+    mocked: Any, provider: Any, tmp_path: pathlib.Path
+) -> None:
     """A bare 'image' is what the API wants for a single upload; 'image[]' only for several."""
     path = write(tmp_path, "otter.png", PNG_2)
     names = [part[0] for part in parts(edit(mocked, provider, PROMPT, [path]))]
     assert names == ["prompt", "model", "image"]
 
 
-def test_several_images_are_repeated_image_array_parts_in_order(mocked: Any, provider: Any,
-                                                                 tmp_path: pathlib.Path) -> None:
+def test_several_images_are_repeated_image_array_parts_in_order(
+    mocked: Any, provider: Any, tmp_path: pathlib.Path
+) -> None:
     """Every input kind at once: str path, pathlib.Path, bytes, a file object, a tuple."""
     first = write(tmp_path, "first.png", PNG_2)
     second = write(tmp_path, "second.jpg", JPEG_3x2)
     stream = io.BytesIO(PNG_4)
     with open(write(tmp_path, "named.webp", WEBP_5x4), "rb") as named:
-        call = edit(mocked, provider, PROMPT,
-                    [str(first), second, RGBA_2, stream, ("given.png", PNG_WIDE, "image/png"), named])
+        call = edit(
+            mocked, provider, PROMPT, [str(first), second, RGBA_2, stream, ("given.png", PNG_WIDE, "image/png"), named]
+        )
         assert named.closed is False
     assert stream.closed is False
     assert parts(call) == [
@@ -163,19 +168,33 @@ def test_several_images_are_repeated_image_array_parts_in_order(mocked: Any, pro
 def test_a_tuple_of_inputs_is_several_images(mocked: Any, provider: Any) -> None:
     """A plain tuple (not a file tuple) counts as several inputs, like a list."""
     call = edit(mocked, provider, PROMPT, (PNG_2, JPEG_3x2))
-    assert [(name, mime) for name, _, mime, _ in parts(call)[2:]] == [("image[]", "image/png"),
-                                                                      ("image[]", "image/jpeg")]
+    assert [(name, mime) for name, _, mime, _ in parts(call)[2:]] == [
+        ("image[]", "image/png"),
+        ("image[]", "image/jpeg"),
+    ]
 
 
-def test_all_text_fields_in_signature_order_then_images_then_mask(mocked: Any, provider: Any,
-                                                                   tmp_path: pathlib.Path) -> None:
+def test_all_text_fields_in_signature_order_then_images_then_mask(
+    mocked: Any, provider: Any, tmp_path: pathlib.Path
+) -> None:
     """Keyword order at the call site does not matter; numbers are written in decimal."""
     image = write(tmp_path, "photo.png", PNG_4)
     mask = write(tmp_path, "mask.png", RGBA_4)
     call = edit(
-        mocked, provider, PROMPT, [image, ("second.png", PNG_2, "image/png")], mask=mask,
-        user="user-7", input_fidelity="high", output_compression=80, output_format="webp",
-        background="opaque", quality="high", size="1536x1024", n=2, model="gpt-image-1",
+        mocked,
+        provider,
+        PROMPT,
+        [image, ("second.png", PNG_2, "image/png")],
+        mask=mask,
+        user="user-7",
+        input_fidelity="high",
+        output_compression=80,
+        output_format="webp",
+        background="opaque",
+        quality="high",
+        size="1536x1024",
+        n=2,
+        model="gpt-image-1",
     )
     assert parts(call) == [
         text("prompt", PROMPT),
@@ -196,8 +215,16 @@ def test_all_text_fields_in_signature_order_then_images_then_mask(mocked: Any, p
 
 def test_dall_e_2_edit_sends_response_format_and_mask(mocked: Any, provider: Any) -> None:
     """One square PNG and a matching RGBA mask are what dall-e-2 takes."""
-    call = edit(mocked, provider, PROMPT, ("sq.png", PNG_4, "image/png"), mask=("m.png", RGBA_4, "image/png"),
-                model="dall-e-2", size="256x256", response_format="url")
+    call = edit(
+        mocked,
+        provider,
+        PROMPT,
+        ("sq.png", PNG_4, "image/png"),
+        mask=("m.png", RGBA_4, "image/png"),
+        model="dall-e-2",
+        size="256x256",
+        response_format="url",
+    )
     assert parts(call) == [
         text("prompt", PROMPT),
         text("model", "dall-e-2"),
@@ -209,9 +236,25 @@ def test_dall_e_2_edit_sends_response_format_and_mask(mocked: Any, provider: Any
 
 
 def test_parameters_passed_as_none_are_not_sent(mocked: Any, provider: Any) -> None:
-    call = edit(mocked, provider, PROMPT, PNG_2, mask=None, model=None, n=None, size=None, quality=None,
-                background=None, output_format=None, output_compression=None, input_fidelity=None,
-                response_format=None, user=None, extra_body=None, timeout=None)
+    call = edit(
+        mocked,
+        provider,
+        PROMPT,
+        PNG_2,
+        mask=None,
+        model=None,
+        n=None,
+        size=None,
+        quality=None,
+        background=None,
+        output_format=None,
+        output_compression=None,
+        input_fidelity=None,
+        response_format=None,
+        user=None,
+        extra_body=None,
+        timeout=None,
+    )
     assert [part[0] for part in parts(call)] == ["prompt", "model", "image"]
 
 
@@ -228,23 +271,34 @@ def test_request_headers(mocked: Any, provider: Any) -> None:
 
 @pytest.mark.parametrize(
     "name, data, mime",
-    [("photo.jpg", PNG_2, "image/png"), ("photo.png", JPEG_3x2, "image/jpeg"), ("photo", WEBP_5x4, "image/webp"),
-     ("photo.bin", PNG_2, "image/png")],
+    [
+        ("photo.jpg", PNG_2, "image/png"),
+        ("photo.png", JPEG_3x2, "image/jpeg"),
+        ("photo", WEBP_5x4, "image/webp"),
+        ("photo.bin", PNG_2, "image/png"),
+    ],
     ids=["png-named-jpg", "jpeg-named-png", "webp-no-extension", "png-named-bin"],
 )
-def test_mime_type_is_sniffed_from_bytes_not_the_name(mocked: Any, provider: Any, tmp_path: pathlib.Path,
-                                                     name: str, data: bytes, mime: str) -> None:
+def test_mime_type_is_sniffed_from_bytes_not_the_name(
+    mocked: Any, provider: Any, tmp_path: pathlib.Path, name: str, data: bytes, mime: str
+) -> None:
     """Never application/octet-stream: the API refuses that with a 400."""
     call = edit(mocked, provider, PROMPT, write(tmp_path, name, data))
     assert parts(call)[-1] == ("image", name, mime, data)
 
 
-@pytest.mark.parametrize("data, filename, mime", [(PNG_2, "image-0.png", "image/png"),
-                                                   (JPEG_3x2, "image-0.jpg", "image/jpeg"),
-                                                   (WEBP_5x4, "image-0.webp", "image/webp")],
-                         ids=["png", "jpeg", "webp"])
-def test_bytes_input_gets_a_filename_with_the_sniffed_extension(mocked: Any, provider: Any, data: bytes,
-                                                                filename: str, mime: str) -> None:
+@pytest.mark.parametrize(
+    "data, filename, mime",
+    [
+        (PNG_2, "image-0.png", "image/png"),
+        (JPEG_3x2, "image-0.jpg", "image/jpeg"),
+        (WEBP_5x4, "image-0.webp", "image/webp"),
+    ],
+    ids=["png", "jpeg", "webp"],
+)
+def test_bytes_input_gets_a_filename_with_the_sniffed_extension(
+    mocked: Any, provider: Any, data: bytes, filename: str, mime: str
+) -> None:
     call = edit(mocked, provider, PROMPT, data)
     assert parts(call)[-1] == ("image", filename, mime, data)
 
@@ -295,8 +349,9 @@ def test_unknown_extra_body_fields_are_sent_after_the_parameters(mocked: Any, pr
 # -- files: who opens and closes them ------------------------------------------------
 
 
-def test_files_given_by_path_are_closed(mocked: Any, provider: Any, tmp_path: pathlib.Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_given_by_path_are_closed(
+    mocked: Any, provider: Any, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     opened: List[Any] = []
     real_open = open
 
@@ -306,8 +361,13 @@ def test_files_given_by_path_are_closed(mocked: Any, provider: Any, tmp_path: pa
         return handle
 
     monkeypatch.setattr(_inputs, "open", tracking_open, raising=False)
-    edit(mocked, provider, PROMPT, [write(tmp_path, "a.png", PNG_2), str(write(tmp_path, "b.png", PNG_4))],
-         mask=write(tmp_path, "m.png", RGBA_2))
+    edit(
+        mocked,
+        provider,
+        PROMPT,
+        [write(tmp_path, "a.png", PNG_2), str(write(tmp_path, "b.png", PNG_4))],
+        mask=write(tmp_path, "m.png", RGBA_2),
+    )
     assert len(opened) == 3
     assert all(handle.closed for handle in opened)
 
@@ -336,8 +396,9 @@ def test_gif_named_png_is_rejected(mocked: Any, provider: Any, tmp_path: pathlib
     assert "x.png" in error.message
 
 
-@pytest.mark.parametrize("data", [GIF, b"", b"not an image at all", b"\x89PNG\r\n"],
-                         ids=["gif", "empty", "text", "truncated-signature"])
+@pytest.mark.parametrize(
+    "data", [GIF, b"", b"not an image at all", b"\x89PNG\r\n"], ids=["gif", "empty", "text", "truncated-signature"]
+)
 def test_bytes_that_are_not_png_jpeg_or_webp_are_rejected(mocked: Any, provider: Any, data: bytes) -> None:
     error = edit_rejected(mocked, provider, PROMPT, data)
     assert (error.param, error.path) == ("images", ("images", 0))
@@ -468,7 +529,7 @@ def test_text_mode_file_object_is_rejected(mocked: Any, provider: Any) -> None:
 def test_real_file_opened_in_text_mode_is_rejected(mocked: Any, provider: Any, tmp_path: pathlib.Path) -> None:
     """open(path) without 'b': reading PNG bytes as UTF-8 text fails; that must still be a RequestValidationError."""
     path = write(tmp_path, "photo.png", PNG_2)
-    with open(path, "r", encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         error = edit_rejected(mocked, provider, PROMPT, [PNG_2, handle])
         assert handle.closed is False
     assert (error.param, error.path) == ("images", ("images", 1))
@@ -481,18 +542,24 @@ def test_mask_opened_in_text_mode_is_rejected(mocked: Any, provider: Any, tmp_pa
 
 @pytest.mark.parametrize(
     "value",
-    [("a.png", PNG_2, "image/jpeg"), ("a.jpg", JPEG_3x2, "image/png"), ("a.webp", PNG_2, "image/webp"),
-     ("a.png", PNG_2, "application/octet-stream")],
+    [
+        ("a.png", PNG_2, "image/jpeg"),
+        ("a.jpg", JPEG_3x2, "image/png"),
+        ("a.webp", PNG_2, "image/webp"),
+        ("a.png", PNG_2, "application/octet-stream"),
+    ],
     ids=["png-declared-jpeg", "jpeg-declared-png", "png-declared-webp", "octet-stream"],
 )
-def test_tuple_whose_declared_type_disagrees_with_the_bytes_is_rejected(mocked: Any, provider: Any,
-                                                                       value: Any) -> None:
+def test_tuple_whose_declared_type_disagrees_with_the_bytes_is_rejected(mocked: Any, provider: Any, value: Any) -> None:
     error = edit_rejected(mocked, provider, PROMPT, [PNG_2, value])
     assert (error.param, error.path) == ("images", ("images", 1))
 
 
-@pytest.mark.parametrize("value", [("a.png", PNG_2), ("a.png", "text", "image/png"), (1, PNG_2, "image/png")],
-                         ids=["two-items", "str-data", "int-name"])
+@pytest.mark.parametrize(
+    "value",
+    [("a.png", PNG_2), ("a.png", "text", "image/png"), (1, PNG_2, "image/png")],
+    ids=["two-items", "str-data", "int-name"],
+)
 def test_malformed_tuples_are_rejected(mocked: Any, provider: Any, value: Any) -> None:
     error = edit_rejected(mocked, provider, PROMPT, [value])
     assert error.param == "images"
@@ -556,9 +623,11 @@ def test_edit_response_is_parsed(mocked: Any, provider: Any) -> None:
     assert result.images[0].data == base64.b64decode(images_body()["data"][0]["b64_json"])
 
 
-@pytest.mark.parametrize("body", [{"created": 1, "data": []}, {"data": [{"b64_json": "AAAA"}]},
-                                  {"created": 1, "data": [{"b64_json": 5}]}],
-                         ids=["empty-data", "no-created", "b64-not-string"])
+@pytest.mark.parametrize(
+    "body",
+    [{"created": 1, "data": []}, {"data": [{"b64_json": "AAAA"}]}, {"created": 1, "data": [{"b64_json": 5}]}],
+    ids=["empty-data", "no-created", "b64-not-string"],
+)
 def test_edit_response_violating_the_schema_raises(mocked: Any, provider: Any, body: Any) -> None:
     mocked.add(responses.POST, EDITS_URL, json=body)
     with pytest.raises(ResponseValidationError) as caught:
@@ -583,21 +652,35 @@ def test_json_edit_response_is_validated_too(mocked: Any, provider: Any) -> None
 
 def test_json_edit_sends_images_exactly(mocked: Any, provider: Any) -> None:
     refs = [{"image_url": "https://example.com/a.png"}, {"file_id": "file-abc"}]
-    call = refs_call(mocked, provider, PROMPT, refs, mask={"file_id": "file-mask"}, moderation="low",
-                     output_format="jpeg", output_compression=50, n=2)
+    call = refs_call(
+        mocked,
+        provider,
+        PROMPT,
+        refs,
+        mask={"file_id": "file-mask"},
+        moderation="low",
+        output_format="jpeg",
+        output_compression=50,
+        n=2,
+    )
     request = call.request
     assert request.headers["Content-Type"] == "application/json"
     assert request.body == (
         b'{"prompt":"Add a red scarf","images":[{"image_url":"https://example.com/a.png"},{"file_id":"file-abc"}],'
         b'"mask":{"file_id":"file-mask"},"model":"gpt-image-2","n":2,"output_format":"jpeg",'
-        b'"output_compression":50,"moderation":"low"}')
+        b'"output_compression":50,"moderation":"low"}'
+    )
 
 
 def test_json_edit_accepts_a_tuple_of_refs_and_data_urls(mocked: Any, provider: Any) -> None:
     url = imageprovider.image_data_url(PNG_2)
     call = refs_call(mocked, provider, PROMPT, ({"image_url": url},), model="gpt-image-1", input_fidelity="high")
-    assert json.loads(call.request.body) == {"prompt": PROMPT, "images": [{"image_url": url}],
-                                             "model": "gpt-image-1", "input_fidelity": "high"}
+    assert json.loads(call.request.body) == {
+        "prompt": PROMPT,
+        "images": [{"image_url": url}],
+        "model": "gpt-image-1",
+        "input_fidelity": "high",
+    }
 
 
 def test_json_edit_input_fidelity_rejected_for_gpt_image_2(mocked: Any, provider: Any) -> None:
@@ -607,10 +690,12 @@ def test_json_edit_input_fidelity_rejected_for_gpt_image_2(mocked: Any, provider
 
 @pytest.mark.parametrize(
     "ref, path",
-    [({"image_url": "https://example.com/a.png", "file_id": "file-abc"}, ("images", 0)),
-     ({}, ("images", 0)),
-     ({"image_url": "https://example.com/a.png", "detail": "high"}, ("images", 0, "detail")),
-     ({"image_url": ""}, ("images", 0, "image_url"))],
+    [
+        ({"image_url": "https://example.com/a.png", "file_id": "file-abc"}, ("images", 0)),
+        ({}, ("images", 0)),
+        ({"image_url": "https://example.com/a.png", "detail": "high"}, ("images", 0, "detail")),
+        ({"image_url": ""}, ("images", 0, "image_url")),
+    ],
     ids=["both", "neither", "extra-key", "empty-url"],
 )
 def test_bad_refs_are_rejected_naming_images(mocked: Any, provider: Any, ref: Any, path: Any) -> None:
@@ -654,11 +739,13 @@ def test_json_edit_refuses_stream(mocked: Any, provider: Any) -> None:
 
 
 #: A 1x1 black RGB PNG, spelled out (zlib output may differ between zlib builds), and its exact data URL.
-TINY_PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
-            b"\x00\x00\x00\x0cIDATx\x9cc```\x00\x00\x00\x04\x00\x01\xf6\x178U\x00\x00\x00\x00IEND\xaeB`\x82")
+TINY_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+    b"\x00\x00\x00\x0cIDATx\x9cc```\x00\x00\x00\x04\x00\x01\xf6\x178U\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 TINY_PNG_DATA_URL = (
-    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhV"
-    "AAAAAElFTkSuQmCC")
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGNgYGAAAAAEAAH2FzhVAAAAAElFTkSuQmCC"
+)
 
 
 def test_image_data_url_of_bytes_is_exact() -> None:

@@ -5,8 +5,8 @@ import pickle
 import pytest
 import requests
 import urllib3.exceptions
-
 from helpers import API_KEY, GENERATIONS_URL
+
 from imageprovider import (
     APIConnectionError,
     APIStatusError,
@@ -71,13 +71,14 @@ def test_each_status_maps_to_its_error_class_with_all_fields(mocked, single_try,
     assert error.body == _error_body()["error"]
     assert error.attempts == 1
     assert "req_abc" in str(error)
-    assert "status {}".format(status) in str(error)
+    assert f"status {status}" in str(error)
 
 
 def test_moderation_block_is_a_content_policy_error_keeping_details(mocked, single_try):
     """code == moderation_blocked selects ContentPolicyError; extra fields stay in the body."""
-    body = _error_body("Your request was rejected by the safety system.", "image_generation_user_error", None,
-                       "moderation_blocked")
+    body = _error_body(
+        "Your request was rejected by the safety system.", "image_generation_user_error", None, "moderation_blocked"
+    )
     body["error"]["moderation_details"] = {"moderation_stage": "input", "categories": ["violence"]}
     mocked.add("POST", GENERATIONS_URL, status=400, json=body)
     with pytest.raises(ContentPolicyError) as caught:
@@ -149,8 +150,11 @@ def test_redirects_are_not_followed(mocked, single_try):
         (requests.exceptions.ReadTimeout("slow read"), APITimeoutError, "read"),
         (requests.exceptions.SSLError("bad certificate"), APIConnectionError, None),
         (requests.exceptions.ChunkedEncodingError("cut"), APIConnectionError, None),
-        (requests.exceptions.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "/", "body stalled")),
-         APITimeoutError, "read"),
+        (
+            requests.exceptions.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "/", "body stalled")),
+            APITimeoutError,
+            "read",
+        ),
         (urllib3.exceptions.ProtocolError("Connection aborted."), APIConnectionError, None),
     ],
     ids=["connection", "connect-timeout", "read-timeout", "ssl", "chunked", "body-timeout", "raw-urllib3"],
@@ -171,8 +175,15 @@ def test_transport_failures_are_translated(mocked, single_try, raised, error_cla
 
 def test_errors_survive_pickling_with_their_fields():
     """Errors cross process boundaries (multiprocessing, logging queues) intact."""
-    error = RateLimitError("slow down", status_code=429, request_id="req_1", code="rate_limit_exceeded",
-                           body={"message": "slow down"}, headers={"retry-after": "1"}, attempts=3)
+    error = RateLimitError(
+        "slow down",
+        status_code=429,
+        request_id="req_1",
+        code="rate_limit_exceeded",
+        body={"message": "slow down"},
+        headers={"retry-after": "1"},
+        attempts=3,
+    )
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is RateLimitError
     assert (copy.status_code, copy.request_id, copy.code, copy.attempts) == (429, "req_1", "rate_limit_exceeded", 3)

@@ -42,7 +42,7 @@ def decode_png(data: bytes) -> DecodedPNG:
     header = b""
     while position < len(data):
         length, kind = struct.unpack_from(">I4s", data, position)
-        body = data[position + 8:position + 8 + length]
+        body = data[position + 8 : position + 8 + length]
         (crc,) = struct.unpack_from(">I", data, position + 8 + length)
         assert len(body) == length
         assert crc == zlib.crc32(kind + body), kind
@@ -62,17 +62,18 @@ def decode_png(data: bytes) -> DecodedPNG:
 def samples(decoded: DecodedPNG) -> bytes:
     """The pixel samples without the filter bytes."""
     stride = len(decoded.raw) // decoded.height
-    return b"".join(decoded.raw[row + 1:row + stride] for row in range(0, len(decoded.raw), stride))
+    return b"".join(decoded.raw[row + 1 : row + stride] for row in range(0, len(decoded.raw), stride))
 
 
 # --- PNG structure -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_png_is_rgb_of_the_requested_size(width, height):
     decoded = decode_png(make_png(width, height, seed="a lighthouse at dusk"))
     assert (decoded.width, decoded.height, decoded.bit_depth, decoded.colour_type) == (width, height, 8, 2)
     assert len(decoded.raw) == height * (1 + width * 3)
-    assert decoded.raw[::1 + width * 3] == bytes(height), "every row uses filter 0"
+    assert decoded.raw[:: 1 + width * 3] == bytes(height), "every row uses filter 0"
 
 
 @pytest.mark.parametrize("width, height", SIZES)
@@ -80,7 +81,7 @@ def test_transparent_png_is_rgba_with_clear_and_opaque_pixels(width, height):
     decoded = decode_png(make_png(width, height, seed="a glass of water", transparent=True))
     assert (decoded.width, decoded.height, decoded.bit_depth, decoded.colour_type) == (width, height, 8, 6)
     assert len(decoded.raw) == height * (1 + width * 4)
-    assert decoded.raw[::1 + width * 4] == bytes(height)
+    assert decoded.raw[:: 1 + width * 4] == bytes(height)
     alpha = set(samples(decoded)[3::4])
     # One pixel cannot be both; it is opaque.
     assert alpha == ({255} if width == 1 else {0, 255})
@@ -111,6 +112,7 @@ def test_noise_stays_in_the_low_bits_and_off_alpha(transparent):
 
 
 # --- Determinism and size --------------------------------------------------------
+
 
 def test_same_arguments_give_the_same_bytes():
     first = make_png(300, 200, seed="a red fox", transparent=True)
@@ -144,13 +146,16 @@ def test_default_1024_square_png_is_the_size_of_a_real_one():
     assert 500_000 <= len(make_png(1024, 1024, seed="a cat in a hat")) <= 1_500_000
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"width": 0, "height": 5},
-    {"width": 5, "height": 0},
-    {"width": -1, "height": 5},
-    {"width": 5, "height": 5, "detail_bits": 9},
-    {"width": 5, "height": 5, "detail_bits": -1},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"width": 0, "height": 5},
+        {"width": 5, "height": 0},
+        {"width": -1, "height": 5},
+        {"width": 5, "height": 5, "detail_bits": 9},
+        {"width": 5, "height": 5, "detail_bits": -1},
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs):
     width, height = kwargs.pop("width"), kwargs.pop("height")
     with pytest.raises(ValueError):
@@ -163,6 +168,7 @@ def test_float_dimensions_are_refused_not_truncated():
 
 
 # --- Read back by the library's own header reader -----------------------------------
+
 
 @pytest.mark.parametrize("width, height", [(1, 1), (1024, 1536), (1536, 864)])
 @pytest.mark.parametrize("transparent", [False, True])
@@ -194,17 +200,21 @@ def test_sample_webps_are_webps(data, has_alpha):
 
 # --- make_image ----------------------------------------------------------------------
 
+
 def test_make_image_png_is_make_png():
     assert make_image("png", 40, 30, seed="x", detail_bits=1) == make_png(40, 30, seed="x", detail_bits=1)
     assert decode_png(make_image("png", 40, 30, transparent=True)).colour_type == 6
 
 
-@pytest.mark.parametrize("output_format, transparent, expected", [
-    ("jpeg", False, SAMPLE_JPEG),
-    ("jpeg", True, SAMPLE_JPEG),
-    ("webp", False, SAMPLE_WEBP),
-    ("webp", True, SAMPLE_WEBP_ALPHA),
-])
+@pytest.mark.parametrize(
+    "output_format, transparent, expected",
+    [
+        ("jpeg", False, SAMPLE_JPEG),
+        ("jpeg", True, SAMPLE_JPEG),
+        ("webp", False, SAMPLE_WEBP),
+        ("webp", True, SAMPLE_WEBP_ALPHA),
+    ],
+)
 def test_make_image_returns_the_samples(output_format, transparent, expected):
     assert make_image(output_format, 1024, 1024, transparent=transparent) == expected
 

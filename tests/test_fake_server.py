@@ -21,8 +21,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
-
 from helpers import GIF, make_png
+
 from imageprovider import (
     APIConnectionError,
     APITimeoutError,
@@ -39,9 +39,9 @@ from imageprovider import (
     RateLimitError,
     ResponseValidationError,
     UnprocessableEntityError,
+    _schemas,
     image_data_url,
 )
-from imageprovider import _schemas
 from imageprovider._imageinfo import read_image_info
 from imageprovider.testing import FAKE_API_KEY, FakeImagesServer, Fault, RecordedRequest, parse_fault
 
@@ -93,8 +93,12 @@ def generate(server: FakeImagesServer, **fields: Any) -> requests.Response:
 
 def generate_streamed(server: FakeImagesServer) -> requests.Response:
     """A generation whose response body is read by the caller (close it)."""
-    return post(server, "/images/generations", stream=True,
-                json={"model": "gpt-image-2", "prompt": "A red fox", "size": "1024x1024"})
+    return post(
+        server,
+        "/images/generations",
+        stream=True,
+        json={"model": "gpt-image-2", "prompt": "A red fox", "size": "1024x1024"},
+    )
 
 
 def assert_api_error(response: requests.Response, status: int, param: Optional[str] = None) -> Dict[str, Any]:
@@ -118,11 +122,11 @@ def decode_png(data: bytes) -> Tuple[int, int, int, bytes]:
     chunks: List[Tuple[bytes, bytes]] = []
     pos = 8
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        assert len(body) == length, "truncated {} chunk".format(kind)
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, "bad CRC in {} chunk".format(kind)
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        assert len(body) == length, f"truncated {kind} chunk"
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, f"bad CRC in {kind} chunk"
         chunks.append((kind, body))
         pos += 12 + length
         if kind == b"IEND":
@@ -176,7 +180,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, step: float 
     return condition()
 
 
-def upload(server: FakeImagesServer, data: bytes, purpose: str = "batch", filename: str = "input.jsonl") -> Dict[str, Any]:
+def upload(
+    server: FakeImagesServer, data: bytes, purpose: str = "batch", filename: str = "input.jsonl"
+) -> Dict[str, Any]:
     response = post(server, "/files", data={"purpose": purpose}, files={"file": (filename, data)})
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -256,11 +262,21 @@ def test_start_and_stop_without_a_with_block() -> None:
 
 
 def test_command_line_prints_base_url_first_and_takes_faults() -> None:
-    command = [sys.executable, "-m", "imageprovider.testing", "--port", "0", "--detail-bits", "0",
-               "--api-key", "sk-cli-key", "--fault", "503,x-should-retry=false"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True) as proc:
-        lines: "queue.Queue[str]" = queue.Queue()
+    command = [
+        sys.executable,
+        "-m",
+        "imageprovider.testing",
+        "--port",
+        "0",
+        "--detail-bits",
+        "0",
+        "--api-key",
+        "sk-cli-key",
+        "--fault",
+        "503,x-should-retry=false",
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        lines: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
         reader.start()
         try:
@@ -294,8 +310,12 @@ def test_stop_ends_every_thread_and_closes_the_port_despite_an_idle_keep_alive_c
     port = port_of(server)
     session = requests.Session()
     try:
-        response = session.post(server.base_url + "/images/generations", headers=auth(server), timeout=HTTP_TIMEOUT,
-                                json={"model": "gpt-image-2", "prompt": "A red fox", "size": "1024x1024"})
+        response = session.post(
+            server.base_url + "/images/generations",
+            headers=auth(server),
+            timeout=HTTP_TIMEOUT,
+            json={"model": "gpt-image-2", "prompt": "A red fox", "size": "1024x1024"},
+        )
         assert response.status_code == 200
         assert _new_threads(before), "the server should be serving from threads"
         started = time.monotonic()
@@ -312,7 +332,7 @@ def test_stop_returns_promptly_while_a_request_is_being_delayed() -> None:
     before = set(threading.enumerate())
     server = FakeImagesServer(detail_bits=0).start()
     server.add_fault(Fault.delay(30))
-    outcome: "queue.Queue[Any]" = queue.Queue()
+    outcome: queue.Queue[Any] = queue.Queue()
 
     def call() -> None:
         try:
@@ -334,8 +354,9 @@ def test_stop_returns_promptly_while_a_request_is_being_delayed() -> None:
     assert refused(port_of(server))
 
 
-def test_pytest_plugin_fixtures(pytestconfig: Any, fake_images_server: FakeImagesServer,
-                                fake_images_provider: OpenAIImageProvider) -> None:
+def test_pytest_plugin_fixtures(
+    pytestconfig: Any, fake_images_server: FakeImagesServer, fake_images_provider: OpenAIImageProvider
+) -> None:
     # Registered by the pytest11 entry point under the package's name, not by a conftest.
     assert pytestconfig.pluginmanager.get_plugin("imageprovider") is not None
     assert fake_images_provider.base_url == fake_images_server.base_url
@@ -355,8 +376,12 @@ def test_generation_body_and_headers(server: FakeImagesServer) -> None:
     body = response.json()
     assert before - 1 <= body["created"] <= time.time() + 1
     assert len(body["data"]) == 1 and set(body["data"][0]) == {"b64_json"}
-    assert (body["size"], body["quality"], body["output_format"], body["background"]) == \
-        ("1024x1024", "high", "png", "opaque")
+    assert (body["size"], body["quality"], body["output_format"], body["background"]) == (
+        "1024x1024",
+        "high",
+        "png",
+        "opaque",
+    )
     usage = body["usage"]
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
     assert set(usage["input_tokens_details"]) == {"text_tokens", "image_tokens"}
@@ -374,26 +399,34 @@ def test_generation_through_the_client(server: FakeImagesServer, client: OpenAII
     result = client.generate_image("A lighthouse", size="1536x1024", quality="low", n=2)
     assert len(result.images) == 2
     assert [decode_png(image.data or b"")[:2] for image in result.images] == [(1536, 1024)] * 2
-    assert (result.size, result.quality, result.output_format, result.background) == \
-        ("1536x1024", "low", "png", "opaque")
+    assert (result.size, result.quality, result.output_format, result.background) == (
+        "1536x1024",
+        "low",
+        "png",
+        "opaque",
+    )
     assert result.usage is not None and result.usage.total_tokens > 0
     assert result.request_id is not None and result.request_id.startswith("req_")
     assert result.rate_limits.limit_requests is not None and result.rate_limits.remaining_tokens is not None
 
 
-@pytest.mark.parametrize("model, size", [
-    ("gpt-image-2", "1024x1024"),
-    ("gpt-image-2", "1536x1024"),
-    ("gpt-image-2", "1536x864"),  # a custom size only gpt-image-2 takes
-    ("gpt-image-1.5", "1024x1536"),
-])
-def test_png_is_real_and_exactly_the_requested_size(make_server: Callable[..., FakeImagesServer], model: str,
-                                                    size: str) -> None:
+@pytest.mark.parametrize(
+    "model, size",
+    [
+        ("gpt-image-2", "1024x1024"),
+        ("gpt-image-2", "1536x1024"),
+        ("gpt-image-2", "1536x864"),  # a custom size only gpt-image-2 takes
+        ("gpt-image-1.5", "1024x1536"),
+    ],
+)
+def test_png_is_real_and_exactly_the_requested_size(
+    make_server: Callable[..., FakeImagesServer], model: str, size: str
+) -> None:
     server = make_server(detail_bits=2)
     response = generate(server, model=model, size=size)
     assert response.status_code == 200, response.text
     width, height, colour_type, _ = decode_png(base64.b64decode(response.json()["data"][0]["b64_json"]))
-    assert "{}x{}".format(width, height) == size == response.json()["size"]
+    assert f"{width}x{height}" == size == response.json()["size"]
     assert colour_type == 2
 
 
@@ -407,8 +440,9 @@ def test_transparent_background_gives_an_alpha_png(server: FakeImagesServer, cli
 
 
 @pytest.mark.parametrize("output_format, mime_type", [("jpeg", "image/jpeg"), ("webp", "image/webp")])
-def test_jpeg_and_webp_answers_are_files_of_that_format(client: OpenAIImageProvider, output_format: str,
-                                                        mime_type: str) -> None:
+def test_jpeg_and_webp_answers_are_files_of_that_format(
+    client: OpenAIImageProvider, output_format: str, mime_type: str
+) -> None:
     result = client.generate_image("A red fox", size="1024x1024", output_format=output_format)
     assert result.output_format == output_format
     data = result.images[0].data or b""
@@ -423,7 +457,8 @@ def test_jpeg_and_webp_answers_are_files_of_that_format(client: OpenAIImageProvi
 
 
 def test_default_payload_is_realistically_large_and_detail_bits_zero_is_small(
-        make_server: Callable[..., FakeImagesServer]) -> None:
+    make_server: Callable[..., FakeImagesServer],
+) -> None:
     default = FakeImagesServer().start()
     try:
         big = generate(default).json()["data"][0]["b64_json"]
@@ -435,8 +470,9 @@ def test_default_payload_is_realistically_large_and_detail_bits_zero_is_small(
     assert decode_png(base64.b64decode(small))[:2] == decode_png(base64.b64decode(big))[:2] == (1024, 1024)
 
 
-def test_dalle3_url_results_are_served_by_the_same_server(client: OpenAIImageProvider,
-                                                          server: FakeImagesServer) -> None:
+def test_dalle3_url_results_are_served_by_the_same_server(
+    client: OpenAIImageProvider, server: FakeImagesServer
+) -> None:
     result = client.generate_image("A red fox", model="dall-e-3", response_format="url")
     image = result.images[0]
     assert image.b64_json is None and image.revised_prompt
@@ -451,9 +487,12 @@ def test_dalle3_url_results_are_served_by_the_same_server(client: OpenAIImagePro
 
 
 def test_edit_multipart_with_one_image_and_a_mask(server: FakeImagesServer) -> None:
-    response = post(server, "/images/edits", data={"model": "gpt-image-2", "prompt": "Add a hat", "size": "1024x1024"},
-                    files=[("image", ("photo.png", SMALL_PNG, "image/png")),
-                           ("mask", ("mask.png", SMALL_MASK, "image/png"))])
+    response = post(
+        server,
+        "/images/edits",
+        data={"model": "gpt-image-2", "prompt": "Add a hat", "size": "1024x1024"},
+        files=[("image", ("photo.png", SMALL_PNG, "image/png")), ("mask", ("mask.png", SMALL_MASK, "image/png"))],
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert decode_png(base64.b64decode(body["data"][0]["b64_json"]))[:2] == (1024, 1024)
@@ -466,11 +505,17 @@ def test_edit_multipart_with_one_image_and_a_mask(server: FakeImagesServer) -> N
     }
 
 
-def test_edit_multipart_with_repeated_image_array_fields(server: FakeImagesServer,
-                                                         client: OpenAIImageProvider) -> None:
-    response = post(server, "/images/edits", data={"model": "gpt-image-2", "prompt": "Combine", "size": "1536x1024"},
-                    files=[("image[]", ("a.png", SMALL_PNG, "image/png")), ("image[]", ("b.png", SMALL_PNG, "image/png")),
-                           ("image[]", ("c.png", SMALL_PNG, "image/png"))])
+def test_edit_multipart_with_repeated_image_array_fields(server: FakeImagesServer, client: OpenAIImageProvider) -> None:
+    response = post(
+        server,
+        "/images/edits",
+        data={"model": "gpt-image-2", "prompt": "Combine", "size": "1536x1024"},
+        files=[
+            ("image[]", ("a.png", SMALL_PNG, "image/png")),
+            ("image[]", ("b.png", SMALL_PNG, "image/png")),
+            ("image[]", ("c.png", SMALL_PNG, "image/png")),
+        ],
+    )
     assert response.status_code == 200, response.text
     assert decode_png(base64.b64decode(response.json()["data"][0]["b64_json"]))[:2] == (1536, 1024)
     assert [part["filename"] for part in server.requests[-1].body["files"]["image[]"]] == ["a.png", "b.png", "c.png"]
@@ -483,24 +528,30 @@ def test_edit_multipart_with_repeated_image_array_fields(server: FakeImagesServe
 
 def test_edit_json_body_with_a_data_url_and_a_file_id(server: FakeImagesServer, client: OpenAIImageProvider) -> None:
     uploaded = upload(server, SMALL_PNG, purpose="vision", filename="photo.png")
-    body = {"model": "gpt-image-2", "prompt": "Add snow", "size": "1024x1024",
-            "images": [{"image_url": image_data_url(SMALL_PNG)}, {"file_id": uploaded["id"]}]}
+    body = {
+        "model": "gpt-image-2",
+        "prompt": "Add snow",
+        "size": "1024x1024",
+        "images": [{"image_url": image_data_url(SMALL_PNG)}, {"file_id": uploaded["id"]}],
+    }
     response = post(server, "/images/edits", json=body)
     assert response.status_code == 200, response.text
     assert decode_png(base64.b64decode(response.json()["data"][0]["b64_json"]))[:2] == (1024, 1024)
     assert response.json()["usage"]["input_tokens_details"]["image_tokens"] > 0
     assert server.requests[-1].body == body
 
-    result = client.edit_image_from_refs("Add snow", [{"file_id": uploaded["id"]}],
-                                         mask={"image_url": image_data_url(SMALL_MASK)}, size="1536x1024")
+    result = client.edit_image_from_refs(
+        "Add snow", [{"file_id": uploaded["id"]}], mask={"image_url": image_data_url(SMALL_MASK)}, size="1536x1024"
+    )
     assert decode_png(result.images[0].data or b"")[:2] == (1536, 1024)
 
     missing = post(server, "/images/edits", json=dict(body, images=[{"file_id": "file-nope"}]))
     assert_api_error(missing, 400, param="images")
 
 
-def test_variations_return_urls_that_expire(make_server: Callable[..., FakeImagesServer],
-                                            make_client: Callable[..., OpenAIImageProvider]) -> None:
+def test_variations_return_urls_that_expire(
+    make_server: Callable[..., FakeImagesServer], make_client: Callable[..., OpenAIImageProvider]
+) -> None:
     server = make_server(url_ttl=0.2)
     client = make_client(server)
     result = client.create_variation(SMALL_PNG, n=2, size="256x256")
@@ -517,8 +568,12 @@ def test_variations_return_urls_that_expire(make_server: Callable[..., FakeImage
     expired = requests.get(urls[0], timeout=HTTP_TIMEOUT)
     assert expired.status_code == 403
 
-    raw = post(server, "/images/variations", data={"model": "dall-e-2", "size": "256x256"},
-               files={"image": ("fox.png", SMALL_PNG, "image/png")})
+    raw = post(
+        server,
+        "/images/variations",
+        data={"model": "dall-e-2", "size": "256x256"},
+        files={"image": ("fox.png", SMALL_PNG, "image/png")},
+    )
     assert raw.status_code == 200
     assert set(raw.json()["data"][0]) == {"url"}
 
@@ -528,9 +583,19 @@ def test_variations_return_urls_that_expire(make_server: Callable[..., FakeImage
 
 @pytest.mark.parametrize("partial_images", [0, 1, 2, 3])
 def test_generation_stream_raw_events(server: FakeImagesServer, partial_images: int) -> None:
-    with post(server, "/images/generations", stream=True,
-              json={"model": "gpt-image-2", "prompt": "A koi pond", "size": "1536x1024", "quality": "low",
-                    "stream": True, "partial_images": partial_images}) as response:
+    with post(
+        server,
+        "/images/generations",
+        stream=True,
+        json={
+            "model": "gpt-image-2",
+            "prompt": "A koi pond",
+            "size": "1536x1024",
+            "quality": "low",
+            "stream": True,
+            "partial_images": partial_images,
+        },
+    ) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         assert response.headers["x-request-id"].startswith("req_")
@@ -542,8 +607,12 @@ def test_generation_stream_raw_events(server: FakeImagesServer, partial_images: 
         assert data["type"] == name
         assert set(data) >= EVENT_FIELDS
         assert isinstance(data["created_at"], int)
-        assert (data["size"], data["quality"], data["background"], data["output_format"]) == \
-            ("1536x1024", "low", "opaque", "png")
+        assert (data["size"], data["quality"], data["background"], data["output_format"]) == (
+            "1536x1024",
+            "low",
+            "opaque",
+            "png",
+        )
         assert decode_png(base64.b64decode(data["b64_json"]))[:2] == (1536, 1024)
         assert _schemas.find_violation("image_stream_event", data) is None
         if name.endswith(".partial_image"):
@@ -557,10 +626,19 @@ def test_generation_stream_raw_events(server: FakeImagesServer, partial_images: 
 
 
 def test_edit_stream_raw_events(server: FakeImagesServer) -> None:
-    with post(server, "/images/edits", stream=True,
-              data={"model": "gpt-image-2", "prompt": "Add a hat", "size": "1024x1024", "stream": "true",
-                    "partial_images": "2"},
-              files={"image": ("photo.png", SMALL_PNG, "image/png")}) as response:
+    with post(
+        server,
+        "/images/edits",
+        stream=True,
+        data={
+            "model": "gpt-image-2",
+            "prompt": "Add a hat",
+            "size": "1024x1024",
+            "stream": "true",
+            "partial_images": "2",
+        },
+        files={"image": ("photo.png", SMALL_PNG, "image/png")},
+    ) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         text = b"".join(response.iter_content(chunk_size=65536)).decode("utf-8")
@@ -592,13 +670,18 @@ def test_file_upload_and_download(server: FakeImagesServer) -> None:
     content = b'{"custom_id": "a"}\n'
     meta = upload(server, content, filename="in.jsonl")
     assert meta["id"].startswith("file-")
-    assert (meta["object"], meta["bytes"], meta["purpose"], meta["filename"]) == ("file", len(content), "batch",
-                                                                                   "in.jsonl")
+    assert (meta["object"], meta["bytes"], meta["purpose"], meta["filename"]) == (
+        "file",
+        len(content),
+        "batch",
+        "in.jsonl",
+    )
     download = get(server, "/files/{}/content".format(meta["id"]))
     assert download.status_code == 200 and download.content == content
     assert_api_error(get(server, "/files/file-unknown/content"), 404)
-    assert_api_error(post(server, "/files", data={"purpose": "fine-tune"}, files={"file": ("a", b"x")}), 400,
-                     param="purpose")
+    assert_api_error(
+        post(server, "/files", data={"purpose": "fine-tune"}, files={"file": ("a", b"x")}), 400, param="purpose"
+    )
 
 
 def _batch_line(custom_id: str, **fields: Any) -> bytes:
@@ -609,7 +692,7 @@ def _batch_line(custom_id: str, **fields: Any) -> bytes:
 
 
 def _jsonl(server: FakeImagesServer, file_id: str) -> Dict[str, Dict[str, Any]]:
-    response = get(server, "/files/{}/content".format(file_id))
+    response = get(server, f"/files/{file_id}/content")
     assert response.status_code == 200
     records = [json.loads(line) for line in response.text.splitlines() if line.strip()]
     return {record["custom_id"]: record for record in records}
@@ -618,14 +701,25 @@ def _jsonl(server: FakeImagesServer, file_id: str) -> Dict[str, Dict[str, Any]]:
 def test_batch_runs_to_completion_with_output_and_error_files(server: FakeImagesServer) -> None:
     data = _batch_line("fox-1") + _batch_line("fox-2", size="1536x1024") + _batch_line("bad-1", quality="ultra")
     input_file = upload(server, data)
-    created = post(server, "/batches", json={"input_file_id": input_file["id"], "endpoint": "/v1/images/generations",
-                                             "completion_window": "24h", "metadata": {"job": "foxes"}})
+    created = post(
+        server,
+        "/batches",
+        json={
+            "input_file_id": input_file["id"],
+            "endpoint": "/v1/images/generations",
+            "completion_window": "24h",
+            "metadata": {"job": "foxes"},
+        },
+    )
     assert created.status_code == 200, created.text
     batch = created.json()
     assert batch["id"].startswith("batch_") and batch["object"] == "batch"
     assert batch["status"] == "validating"
-    assert (batch["input_file_id"], batch["endpoint"], batch["metadata"]) == \
-        (input_file["id"], "/v1/images/generations", {"job": "foxes"})
+    assert (batch["input_file_id"], batch["endpoint"], batch["metadata"]) == (
+        input_file["id"],
+        "/v1/images/generations",
+        {"job": "foxes"},
+    )
     path = "/batches/" + batch["id"]
 
     early = get(server, path).json()
@@ -646,8 +740,9 @@ def test_batch_runs_to_completion_with_output_and_error_files(server: FakeImages
         response = outputs[custom_id]["response"]
         assert response["status_code"] == 200 and response["request_id"].startswith("req_")
         assert _schemas.find_violation("images_response", response["body"]) is None
-        assert decode_png(base64.b64decode(response["body"]["data"][0]["b64_json"]))[:2] == \
-            tuple(int(part) for part in size.split("x"))
+        assert decode_png(base64.b64decode(response["body"]["data"][0]["b64_json"]))[:2] == tuple(
+            int(part) for part in size.split("x")
+        )
     errors = _jsonl(server, latest["error_file_id"])
     assert set(errors) == {"bad-1"}
     response = errors["bad-1"]["response"]
@@ -657,8 +752,11 @@ def test_batch_runs_to_completion_with_output_and_error_files(server: FakeImages
 
 def test_batch_cancel(server: FakeImagesServer) -> None:
     input_file = upload(server, _batch_line("fox-1"))
-    batch = post(server, "/batches", json={"input_file_id": input_file["id"], "endpoint": "/v1/images/generations",
-                                           "completion_window": "24h"}).json()
+    batch = post(
+        server,
+        "/batches",
+        json={"input_file_id": input_file["id"], "endpoint": "/v1/images/generations", "completion_window": "24h"},
+    ).json()
     cancelled = post(server, "/batches/{}/cancel".format(batch["id"]))
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] in ("cancelling", "cancelled")
@@ -667,29 +765,40 @@ def test_batch_cancel(server: FakeImagesServer) -> None:
     assert later["status"] == "cancelled" and later["output_file_id"] is None
     assert_api_error(post(server, "/batches/batch_unknown/cancel"), 404)
     assert_api_error(get(server, "/batches/batch_unknown"), 404)
-    assert_api_error(post(server, "/batches", json={"input_file_id": "file-unknown",
-                                                    "endpoint": "/v1/images/generations",
-                                                    "completion_window": "24h"}), 400, param="input_file_id")
+    assert_api_error(
+        post(
+            server,
+            "/batches",
+            json={"input_file_id": "file-unknown", "endpoint": "/v1/images/generations", "completion_window": "24h"},
+        ),
+        400,
+        param="input_file_id",
+    )
 
 
 # -- validation, auth, routing ----------------------------------------------------
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": "gpt-image-2", "prompt": "A red fox", "quality": "ultra"}, "quality"),
-    ({"model": "gpt-image-2", "prompt": "A red fox", "size": "999x999"}, "size"),
-    ({"model": "gpt-image-2", "prompt": "A red fox", "size": "256x256"}, "size"),  # too few pixels
-    ({"model": "gpt-image-2", "prompt": "A red fox", "n": 0}, "n"),
-    ({"model": "gpt-image-2"}, "prompt"),
-])
-def test_bad_generation_requests_get_a_400_naming_the_param(server: FakeImagesServer, body: Dict[str, Any],
-                                                            param: str) -> None:
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "gpt-image-2", "prompt": "A red fox", "quality": "ultra"}, "quality"),
+        ({"model": "gpt-image-2", "prompt": "A red fox", "size": "999x999"}, "size"),
+        ({"model": "gpt-image-2", "prompt": "A red fox", "size": "256x256"}, "size"),  # too few pixels
+        ({"model": "gpt-image-2", "prompt": "A red fox", "n": 0}, "n"),
+        ({"model": "gpt-image-2"}, "prompt"),
+    ],
+)
+def test_bad_generation_requests_get_a_400_naming_the_param(
+    server: FakeImagesServer, body: Dict[str, Any], param: str
+) -> None:
     assert_api_error(post(server, "/images/generations", json=body), 400, param=param)
     assert server.requests[-1].body == body
 
 
-def test_the_server_rejects_what_the_client_did_not_check(server: FakeImagesServer,
-                                                          make_client: Callable[..., OpenAIImageProvider]) -> None:
+def test_the_server_rejects_what_the_client_did_not_check(
+    server: FakeImagesServer, make_client: Callable[..., OpenAIImageProvider]
+) -> None:
     lax = make_client(server, check_model_rules=False)
     with pytest.raises(BadRequestError) as caught:
         lax.generate_image("A red fox", model="gpt-image-2", size="999x999")
@@ -698,23 +807,33 @@ def test_the_server_rejects_what_the_client_did_not_check(server: FakeImagesServ
 
 
 def test_gif_upload_is_refused_naming_image(server: FakeImagesServer) -> None:
-    response = post(server, "/images/edits", data={"model": "gpt-image-2", "prompt": "Add a hat"},
-                    files={"image": ("anim.gif", GIF, "image/gif")})
+    response = post(
+        server,
+        "/images/edits",
+        data={"model": "gpt-image-2", "prompt": "Add a hat"},
+        files={"image": ("anim.gif", GIF, "image/gif")},
+    )
     assert_api_error(response, 400, param="image")
 
 
 def test_repeated_bare_image_fields_point_to_the_array_syntax(server: FakeImagesServer) -> None:
-    response = post(server, "/images/edits", data={"model": "gpt-image-2", "prompt": "Combine"},
-                    files=[("image", ("a.png", SMALL_PNG, "image/png")), ("image", ("b.png", SMALL_PNG, "image/png"))])
+    response = post(
+        server,
+        "/images/edits",
+        data={"model": "gpt-image-2", "prompt": "Combine"},
+        files=[("image", ("a.png", SMALL_PNG, "image/png")), ("image", ("b.png", SMALL_PNG, "image/png"))],
+    )
     error = assert_api_error(response, 400, param="image")
     assert "image[]" in error["message"]
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": "sk-fake"},
-                                     {"api-key": "sk-wrong-key"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer sk-wrong-key"}, {"Authorization": "sk-fake"}, {"api-key": "sk-wrong-key"}]
+)
 def test_missing_or_wrong_credentials_get_a_401(server: FakeImagesServer, headers: Dict[str, str]) -> None:
-    response = post(server, "/images/generations", headers=headers,
-                    json={"model": "gpt-image-2", "prompt": "A red fox"})
+    response = post(
+        server, "/images/generations", headers=headers, json={"model": "gpt-image-2", "prompt": "A red fox"}
+    )
     error = assert_api_error(response, 401)
     assert error["code"] == "invalid_api_key"
     assert_api_error(get(server, "/batches/batch_x", headers=headers), 401)
@@ -727,13 +846,16 @@ def test_a_client_with_the_wrong_key_gets_an_authentication_error(server: FakeIm
     assert caught.value.status_code == 401 and caught.value.attempts == 1
 
 
-@pytest.mark.parametrize("method, path", [
-    ("POST", "/v1/images/nothing"),
-    ("POST", "/v2/images/generations"),
-    ("GET", "/v1/images/generations"),
-    ("POST", "/v1/models"),
-    ("DELETE", "/v1/batches/batch_x"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("POST", "/v1/images/nothing"),
+        ("POST", "/v2/images/generations"),
+        ("GET", "/v1/images/generations"),
+        ("POST", "/v1/models"),
+        ("DELETE", "/v1/batches/batch_x"),
+    ],
+)
 def test_unknown_paths_get_a_404(server: FakeImagesServer, method: str, path: str) -> None:
     response = requests.request(method, server.root_url + path, headers=auth(server), timeout=HTTP_TIMEOUT)
     assert_api_error(response, 404)
@@ -741,17 +863,21 @@ def test_unknown_paths_get_a_404(server: FakeImagesServer, method: str, path: st
 
 def test_azure_style_path_with_api_key_header(server: FakeImagesServer) -> None:
     url = server.root_url + "/openai/deployments/my-deployment/images/generations?api-version=2025-04-01-preview"
-    response = requests.post(url, headers={"api-key": server.api_key}, timeout=HTTP_TIMEOUT,
-                             json={"model": "gpt-image-1.5", "prompt": "A red fox", "size": "1024x1024",
-                                   "quality": "low"})
+    response = requests.post(
+        url,
+        headers={"api-key": server.api_key},
+        timeout=HTTP_TIMEOUT,
+        json={"model": "gpt-image-1.5", "prompt": "A red fox", "size": "1024x1024", "quality": "low"},
+    )
     assert response.status_code == 200, response.text
     assert decode_png(base64.b64decode(response.json()["data"][0]["b64_json"]))[:2] == (1024, 1024)
     recorded = server.requests[-1]
     assert recorded.path.startswith("/openai/deployments/my-deployment/images/generations?")
     assert recorded.headers["api-key"] == "[REDACTED]"
 
-    with AzureOpenAIImageProvider(api_key=server.api_key, endpoint=server.root_url, deployment="my-deployment",
-                                  api_version="2025-04-01-preview") as azure:
+    with AzureOpenAIImageProvider(
+        api_key=server.api_key, endpoint=server.root_url, deployment="my-deployment", api_version="2025-04-01-preview"
+    ) as azure:
         result = azure.generate_image("A red fox", model="gpt-image-1.5", size="1024x1024")
     assert decode_png(result.images[0].data or b"")[:2] == (1024, 1024)
 
@@ -761,34 +887,44 @@ def test_azure_style_path_with_api_key_header(server: FakeImagesServer) -> None:
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 418, 422, 500, 502, 503])
 def test_any_status_fault_has_an_api_error_body(server: FakeImagesServer, status: int) -> None:
-    server.add_fault(Fault.error(status, code="custom_code", message="Injected {}".format(status), param="size"))
+    server.add_fault(Fault.error(status, code="custom_code", message=f"Injected {status}", param="size"))
     error = assert_api_error(generate(server), status, param="size")
-    assert (error["code"], error["message"]) == ("custom_code", "Injected {}".format(status))
+    assert (error["code"], error["message"]) == ("custom_code", f"Injected {status}")
     server.add_fault(str(status))
     assert_api_error(generate(server), status)
     assert generate(server).status_code == 200
 
 
-@pytest.mark.parametrize("status, error_class", [
-    (403, PermissionDeniedError), (404, NotFoundError), (422, UnprocessableEntityError), (500, InternalServerError),
-])
-def test_status_faults_map_to_the_clients_errors(server: FakeImagesServer,
-                                                 make_client: Callable[..., OpenAIImageProvider], status: int,
-                                                 error_class: type) -> None:
+@pytest.mark.parametrize(
+    "status, error_class",
+    [
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (422, UnprocessableEntityError),
+        (500, InternalServerError),
+    ],
+)
+def test_status_faults_map_to_the_clients_errors(
+    server: FakeImagesServer, make_client: Callable[..., OpenAIImageProvider], status: int, error_class: type
+) -> None:
     server.add_fault(Fault.error(status))
     with pytest.raises(error_class) as caught:
         make_client(server, max_retries=0).generate_image("A red fox")
     assert caught.value.status_code == status  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("fault, expected_wait", [
-    (Fault.error(429, retry_after=1), 1.0),
-    ("429,retry-after=1", 1.0),
-    (Fault.error(429, retry_after_ms=250), 0.25),
-    ("429,retry-after-ms=250", 0.25),
-])
-def test_429_retry_after_is_honoured_by_the_client(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                   sleeps: List[float], fault: Any, expected_wait: float) -> None:
+@pytest.mark.parametrize(
+    "fault, expected_wait",
+    [
+        (Fault.error(429, retry_after=1), 1.0),
+        ("429,retry-after=1", 1.0),
+        (Fault.error(429, retry_after_ms=250), 0.25),
+        ("429,retry-after-ms=250", 0.25),
+    ],
+)
+def test_429_retry_after_is_honoured_by_the_client(
+    server: FakeImagesServer, client: OpenAIImageProvider, sleeps: List[float], fault: Any, expected_wait: float
+) -> None:
     added = server.add_fault(fault)
     assert isinstance(added, Fault) and added.status == 429
     result = client.generate_image("A red fox", size="1024x1024")
@@ -805,8 +941,9 @@ def test_raw_429_fault_headers(server: FakeImagesServer) -> None:
     assert (response.headers["retry-after"], response.headers["retry-after-ms"]) == ("2", "1500")
 
 
-def test_500_is_retried_with_backoff(server: FakeImagesServer, client: OpenAIImageProvider,
-                                     sleeps: List[float]) -> None:
+def test_500_is_retried_with_backoff(
+    server: FakeImagesServer, client: OpenAIImageProvider, sleeps: List[float]
+) -> None:
     server.add_fault(Fault.error(500))
     client.generate_image("A red fox")
     assert len(server.requests) == 2
@@ -814,8 +951,9 @@ def test_500_is_retried_with_backoff(server: FakeImagesServer, client: OpenAIIma
 
 
 @pytest.mark.parametrize("fault", [Fault.error(503, should_retry=False), "503,x-should-retry=false"])
-def test_503_with_should_retry_false_is_tried_once(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                   sleeps: List[float], fault: Any) -> None:
+def test_503_with_should_retry_false_is_tried_once(
+    server: FakeImagesServer, client: OpenAIImageProvider, sleeps: List[float], fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(InternalServerError) as caught:
         client.generate_image("A red fox")
@@ -825,8 +963,9 @@ def test_503_with_should_retry_false_is_tried_once(server: FakeImagesServer, cli
 
 
 @pytest.mark.parametrize("fault", [Fault.moderation_blocked(), "moderation"])
-def test_moderation_fault_raises_content_policy_error(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                      fault: Any) -> None:
+def test_moderation_fault_raises_content_policy_error(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(ContentPolicyError) as caught:
         client.generate_image("A red fox")
@@ -836,8 +975,9 @@ def test_moderation_fault_raises_content_policy_error(server: FakeImagesServer, 
 
 
 @pytest.mark.parametrize("fault", [Fault.drop(), "drop"])
-def test_connection_closed_before_any_response(server: FakeImagesServer, client: OpenAIImageProvider,
-                                               fault: Any) -> None:
+def test_connection_closed_before_any_response(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(APIConnectionError) as caught:
         client.generate_image("A red fox")
@@ -849,8 +989,9 @@ def test_connection_closed_before_any_response(server: FakeImagesServer, client:
 
 
 @pytest.mark.parametrize("fault", [Fault.drop_mid_body(), "drop-mid-body"])
-def test_connection_closed_half_way_through_the_body(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                     fault: Any) -> None:
+def test_connection_closed_half_way_through_the_body(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(APIConnectionError):
         client.generate_image("A red fox")
@@ -869,8 +1010,9 @@ def test_connection_closed_half_way_through_the_body(server: FakeImagesServer, c
 
 
 @pytest.mark.parametrize("fault", [Fault.delay(1.0), "delay=1"])
-def test_delay_triggers_the_client_read_timeout(server: FakeImagesServer,
-                                                make_client: Callable[..., OpenAIImageProvider], fault: Any) -> None:
+def test_delay_triggers_the_client_read_timeout(
+    server: FakeImagesServer, make_client: Callable[..., OpenAIImageProvider], fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(APITimeoutError) as caught:
         make_client(server, timeout=0.2).generate_image("A red fox")
@@ -886,8 +1028,9 @@ def test_short_delay_then_a_normal_answer(server: FakeImagesServer) -> None:
 
 
 @pytest.mark.parametrize("fault", [Fault.invalid_json(), "invalid-json"])
-def test_invalid_json_raises_response_validation_error(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                       fault: Any) -> None:
+def test_invalid_json_raises_response_validation_error(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(ResponseValidationError) as caught:
         client.generate_image("A red fox")
@@ -900,8 +1043,9 @@ def test_invalid_json_raises_response_validation_error(server: FakeImagesServer,
 
 
 @pytest.mark.parametrize("fault", [Fault.bad_schema(), "bad-schema"])
-def test_schema_breaking_body_raises_response_validation_error(server: FakeImagesServer,
-                                                               client: OpenAIImageProvider, fault: Any) -> None:
+def test_schema_breaking_body_raises_response_validation_error(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any
+) -> None:
     server.add_fault(fault)
     with pytest.raises(ResponseValidationError) as caught:
         client.generate_image("A red fox")
@@ -913,8 +1057,9 @@ def test_schema_breaking_body_raises_response_validation_error(server: FakeImage
 
 
 @pytest.mark.parametrize("fault", [Fault.stream_cut(), "stream-cut"])
-def test_stream_cut_before_completed_raises_connection_error(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                             fault: Any) -> None:
+def test_stream_cut_before_completed_raises_connection_error(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any
+) -> None:
     server.add_fault(fault)
     received: List[Any] = []
     with client.stream_image("A koi pond", partial_images=1) as stream:
@@ -924,14 +1069,18 @@ def test_stream_cut_before_completed_raises_connection_error(server: FakeImagesS
     assert [type(event) for event in received] == [PartialImage]
 
 
-@pytest.mark.parametrize("fault, error_class, code", [
-    (Fault.stream_error(), InternalServerError, "server_error"),
-    (Fault.stream_error("rate_limit_exceeded", shape="flat"), RateLimitError, "rate_limit_exceeded"),
-    ("stream-error,code=moderation_blocked,shape=flat", ContentPolicyError, "moderation_blocked"),
-    ("stream-error,code=server_error", InternalServerError, "server_error"),
-])
-def test_stream_error_event_raises_the_typed_error(server: FakeImagesServer, client: OpenAIImageProvider,
-                                                   fault: Any, error_class: type, code: str) -> None:
+@pytest.mark.parametrize(
+    "fault, error_class, code",
+    [
+        (Fault.stream_error(), InternalServerError, "server_error"),
+        (Fault.stream_error("rate_limit_exceeded", shape="flat"), RateLimitError, "rate_limit_exceeded"),
+        ("stream-error,code=moderation_blocked,shape=flat", ContentPolicyError, "moderation_blocked"),
+        ("stream-error,code=server_error", InternalServerError, "server_error"),
+    ],
+)
+def test_stream_error_event_raises_the_typed_error(
+    server: FakeImagesServer, client: OpenAIImageProvider, fault: Any, error_class: type, code: str
+) -> None:
     server.add_fault(fault)
     received: List[Any] = []
     with client.stream_image("A koi pond", partial_images=1) as stream:
@@ -945,9 +1094,12 @@ def test_stream_error_event_raises_the_typed_error(server: FakeImagesServer, cli
 @pytest.mark.parametrize("shape", ["nested", "flat"])
 def test_stream_error_event_raw_shapes(server: FakeImagesServer, shape: str) -> None:
     server.add_fault(Fault.stream_error("server_error", shape=shape, message="Boom"))
-    with post(server, "/images/generations", stream=True,
-              json={"model": "gpt-image-2", "prompt": "A koi pond", "size": "1024x1024", "stream": True,
-                    "partial_images": 1}) as response:
+    with post(
+        server,
+        "/images/generations",
+        stream=True,
+        json={"model": "gpt-image-2", "prompt": "A koi pond", "size": "1024x1024", "stream": True, "partial_images": 1},
+    ) as response:
         assert response.status_code == 200
         text = b"".join(response.iter_content(chunk_size=65536)).decode("utf-8")
     events = read_sse(text)
@@ -969,21 +1121,28 @@ def test_times_applies_a_fault_to_n_requests(server: FakeImagesServer, fault: An
 def test_path_limits_a_fault_to_one_endpoint(server: FakeImagesServer, fault: Any) -> None:
     server.add_fault(fault)
     assert generate(server).status_code == 200
-    edit = post(server, "/images/edits", data={"model": "gpt-image-2", "prompt": "Add a hat", "size": "1024x1024"},
-                files={"image": ("photo.png", SMALL_PNG, "image/png")})
+    edit = post(
+        server,
+        "/images/edits",
+        data={"model": "gpt-image-2", "prompt": "Add a hat", "size": "1024x1024"},
+        files={"image": ("photo.png", SMALL_PNG, "image/png")},
+    )
     assert_api_error(edit, 500)
     assert generate(server).status_code == 200
 
 
-@pytest.mark.parametrize("spec", [
-    "500,path=/v1/images/edits",
-    "429,retry-after=1,path=/v1/images/edits",
-    "drop,path=/v1/images/edits",
-    "delay=0.5,path=/v1/images/edits",
-    "invalid-json,path=/v1/images/edits",
-    "moderation,path=/v1/images/edits",
-    "stream-error,path=/v1/images/edits",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "500,path=/v1/images/edits",
+        "429,retry-after=1,path=/v1/images/edits",
+        "drop,path=/v1/images/edits",
+        "delay=0.5,path=/v1/images/edits",
+        "invalid-json,path=/v1/images/edits",
+        "moderation,path=/v1/images/edits",
+        "stream-error,path=/v1/images/edits",
+    ],
+)
 def test_string_faults_keep_their_path(spec: str) -> None:
     assert parse_fault(spec).path == "/v1/images/edits"
 
@@ -1011,8 +1170,9 @@ def test_bad_fault_strings_are_refused(server: FakeImagesServer, spec: str) -> N
 # -- rate limiter ------------------------------------------------------------------
 
 
-def test_requests_per_minute_limit(make_server: Callable[..., FakeImagesServer],
-                                   make_client: Callable[..., OpenAIImageProvider]) -> None:
+def test_requests_per_minute_limit(
+    make_server: Callable[..., FakeImagesServer], make_client: Callable[..., OpenAIImageProvider]
+) -> None:
     server = make_server(requests_per_minute=3)
     answers = [generate(server) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [200, 200, 200]
@@ -1054,12 +1214,14 @@ def test_latency_per_image_is_simulated(make_server: Callable[..., FakeImagesSer
 def test_requests_are_recorded_with_the_key_redacted(server: FakeImagesServer, client: OpenAIImageProvider) -> None:
     client.generate_image("A red fox", size="1024x1024", quality="low")
     client.edit_image("Add a hat", SMALL_PNG, size="1024x1024")
-    post(server, "/images/generations", headers={"Authorization": "Bearer sk-wrong-secret"},
-         json={"prompt": "x"})
+    post(server, "/images/generations", headers={"Authorization": "Bearer sk-wrong-secret"}, json={"prompt": "x"})
     records = server.requests
     assert all(isinstance(record, RecordedRequest) for record in records)
     assert [(record.method, record.path) for record in records] == [
-        ("POST", "/v1/images/generations"), ("POST", "/v1/images/edits"), ("POST", "/v1/images/generations")]
+        ("POST", "/v1/images/generations"),
+        ("POST", "/v1/images/edits"),
+        ("POST", "/v1/images/generations"),
+    ]
     for record in records:
         for name, value in record.headers.items():
             assert server.api_key not in value and "sk-wrong-secret" not in value, (name, value)
@@ -1084,8 +1246,9 @@ def test_one_provider_reuses_one_connection(server: FakeImagesServer, client: Op
     assert server.connections_accepted == 1
 
 
-def test_separate_providers_use_separate_connections(server: FakeImagesServer,
-                                                     make_client: Callable[..., OpenAIImageProvider]) -> None:
+def test_separate_providers_use_separate_connections(
+    server: FakeImagesServer, make_client: Callable[..., OpenAIImageProvider]
+) -> None:
     for _ in range(3):
         make_client(server).generate_image("A red fox", size="1024x1024")
     assert server.connections_accepted == 3
@@ -1102,7 +1265,7 @@ def test_100_concurrent_requests_from_8_threads(server: FakeImagesServer) -> Non
             client = local.client = OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url)
             with lock:
                 providers.append(client)
-        result = client.generate_image("Picture {}".format(number), size="1024x1024", quality="low")
+        result = client.generate_image(f"Picture {number}", size="1024x1024", quality="low")
         return decode_png(result.images[0].data or b"")[:2]
 
     try:
@@ -1114,11 +1277,14 @@ def test_100_concurrent_requests_from_8_threads(server: FakeImagesServer) -> Non
     assert sizes == [(1024, 1024)] * 100
     assert len(server.requests) == 100
     assert sorted(record.body["prompt"] for record in server.requests) == sorted(
-        "Picture {}".format(number) for number in range(100))
+        f"Picture {number}" for number in range(100)
+    )
     assert len(providers) <= 8 and server.connections_accepted == len(providers)
 
 
-@pytest.mark.parametrize("spec", ["drop,retry-after=1", "moderation,code=x", "delay=1,shape=flat", "bad-schema,message=m"])
+@pytest.mark.parametrize(
+    "spec", ["drop,retry-after=1", "moderation,code=x", "delay=1,shape=flat", "bad-schema,message=m"]
+)
 def test_fault_options_that_do_not_apply_are_refused(spec: str) -> None:
     """A text fault with an option its kind ignores is an error, not silently dropped."""
     with pytest.raises(ValueError) as caught:
@@ -1126,8 +1292,18 @@ def test_fault_options_that_do_not_apply_are_refused(spec: str) -> None:
     assert "do not apply" in str(caught.value)
 
 
-@pytest.mark.parametrize("factory", [Fault.drop, Fault.drop_mid_body, Fault.invalid_json, Fault.bad_schema,
-                                     Fault.stream_cut, Fault.moderation_blocked, Fault.stream_error])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        Fault.drop,
+        Fault.drop_mid_body,
+        Fault.invalid_json,
+        Fault.bad_schema,
+        Fault.stream_cut,
+        Fault.moderation_blocked,
+        Fault.stream_error,
+    ],
+)
 def test_every_fault_constructor_takes_a_path(factory: Callable[..., Fault]) -> None:
     """Any fault can be limited to one endpoint from Python."""
     assert factory(path="/v1/images/edits").path == "/v1/images/edits"
@@ -1144,8 +1320,12 @@ def test_edit_without_a_size_comes_back_1024_square(server: FakeImagesServer, cl
 
 def test_azure_path_without_model_uses_the_deployment(server: FakeImagesServer) -> None:
     """On an Azure-style path the deployment names the model when the body does not."""
-    response = requests.post(server.root_url + "/openai/deployments/gpt-image-1/images/generations",
-                             params={"api-version": "2025-04-01-preview"}, headers={"api-key": server.api_key},
-                             json={"prompt": "x", "quality": "low"}, timeout=30)
+    response = requests.post(
+        server.root_url + "/openai/deployments/gpt-image-1/images/generations",
+        params={"api-version": "2025-04-01-preview"},
+        headers={"api-key": server.api_key},
+        json={"prompt": "x", "quality": "low"},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     assert response.json()["quality"] == "low"

@@ -3,8 +3,8 @@
 import logging
 
 import pytest
-
 from helpers import GENERATIONS_URL, images_body
+
 from imageprovider import BadRequestError
 
 
@@ -22,7 +22,12 @@ def test_one_info_record_per_successful_cycle_with_fields(mocked, provider, capl
     record = records[0]
     assert record.levelno == logging.INFO
     assert (record.method, record.path, record.status, record.attempts, record.request_id) == (
-        "POST", "/images/generations", 200, 1, "req_log")
+        "POST",
+        "/images/generations",
+        200,
+        1,
+        "req_log",
+    )
     assert isinstance(record.elapsed_ms, int) and record.elapsed_ms >= 0
     assert "POST /images/generations -> 200" in record.getMessage()
 
@@ -41,8 +46,9 @@ def test_retried_cycle_is_still_one_record(mocked, provider, caplog):
 def test_failed_cycle_is_one_warning(mocked, provider, caplog):
     """A failed cycle logs at WARNING with its status."""
     caplog.set_level(logging.INFO, logger="imageprovider")
-    mocked.add("POST", GENERATIONS_URL, status=400, json={"error": {"message": "bad"}},
-               headers={"x-request-id": "req_bad"})
+    mocked.add(
+        "POST", GENERATIONS_URL, status=400, json={"error": {"message": "bad"}}, headers={"x-request-id": "req_bad"}
+    )
     with pytest.raises(BadRequestError):
         provider.generate_image("an otter")
     records = _cycle_records(caplog)
@@ -61,7 +67,7 @@ def test_debug_adds_parameters_with_the_prompt_shortened(mocked, provider, caplo
     assert params["size"] == "1024x1024"
     assert params["model"] == "gpt-image-2"
     assert params["prompt"].startswith("A very detailed scene")
-    assert params["prompt"].endswith("({} chars)".format(len(prompt)))
+    assert params["prompt"].endswith(f"({len(prompt)} chars)")
     assert len(params["prompt"]) < 100
     assert prompt not in debug[0].getMessage()
 

@@ -10,8 +10,8 @@ from typing import Any, Dict
 
 import pytest
 import responses
-
 from helpers import API_KEY, GENERATIONS_URL, images_body
+
 from imageprovider import OpenAIImageProvider, RequestValidationError
 
 GPT_IMAGE_MODELS = (
@@ -31,8 +31,14 @@ PROMPT_LIMITS = [(model, 32000) for model in GPT_IMAGE_MODELS] + [("dall-e-3", 4
 # -- helpers -----------------------------------------------------------------
 
 
-def assert_rejected(mocked: responses.RequestsMock, param: str, fragment: str, prompt: str = "A lighthouse",
-                    provider_options: Any = None, **kwargs: Any) -> RequestValidationError:
+def assert_rejected(
+    mocked: responses.RequestsMock,
+    param: str,
+    fragment: str,
+    prompt: str = "A lighthouse",
+    provider_options: Any = None,
+    **kwargs: Any,
+) -> RequestValidationError:
     """Call generate_image, expect a RequestValidationError naming ``param``, and check nothing was sent."""
     with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
         with pytest.raises(RequestValidationError) as excinfo:
@@ -45,8 +51,9 @@ def assert_rejected(mocked: responses.RequestsMock, param: str, fragment: str, p
     return error
 
 
-def assert_sent(mocked: responses.RequestsMock, prompt: str = "A lighthouse", provider_options: Any = None,
-                **kwargs: Any) -> Dict[str, Any]:
+def assert_sent(
+    mocked: responses.RequestsMock, prompt: str = "A lighthouse", provider_options: Any = None, **kwargs: Any
+) -> Dict[str, Any]:
     """Call generate_image against a 200 response; check it was sent once and return the JSON body sent."""
     mocked.add(responses.POST, GENERATIONS_URL, json=images_body())
     with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
@@ -87,30 +94,36 @@ def test_prompt_limit_counts_characters_not_bytes(mocked: Any) -> None:
 # -- n -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model, n, fragment", [
-    ("gpt-image-2", 0, "at least 1"),
-    ("gpt-image-2", -1, "at least 1"),
-    ("gpt-image-2", 11, "at most 10"),
-    ("gpt-image-1", 11, "at most 10"),
-    ("dall-e-2", 0, "at least 1"),
-    ("dall-e-2", 11, "at most 10"),
-    ("dall-e-3", 2, "at most 1"),
-    ("dall-e-3", 10, "at most 1"),
-    ("dall-e-3", 0, "at least 1"),
-])
+@pytest.mark.parametrize(
+    "model, n, fragment",
+    [
+        ("gpt-image-2", 0, "at least 1"),
+        ("gpt-image-2", -1, "at least 1"),
+        ("gpt-image-2", 11, "at most 10"),
+        ("gpt-image-1", 11, "at most 10"),
+        ("dall-e-2", 0, "at least 1"),
+        ("dall-e-2", 11, "at most 10"),
+        ("dall-e-3", 2, "at most 1"),
+        ("dall-e-3", 10, "at most 1"),
+        ("dall-e-3", 0, "at least 1"),
+    ],
+)
 def test_n_out_of_range_is_rejected(mocked: Any, model: str, n: int, fragment: str) -> None:
     """n outside 1-10 fails the schema; dall-e-3 takes only n=1."""
     assert_rejected(mocked, "n", fragment, model=model, n=n)
 
 
-@pytest.mark.parametrize("model, n", [
-    ("gpt-image-2", 1),
-    ("gpt-image-2", 10),
-    ("gpt-image-1", 10),
-    ("gpt-image-1-mini", 5),
-    ("dall-e-2", 10),
-    ("dall-e-3", 1),
-])
+@pytest.mark.parametrize(
+    "model, n",
+    [
+        ("gpt-image-2", 1),
+        ("gpt-image-2", 10),
+        ("gpt-image-1", 10),
+        ("gpt-image-1-mini", 5),
+        ("dall-e-2", 10),
+        ("dall-e-3", 1),
+    ],
+)
 def test_n_in_range_is_sent(mocked: Any, model: str, n: int) -> None:
     """n within the model's range is sent as given."""
     sent = assert_sent(mocked, model=model, n=n)
@@ -120,39 +133,47 @@ def test_n_in_range_is_sent(mocked: Any, model: str, n: int) -> None:
 # -- fixed sizes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model, size", [
-    (model, size)
-    for model in FIXED_SIZE_GPT_MODELS + ("gpt-image-2",)
-    for size in ("1024x1024", "1536x1024", "1024x1536", "auto")
-] + [
-    ("dall-e-2", "256x256"),
-    ("dall-e-2", "512x512"),
-    ("dall-e-2", "1024x1024"),
-    ("dall-e-3", "1024x1024"),
-    ("dall-e-3", "1792x1024"),
-    ("dall-e-3", "1024x1792"),
-])
+@pytest.mark.parametrize(
+    "model, size",
+    [
+        (model, size)
+        for model in FIXED_SIZE_GPT_MODELS + ("gpt-image-2",)
+        for size in ("1024x1024", "1536x1024", "1024x1536", "auto")
+    ]
+    + [
+        ("dall-e-2", "256x256"),
+        ("dall-e-2", "512x512"),
+        ("dall-e-2", "1024x1024"),
+        ("dall-e-3", "1024x1024"),
+        ("dall-e-3", "1792x1024"),
+        ("dall-e-3", "1024x1792"),
+    ],
+)
 def test_standard_size_accepted_by_model_is_sent(mocked: Any, model: str, size: str) -> None:
     """Each model's documented sizes go out unchanged."""
     sent = assert_sent(mocked, model=model, size=size)
     assert sent["size"] == size
 
 
-@pytest.mark.parametrize("model, size", [
-    (model, size)
-    for model in FIXED_SIZE_GPT_MODELS
-    for size in ("256x256", "512x512", "1792x1024", "1024x1792", "1536x864", "2048x2048")
-] + [
-    ("dall-e-2", "auto"),
-    ("dall-e-2", "1536x1024"),
-    ("dall-e-2", "1792x1024"),
-    ("dall-e-2", "2048x2048"),
-    ("dall-e-3", "auto"),
-    ("dall-e-3", "256x256"),
-    ("dall-e-3", "512x512"),
-    ("dall-e-3", "1536x1024"),
-    ("dall-e-3", "1024x1536"),
-])
+@pytest.mark.parametrize(
+    "model, size",
+    [
+        (model, size)
+        for model in FIXED_SIZE_GPT_MODELS
+        for size in ("256x256", "512x512", "1792x1024", "1024x1792", "1536x864", "2048x2048")
+    ]
+    + [
+        ("dall-e-2", "auto"),
+        ("dall-e-2", "1536x1024"),
+        ("dall-e-2", "1792x1024"),
+        ("dall-e-2", "2048x2048"),
+        ("dall-e-3", "auto"),
+        ("dall-e-3", "256x256"),
+        ("dall-e-3", "512x512"),
+        ("dall-e-3", "1536x1024"),
+        ("dall-e-3", "1024x1536"),
+    ],
+)
 def test_size_not_accepted_by_model_is_rejected(mocked: Any, model: str, size: str) -> None:
     """Sizes outside a fixed-size model's list (including 'auto' for DALL-E) are refused."""
     error = assert_rejected(mocked, "size", "must be one of", model=model, size=size)
@@ -162,46 +183,52 @@ def test_size_not_accepted_by_model_is_rejected(mocked: Any, model: str, size: s
 # -- gpt-image-2 free WIDTHxHEIGHT sizes ------------------------------------------
 
 
-@pytest.mark.parametrize("model, size", [
-    ("gpt-image-2", "1536x864"),
-    ("gpt-image-2", "2880x2880"),     # exactly 8,294,400 pixels, the maximum
-    ("gpt-image-2", "3840x2160"),     # the maximum resolution
-    ("gpt-image-2", "2160x3840"),
-    ("gpt-image-2", "1024x640"),      # exactly 655,360 pixels, the minimum
-    ("gpt-image-2", "3072x1024"),     # exactly 3:1
-    ("gpt-image-2", "1024x3072"),     # exactly 1:3
-    ("gpt-image-2", "2560x1440"),
-    ("gpt-image-2-2026-04-21", "1536x864"),
-    ("gpt-image-2-2026-04-21", "3840x2160"),
-])
+@pytest.mark.parametrize(
+    "model, size",
+    [
+        ("gpt-image-2", "1536x864"),
+        ("gpt-image-2", "2880x2880"),  # exactly 8,294,400 pixels, the maximum
+        ("gpt-image-2", "3840x2160"),  # the maximum resolution
+        ("gpt-image-2", "2160x3840"),
+        ("gpt-image-2", "1024x640"),  # exactly 655,360 pixels, the minimum
+        ("gpt-image-2", "3072x1024"),  # exactly 3:1
+        ("gpt-image-2", "1024x3072"),  # exactly 1:3
+        ("gpt-image-2", "2560x1440"),
+        ("gpt-image-2-2026-04-21", "1536x864"),
+        ("gpt-image-2-2026-04-21", "3840x2160"),
+    ],
+)
 def test_gpt_image_2_free_size_within_limits_is_sent(mocked: Any, model: str, size: str) -> None:
     """WIDTHxHEIGHT sizes within gpt-image-2's limits go out unchanged."""
     sent = assert_sent(mocked, model=model, size=size)
     assert sent["size"] == size
 
 
-@pytest.mark.parametrize("size, fragment", [
-    ("1000x1000", "multiples of 16"),
-    ("1024x1000", "multiples of 16"),
-    ("0x1024", "multiples of 16"),
-    ("3072x1008", "aspect ratio"),        # 3072 / 1008 = 3.05, just over 3:1
-    ("1008x3072", "aspect ratio"),
-    ("3840x1024", "aspect ratio"),        # 3.75:1
-    ("4096x2048", "3840"),                # longest edge over 3840
-    ("2048x4096", "3840"),
-    ("512x512", "pixels"),                # 262,144 < 655,360
-    ("1008x640", "pixels"),               # 645,120 < 655,360
-    ("2896x2896", "pixels"),              # 8,386,816 > 8,294,400
-    ("3840x2176", "pixels"),              # 8,355,840 > 8,294,400
-    ("big", "WIDTHxHEIGHT"),
-    ("1024X1024", "WIDTHxHEIGHT"),
-    ("1024 x 1024", "WIDTHxHEIGHT"),
-    (" 1536x864", "WIDTHxHEIGHT"),
-    ("1536x864 ", "WIDTHxHEIGHT"),
-    ("1536x864\n", "WIDTHxHEIGHT"),
-    ("-1024x1024", "WIDTHxHEIGHT"),
-    ("1536x864x2", "WIDTHxHEIGHT"),
-])
+@pytest.mark.parametrize(
+    "size, fragment",
+    [
+        ("1000x1000", "multiples of 16"),
+        ("1024x1000", "multiples of 16"),
+        ("0x1024", "multiples of 16"),
+        ("3072x1008", "aspect ratio"),  # 3072 / 1008 = 3.05, just over 3:1
+        ("1008x3072", "aspect ratio"),
+        ("3840x1024", "aspect ratio"),  # 3.75:1
+        ("4096x2048", "3840"),  # longest edge over 3840
+        ("2048x4096", "3840"),
+        ("512x512", "pixels"),  # 262,144 < 655,360
+        ("1008x640", "pixels"),  # 645,120 < 655,360
+        ("2896x2896", "pixels"),  # 8,386,816 > 8,294,400
+        ("3840x2176", "pixels"),  # 8,355,840 > 8,294,400
+        ("big", "WIDTHxHEIGHT"),
+        ("1024X1024", "WIDTHxHEIGHT"),
+        ("1024 x 1024", "WIDTHxHEIGHT"),
+        (" 1536x864", "WIDTHxHEIGHT"),
+        ("1536x864 ", "WIDTHxHEIGHT"),
+        ("1536x864\n", "WIDTHxHEIGHT"),
+        ("-1024x1024", "WIDTHxHEIGHT"),
+        ("1536x864x2", "WIDTHxHEIGHT"),
+    ],
+)
 def test_gpt_image_2_free_size_outside_limits_is_rejected(mocked: Any, size: str, fragment: str) -> None:
     """gpt-image-2 sizes must be multiples of 16, 1:3 to 3:1, edge <= 3840, 655,360-8,294,400 pixels."""
     assert_rejected(mocked, "size", fragment, model="gpt-image-2", size=size)
@@ -240,12 +267,15 @@ def test_gpt_only_extra_body_field_rejected_for_dalle(mocked: Any, model: str, p
 
 
 @pytest.mark.parametrize("model", GPT_IMAGE_MODELS)
-@pytest.mark.parametrize("param, value", [
-    ("response_format", "b64_json"),
-    ("response_format", "url"),
-    ("style", "vivid"),
-    ("style", "natural"),
-])
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("response_format", "b64_json"),
+        ("response_format", "url"),
+        ("style", "vivid"),
+        ("style", "natural"),
+    ],
+)
 def test_dalle_only_parameter_rejected_for_gpt_image_models(mocked: Any, model: str, param: str, value: Any) -> None:
     """response_format and style are DALL-E-only (the API answers 400 unknown_parameter)."""
     error = assert_rejected(mocked, param, "not supported by " + model, model=model, **{param: value})
@@ -258,18 +288,21 @@ def test_style_rejected_for_dalle_2(mocked: Any, value: str) -> None:
     assert_rejected(mocked, "style", "not supported by dall-e-2", model="dall-e-2", style=value)
 
 
-@pytest.mark.parametrize("model, param, value", [
-    ("dall-e-2", "response_format", "url"),
-    ("dall-e-2", "response_format", "b64_json"),
-    ("dall-e-3", "response_format", "b64_json"),
-    ("dall-e-3", "style", "natural"),
-    ("dall-e-3", "style", "vivid"),
-    ("gpt-image-2", "output_format", "webp"),
-    ("gpt-image-2", "background", "opaque"),
-    ("gpt-image-2", "moderation", "low"),
-    ("gpt-image-1", "moderation", "auto"),
-    ("gpt-image-1-mini", "output_format", "jpeg"),
-])
+@pytest.mark.parametrize(
+    "model, param, value",
+    [
+        ("dall-e-2", "response_format", "url"),
+        ("dall-e-2", "response_format", "b64_json"),
+        ("dall-e-3", "response_format", "b64_json"),
+        ("dall-e-3", "style", "natural"),
+        ("dall-e-3", "style", "vivid"),
+        ("gpt-image-2", "output_format", "webp"),
+        ("gpt-image-2", "background", "opaque"),
+        ("gpt-image-2", "moderation", "low"),
+        ("gpt-image-1", "moderation", "auto"),
+        ("gpt-image-1-mini", "output_format", "jpeg"),
+    ],
+)
 def test_parameter_accepted_by_model_is_sent(mocked: Any, model: str, param: str, value: Any) -> None:
     """A model-specific parameter sent to a model that accepts it goes out."""
     sent = assert_sent(mocked, model=model, **{param: value})
@@ -279,34 +312,40 @@ def test_parameter_accepted_by_model_is_sent(mocked: Any, model: str, param: str
 # -- quality ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model, quality", [
-    ("gpt-image-2", "hd"),
-    ("gpt-image-2", "standard"),
-    ("gpt-image-1", "hd"),
-    ("gpt-image-1.5", "standard"),
-    ("dall-e-3", "low"),
-    ("dall-e-3", "medium"),
-    ("dall-e-3", "high"),
-    ("dall-e-2", "hd"),
-    ("dall-e-2", "low"),
-    ("dall-e-2", "high"),
-])
+@pytest.mark.parametrize(
+    "model, quality",
+    [
+        ("gpt-image-2", "hd"),
+        ("gpt-image-2", "standard"),
+        ("gpt-image-1", "hd"),
+        ("gpt-image-1.5", "standard"),
+        ("dall-e-3", "low"),
+        ("dall-e-3", "medium"),
+        ("dall-e-3", "high"),
+        ("dall-e-2", "hd"),
+        ("dall-e-2", "low"),
+        ("dall-e-2", "high"),
+    ],
+)
 def test_quality_not_accepted_by_model_is_rejected(mocked: Any, model: str, quality: str) -> None:
     """GPT image models take low/medium/high/auto, dall-e-3 standard/hd, dall-e-2 standard."""
     error = assert_rejected(mocked, "quality", "must be one of", model=model, quality=quality)
     assert model in str(error)
 
 
-@pytest.mark.parametrize("model, quality", [
-    ("gpt-image-2", "low"),
-    ("gpt-image-2", "medium"),
-    ("gpt-image-2", "high"),
-    ("gpt-image-2", "auto"),
-    ("gpt-image-1-mini", "low"),
-    ("dall-e-3", "standard"),
-    ("dall-e-3", "hd"),
-    ("dall-e-2", "standard"),
-])
+@pytest.mark.parametrize(
+    "model, quality",
+    [
+        ("gpt-image-2", "low"),
+        ("gpt-image-2", "medium"),
+        ("gpt-image-2", "high"),
+        ("gpt-image-2", "auto"),
+        ("gpt-image-1-mini", "low"),
+        ("dall-e-3", "standard"),
+        ("dall-e-3", "hd"),
+        ("dall-e-2", "standard"),
+    ],
+)
 def test_quality_accepted_by_model_is_sent(mocked: Any, model: str, quality: str) -> None:
     """A quality the model accepts goes out unchanged."""
     sent = assert_sent(mocked, model=model, quality=quality)
@@ -319,19 +358,27 @@ def test_quality_accepted_by_model_is_sent(mocked: Any, model: str, quality: str
 @pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-1"])
 def test_transparent_background_with_jpeg_is_rejected(mocked: Any, model: str) -> None:
     """A JPEG cannot be transparent; the error names background."""
-    assert_rejected(mocked, "background", "'transparent' needs output_format", model=model,
-                    background="transparent", output_format="jpeg")
+    assert_rejected(
+        mocked,
+        "background",
+        "'transparent' needs output_format",
+        model=model,
+        background="transparent",
+        output_format="jpeg",
+    )
 
 
-@pytest.mark.parametrize("background, output_format", [
-    ("transparent", "png"),
-    ("transparent", "webp"),
-    ("transparent", None),       # the API's default output format is png
-    ("opaque", "jpeg"),
-    ("auto", "jpeg"),
-])
-def test_background_with_compatible_output_format_is_sent(mocked: Any, background: str,
-                                                          output_format: Any) -> None:
+@pytest.mark.parametrize(
+    "background, output_format",
+    [
+        ("transparent", "png"),
+        ("transparent", "webp"),
+        ("transparent", None),  # the API's default output format is png
+        ("opaque", "jpeg"),
+        ("auto", "jpeg"),
+    ],
+)
+def test_background_with_compatible_output_format_is_sent(mocked: Any, background: str, output_format: Any) -> None:
     """Transparency with png or webp (or the default png) is fine; opaque with jpeg too."""
     sent = assert_sent(mocked, model="gpt-image-2", background=background, output_format=output_format)
     assert sent["background"] == background
@@ -341,16 +388,25 @@ def test_background_with_compatible_output_format_is_sent(mocked: Any, backgroun
 @pytest.mark.parametrize("output_format", ["png", None])
 def test_output_compression_without_jpeg_or_webp_is_rejected(mocked: Any, output_format: Any) -> None:
     """output_compression applies to jpeg and webp only (png is the default)."""
-    assert_rejected(mocked, "output_compression", "applies only to output_format", model="gpt-image-2",
-                    output_compression=50, output_format=output_format)
+    assert_rejected(
+        mocked,
+        "output_compression",
+        "applies only to output_format",
+        model="gpt-image-2",
+        output_compression=50,
+        output_format=output_format,
+    )
 
 
-@pytest.mark.parametrize("output_format, compression", [
-    ("jpeg", 50),
-    ("webp", 50),
-    ("jpeg", 0),
-    ("webp", 100),
-])
+@pytest.mark.parametrize(
+    "output_format, compression",
+    [
+        ("jpeg", 50),
+        ("webp", 50),
+        ("jpeg", 0),
+        ("webp", 100),
+    ],
+)
 def test_output_compression_with_jpeg_or_webp_is_sent(mocked: Any, output_format: str, compression: int) -> None:
     """output_compression 0-100 with jpeg or webp goes out."""
     sent = assert_sent(mocked, model="gpt-image-2", output_format=output_format, output_compression=compression)
@@ -361,8 +417,14 @@ def test_output_compression_with_jpeg_or_webp_is_sent(mocked: Any, output_format
 @pytest.mark.parametrize("compression, fragment", [(101, "at most 100"), (-1, "at least 0")])
 def test_output_compression_out_of_range_fails_schema(mocked: Any, compression: int, fragment: str) -> None:
     """output_compression must be 0-100 whatever the format."""
-    assert_rejected(mocked, "output_compression", fragment, model="gpt-image-2",
-                    output_format="jpeg", output_compression=compression)
+    assert_rejected(
+        mocked,
+        "output_compression",
+        fragment,
+        model="gpt-image-2",
+        output_format="jpeg",
+        output_compression=compression,
+    )
 
 
 def test_partial_images_without_stream_is_rejected(mocked: Any) -> None:
@@ -375,21 +437,31 @@ def test_partial_images_without_stream_is_rejected(mocked: Any) -> None:
 
 def test_unknown_model_gets_schema_checks_only(mocked: Any) -> None:
     """A compatible server's model is not held to OpenAI's per-model rules."""
-    sent = assert_sent(mocked, model="my-compatible-model", size="999x1", n=10, style="vivid",
-                       output_format="png", output_compression=5)
+    sent = assert_sent(
+        mocked,
+        model="my-compatible-model",
+        size="999x1",
+        n=10,
+        style="vivid",
+        output_format="png",
+        output_compression=5,
+    )
     assert sent["model"] == "my-compatible-model"
     assert sent["size"] == "999x1"
     assert sent["style"] == "vivid"
     assert sent["output_compression"] == 5
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    ({"n": 0}, "n"),
-    ({"n": 11}, "n"),
-    ({"quality": "ultra"}, "quality"),
-    ({"size": ""}, "size"),
-    ({"output_compression": 101}, "output_compression"),
-])
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        ({"n": 0}, "n"),
+        ({"n": 11}, "n"),
+        ({"quality": "ultra"}, "quality"),
+        ({"size": ""}, "size"),
+        ({"output_compression": 101}, "output_compression"),
+    ],
+)
 def test_unknown_model_still_gets_schema_checks(mocked: Any, kwargs: Dict[str, Any], param: str) -> None:
     """The JSON Schema applies to every model, known or not."""
     assert_rejected(mocked, param, param, model="my-compatible-model", **kwargs)

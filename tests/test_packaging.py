@@ -47,15 +47,22 @@ print(json.dumps(report))
 
 
 def _clean_env():
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "OPENAI_", "IMAGEPROVIDER_"))}
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "OPENAI_", "IMAGEPROVIDER_"))
+    }
     return env
 
 
 def _run_probe(python, cwd, extra_env=None, args=()):
     env = _clean_env()
     env.update(extra_env or {})
-    completed = subprocess.run([str(python), *args, "-c", PROBE], cwd=str(cwd), env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    completed = subprocess.run(
+        [str(python), *args, "-c", PROBE],
+        cwd=str(cwd),
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr.decode()
     return json.loads(completed.stdout.decode().strip().splitlines()[-1])
 
@@ -99,8 +106,11 @@ def test_schemas_exist_only_once_in_the_repository():
     """No second copy of any schema file is tracked anywhere else."""
     tracked = subprocess.run(["git", "ls-files"], cwd=str(REPO), stdout=subprocess.PIPE, check=True)
     names = {p.name for p in _schema_files()}
-    copies = [line for line in tracked.stdout.decode().splitlines()
-              if os.path.basename(line) in names and not line.startswith("schemas/")]
+    copies = [
+        line
+        for line in tracked.stdout.decode().splitlines()
+        if os.path.basename(line) in names and not line.startswith("schemas/")
+    ]
     assert copies == []
 
 
@@ -118,12 +128,31 @@ def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
     wheels = tmp_path / "wheels"
     # Build from a clean copy: a stale build/ folder in the checkout would hide missing packages.
     source = tmp_path / "source"
-    shutil.copytree(str(REPO), str(source), ignore=shutil.ignore_patterns(
-        ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".venv", "venv"))
+    shutil.copytree(
+        str(REPO),
+        str(source),
+        ignore=shutil.ignore_patterns(
+            ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".venv", "venv"
+        ),
+    )
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(wheels), str(source)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, env=_clean_env())
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=300,
+        env=_clean_env(),
+    )
     assert build.returncode == 0, build.stdout.decode()
     (wheel,) = wheels.glob("imageprovider-*.whl")
 
@@ -132,13 +161,24 @@ def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     install = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, env=_clean_env())
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=300,
+        env=_clean_env(),
+    )
     assert install.returncode == 0, install.stdout.decode()
 
     # The runtime dependencies come from this interpreter, appended after the
     # fresh environment's own site-packages so they cannot shadow the install.
-    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   stdout=subprocess.PIPE, check=True).stdout.decode().strip()
+    site_packages = (
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            stdout=subprocess.PIPE,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
     dependency_dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(site_packages, "zz_test_dependencies.pth").write_text("\n".join(sorted(dependency_dirs)) + "\n")
 
@@ -164,8 +204,13 @@ def test_found_in_a_vendored_copy_next_to_a_script(tmp_path):
     shutil.copytree(str(SCHEMA_DIR), str(app / "schemas"))
     (app / "script.py").write_text(PROBE)
     env = _clean_env()
-    completed = subprocess.run([sys.executable, "-s", "script.py"], cwd=str(app), env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-s", "script.py"],
+        cwd=str(app),
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stderr.decode()
     report = json.loads(completed.stdout.decode().strip())
     assert _is_within(report["package"], app / "imageprovider")
@@ -177,11 +222,17 @@ def test_found_in_a_vendored_copy_next_to_a_script(tmp_path):
 def test_vendored_copy_without_schemas_fails_with_a_clear_error(tmp_path):
     """Forgetting the schemas folder gives an error saying which folders to copy."""
     app = tmp_path / "app"
-    shutil.copytree(str(REPO / "imageprovider"), str(app / "imageprovider"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        str(REPO / "imageprovider"), str(app / "imageprovider"), ignore=shutil.ignore_patterns("__pycache__")
+    )
     (app / "script.py").write_text(PROBE)
-    completed = subprocess.run([sys.executable, "-s", "script.py"], cwd=str(app), env=_clean_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-s", "script.py"],
+        cwd=str(app),
+        env=_clean_env(),
+        capture_output=True,
+        timeout=120,
+    )
     assert completed.returncode != 0
     assert b"copy both the 'imageprovider' and the 'schemas' folders" in completed.stderr
 
@@ -204,6 +255,7 @@ def test_every_subpackage_is_listed_for_packaging():
     config = configparser.ConfigParser()
     config.read(str(REPO / "setup.cfg"))
     listed = set(config["options"]["packages"].split())
-    folders = {"imageprovider"} | {"imageprovider." + path.parent.name
-                                   for path in (REPO / "imageprovider").glob("*/__init__.py")}
+    folders = {"imageprovider"} | {
+        "imageprovider." + path.parent.name for path in (REPO / "imageprovider").glob("*/__init__.py")
+    }
     assert folders <= listed

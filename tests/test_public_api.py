@@ -16,12 +16,12 @@ def _public_callables():
             if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
                 continue
             if inspect.isfunction(value):
-                yield "{}.{}".format(module.__name__, name), value
+                yield f"{module.__name__}.{name}", value
             elif inspect.isclass(value):
-                yield "{}.{}".format(module.__name__, name), value
+                yield f"{module.__name__}.{name}", value
                 for attr, member in vars(value).items():
                     if inspect.isfunction(member) and not attr.startswith("_"):
-                        yield "{}.{}.{}".format(module.__name__, name, attr), member
+                        yield f"{module.__name__}.{name}.{attr}", member
 
 
 @pytest.mark.parametrize("name, value", list(_public_callables()), ids=lambda v: v if isinstance(v, str) else "")
@@ -33,7 +33,7 @@ def test_public_callables_are_documented_and_typed(name, value):
         for parameter in signature.parameters.values():
             if parameter.name in ("self", "cls"):
                 continue
-            assert parameter.annotation is not inspect.Parameter.empty, "{}({})".format(name, parameter.name)
+            assert parameter.annotation is not inspect.Parameter.empty, f"{name}({parameter.name})"
         assert signature.return_annotation is not inspect.Signature.empty, name + " has no return annotation"
 
 
@@ -78,8 +78,11 @@ def test_broken_schema_file_raises_our_error_not_jsonschemas(monkeypatch):
     """A schema whose $ref cannot be resolved surfaces as ImageProviderError, never a jsonschema exception."""
     from imageprovider import ImageProviderError
 
-    broken = {"$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://schemas.imageprovider.invalid/x.json",
-              "properties": {"a": {"$ref": "#/definitions/missing"}}}
+    broken = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "https://schemas.imageprovider.invalid/x.json",
+        "properties": {"a": {"$ref": "#/definitions/missing"}},
+    }
     monkeypatch.setattr(_schemas, "_validators", {})
     monkeypatch.setattr(_schemas, "load_schema", lambda name: broken)
     with pytest.raises(ImageProviderError) as caught:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import responses
-
 from helpers import PNG_B64, images_body, make_jpeg, make_png
 
 README = Path(__file__).resolve().parents[1] / "README.rst"
@@ -22,15 +21,23 @@ def _python_blocks():
 
 
 def _sse(kind):
-    event = {"b64_json": PNG_B64, "created_at": 1, "size": "1024x1024", "quality": "high", "background": "opaque",
-             "output_format": "png"}
+    event = {
+        "b64_json": PNG_B64,
+        "created_at": 1,
+        "size": "1024x1024",
+        "quality": "high",
+        "background": "opaque",
+        "output_format": "png",
+    }
     partials = [dict(event, type=kind + ".partial_image", partial_image_index=i) for i in range(2)]
     done = dict(event, type=kind + ".completed", usage={"input_tokens": 5, "output_tokens": 7, "total_tokens": 12})
     return "".join("event: {}\ndata: {}\n\n".format(e["type"], json.dumps(e)) for e in partials + [done])
 
 
 def _images_or_stream(request):
-    if request.headers.get("Content-Type", "").startswith("application/json") and json.loads(request.body).get("stream"):
+    if request.headers.get("Content-Type", "").startswith("application/json") and json.loads(request.body).get(
+        "stream"
+    ):
         return 200, {"Content-Type": "text/event-stream"}, _sse("image_generation")
     return 200, {"x-request-id": "req_readme"}, json.dumps(images_body())
 
@@ -59,11 +66,17 @@ def test_readme_example_runs(block, tmp_path, monkeypatch):
     (tmp_path / "square.png").write_bytes(make_png(8, 8))
     (tmp_path / "cat-mask.png").write_bytes(make_png(8, 8, 6))
     (tmp_path / "helmet.jpg").write_bytes(JPEG)
-    variations = {"created": 1, "data": [{"url": "https://files.example/1.png"}, {"url": "https://files.example/2.png"}]}
+    variations = {
+        "created": 1,
+        "data": [{"url": "https://files.example/1.png"}, {"url": "https://files.example/2.png"}],
+    }
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru("http://127.0.0.1")  # the stand-in server's examples talk to it for real
-        for base in ("https://api.openai.com/v1", "https://gateway.example.com/v1",
-                     "https://my-resource.openai.azure.com/openai/deployments/gpt-image-1"):
+        for base in (
+            "https://api.openai.com/v1",
+            "https://gateway.example.com/v1",
+            "https://my-resource.openai.azure.com/openai/deployments/gpt-image-1",
+        ):
             mock.add_callback("POST", base + "/images/generations", callback=_images_or_stream)
             mock.add("POST", base + "/images/edits", json=images_body())
         mock.add("POST", "https://my-compatible-server.example/v1/images/variations", json=variations)

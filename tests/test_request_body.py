@@ -10,9 +10,9 @@ from typing import Any, Dict
 
 import pytest
 import responses
+from helpers import API_KEY, GENERATIONS_URL, images_body
 
 import imageprovider
-from helpers import API_KEY, GENERATIONS_URL, images_body
 from imageprovider import DEFAULT_MODEL, OpenAIImageProvider, RequestValidationError
 
 OTTER = "A cute baby sea otter"
@@ -30,16 +30,18 @@ def send(mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: 
     return mocked.calls[0].request
 
 
-def sent_body(mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: Any = None,
-              **kwargs: Any) -> bytes:
+def sent_body(
+    mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: Any = None, **kwargs: Any
+) -> bytes:
     """The exact body bytes generate_image sent."""
     body = send(mocked, prompt, provider_options, **kwargs).body
     assert isinstance(body, bytes)
     return body
 
 
-def rejected(mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: Any = None,
-             **kwargs: Any) -> RequestValidationError:
+def rejected(
+    mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: Any = None, **kwargs: Any
+) -> RequestValidationError:
     """Call generate_image expecting a RequestValidationError; check nothing was sent and return the error."""
     with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
         with pytest.raises(RequestValidationError) as excinfo:
@@ -55,7 +57,8 @@ def rejected(mocked: responses.RequestsMock, prompt: Any = OTTER, provider_optio
 def test_size_request_exact_bytes(mocked: Any) -> None:
     """The README example: prompt, model, size, compact separators."""
     assert sent_body(mocked, size="1024x1024") == (
-        b'{"prompt":"A cute baby sea otter","model":"gpt-image-2","size":"1024x1024"}')
+        b'{"prompt":"A cute baby sea otter","model":"gpt-image-2","size":"1024x1024"}'
+    )
 
 
 def test_prompt_only_request_sends_prompt_and_default_model(mocked: Any) -> None:
@@ -66,9 +69,20 @@ def test_prompt_only_request_sends_prompt_and_default_model(mocked: Any) -> None
 def test_parameters_passed_as_none_are_not_sent(mocked: Any) -> None:
     """Explicit None means 'not given' for every optional parameter."""
     body = sent_body(
-        mocked, model=None, n=None, size=None, quality=None, background=None, output_format=None,
-        output_compression=None, moderation=None, style=None, response_format=None, user=None,
-        extra_body=None, timeout=None,
+        mocked,
+        model=None,
+        n=None,
+        size=None,
+        quality=None,
+        background=None,
+        output_format=None,
+        output_compression=None,
+        moderation=None,
+        style=None,
+        response_format=None,
+        user=None,
+        extra_body=None,
+        timeout=None,
     )
     assert body == b'{"prompt":"A cute baby sea otter","model":"gpt-image-2"}'
 
@@ -76,8 +90,15 @@ def test_parameters_passed_as_none_are_not_sent(mocked: Any) -> None:
 def test_gpt_parameters_sent_in_signature_order(mocked: Any) -> None:
     """Keyword order at the call site does not matter: the body follows the signature."""
     body = sent_body(
-        mocked, user="user-1", moderation="low", output_compression=80, output_format="webp",
-        background="opaque", quality="high", size="1536x1024", n=2,
+        mocked,
+        user="user-1",
+        moderation="low",
+        output_compression=80,
+        output_format="webp",
+        background="opaque",
+        quality="high",
+        size="1536x1024",
+        n=2,
     )
     assert body == (
         b'{"prompt":"A cute baby sea otter","model":"gpt-image-2","n":2,"size":"1536x1024","quality":"high",'
@@ -89,7 +110,13 @@ def test_gpt_parameters_sent_in_signature_order(mocked: Any) -> None:
 def test_dalle_3_parameters_sent_in_signature_order(mocked: Any) -> None:
     """style comes before response_format, then user."""
     body = sent_body(
-        mocked, user="u", response_format="b64_json", style="natural", quality="hd", size="1792x1024", n=1,
+        mocked,
+        user="u",
+        response_format="b64_json",
+        style="natural",
+        quality="hd",
+        size="1792x1024",
+        n=1,
         model="dall-e-3",
     )
     assert body == (
@@ -104,8 +131,17 @@ def test_every_parameter_in_signature_order_then_extra_body(mocked: Any) -> None
         mocked,
         provider_options={"check_model_rules": False},
         extra_body={"seed": 7, "tag": "x"},
-        user="u", response_format="url", style="vivid", moderation="auto", output_compression=0,
-        output_format="jpeg", background="auto", quality="auto", size="auto", n=3, model="some-model",
+        user="u",
+        response_format="url",
+        style="vivid",
+        moderation="auto",
+        output_compression=0,
+        output_format="jpeg",
+        background="auto",
+        quality="auto",
+        size="auto",
+        n=3,
+        model="some-model",
     )
     assert body == (
         b'{"prompt":"A cute baby sea otter","model":"some-model","n":3,"size":"auto","quality":"auto",'
@@ -209,13 +245,16 @@ def test_extra_body_known_field_is_sent(mocked: Any) -> None:
     assert body == b'{"prompt":"A cute baby sea otter","model":"gpt-image-2","n":2}'
 
 
-@pytest.mark.parametrize("extra_body, param", [
-    ({"n": "two"}, "n"),
-    ({"quality": "ultra"}, "quality"),
-    ({"output_compression": 101}, "output_compression"),
-    ({"partial_images": 4}, "partial_images"),
-    ({"stream": "yes"}, "stream"),
-])
+@pytest.mark.parametrize(
+    "extra_body, param",
+    [
+        ({"n": "two"}, "n"),
+        ({"quality": "ultra"}, "quality"),
+        ({"output_compression": 101}, "output_compression"),
+        ({"partial_images": 4}, "partial_images"),
+        ({"stream": "yes"}, "stream"),
+    ],
+)
 def test_extra_body_known_field_is_validated(mocked: Any, extra_body: Dict[str, Any], param: str) -> None:
     """Fields the schema knows are validated even when they come through extra_body."""
     error = rejected(mocked, extra_body=extra_body)
@@ -223,15 +262,17 @@ def test_extra_body_known_field_is_validated(mocked: Any, extra_body: Dict[str, 
     assert repr(param) in str(error)
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    ({"n": 1, "extra_body": {"n": 2}}, "n"),
-    ({"size": "1024x1024", "extra_body": {"size": "1024x1024"}}, "size"),
-    ({"user": "a", "extra_body": {"user": "b"}}, "user"),
-    ({"extra_body": {"prompt": "another prompt"}}, "prompt"),
-    ({"model": "gpt-image-1", "extra_body": {"model": "gpt-image-2"}}, "model"),
-])
-def test_field_given_as_argument_and_in_extra_body_is_rejected(mocked: Any, kwargs: Dict[str, Any],
-                                                               param: str) -> None:
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        ({"n": 1, "extra_body": {"n": 2}}, "n"),
+        ({"size": "1024x1024", "extra_body": {"size": "1024x1024"}}, "size"),
+        ({"user": "a", "extra_body": {"user": "b"}}, "user"),
+        ({"extra_body": {"prompt": "another prompt"}}, "prompt"),
+        ({"model": "gpt-image-1", "extra_body": {"model": "gpt-image-2"}}, "model"),
+    ],
+)
+def test_field_given_as_argument_and_in_extra_body_is_rejected(mocked: Any, kwargs: Dict[str, Any], param: str) -> None:
     """The same field twice is ambiguous and refused, naming the field."""
     error = rejected(mocked, **kwargs)
     assert error.param == param
@@ -269,25 +310,29 @@ def test_extra_body_stream_false_is_sent(mocked: Any) -> None:
 # -- schema errors name the parameter ----------------------------------------------------
 
 
-@pytest.mark.parametrize("prompt, kwargs, param, fragment", [
-    (OTTER, {"n": "2"}, "n", "must be of type integer"),
-    (OTTER, {"n": 2.5}, "n", "must be of type integer"),
-    (OTTER, {"n": True}, "n", "must be of type integer"),
-    (OTTER, {"quality": "ultra"}, "quality", "must be one of"),
-    (OTTER, {"size": ""}, "size", "must not be empty"),
-    (OTTER, {"size": 1024}, "size", "must be of type string"),
-    (OTTER, {"model": ""}, "model", "must not be empty"),
-    (OTTER, {"model": 3}, "model", "must be of type string"),
-    (OTTER, {"output_format": "gif"}, "output_format", "must be one of"),
-    (OTTER, {"background": "clear"}, "background", "must be one of"),
-    (OTTER, {"moderation": "high"}, "moderation", "must be one of"),
-    (OTTER, {"user": 5}, "user", "must be of type string"),
-    (123, {}, "prompt", "must be of type string"),
-    (b"bytes prompt", {}, "prompt", "must be of type string"),
-    ("", {}, "prompt", "must not be empty"),
-])
-def test_schema_error_names_the_parameter(mocked: Any, prompt: Any, kwargs: Dict[str, Any], param: str,
-                                          fragment: str) -> None:
+@pytest.mark.parametrize(
+    "prompt, kwargs, param, fragment",
+    [
+        (OTTER, {"n": "2"}, "n", "must be of type integer"),
+        (OTTER, {"n": 2.5}, "n", "must be of type integer"),
+        (OTTER, {"n": True}, "n", "must be of type integer"),
+        (OTTER, {"quality": "ultra"}, "quality", "must be one of"),
+        (OTTER, {"size": ""}, "size", "must not be empty"),
+        (OTTER, {"size": 1024}, "size", "must be of type string"),
+        (OTTER, {"model": ""}, "model", "must not be empty"),
+        (OTTER, {"model": 3}, "model", "must be of type string"),
+        (OTTER, {"output_format": "gif"}, "output_format", "must be one of"),
+        (OTTER, {"background": "clear"}, "background", "must be one of"),
+        (OTTER, {"moderation": "high"}, "moderation", "must be one of"),
+        (OTTER, {"user": 5}, "user", "must be of type string"),
+        (123, {}, "prompt", "must be of type string"),
+        (b"bytes prompt", {}, "prompt", "must be of type string"),
+        ("", {}, "prompt", "must not be empty"),
+    ],
+)
+def test_schema_error_names_the_parameter(
+    mocked: Any, prompt: Any, kwargs: Dict[str, Any], param: str, fragment: str
+) -> None:
     """Type, enum and length errors from the schema carry the parameter name."""
     error = rejected(mocked, prompt, **kwargs)
     assert error.param == param

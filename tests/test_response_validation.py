@@ -5,8 +5,8 @@ import dataclasses
 import json
 
 import pytest
-
 from helpers import GENERATIONS_URL, PNG, PNG_B64, images_body
+
 from imageprovider import ImageResponse, ImageUsage, ResponseValidationError
 from imageprovider.results import RateLimits, parse_duration, sniff_mime_type
 
@@ -57,14 +57,40 @@ def test_body_that_is_not_json_raises_response_validation_error(mocked, provider
         ({"created": 1, "data": [{}]}, ("data", 0)),
         ({"created": 1, "data": [{"b64_json": 42}]}, ("data", 0, "b64_json")),
         ({"created": 1, "data": [{"url": None}]}, ("data", 0, "url")),
-        ({"created": 1, "data": [{"b64_json": PNG_B64}], "usage": {"input_tokens": "5", "output_tokens": 1,
-                                                                  "total_tokens": 6}}, ("usage", "input_tokens")),
-        ({"created": 1, "data": [{"b64_json": PNG_B64}], "usage": {"input_tokens": 1.5, "output_tokens": 1,
-                                                                  "total_tokens": 6}}, ("usage", "input_tokens")),
+        (
+            {
+                "created": 1,
+                "data": [{"b64_json": PNG_B64}],
+                "usage": {"input_tokens": "5", "output_tokens": 1, "total_tokens": 6},
+            },
+            ("usage", "input_tokens"),
+        ),
+        (
+            {
+                "created": 1,
+                "data": [{"b64_json": PNG_B64}],
+                "usage": {"input_tokens": 1.5, "output_tokens": 1, "total_tokens": 6},
+            },
+            ("usage", "input_tokens"),
+        ),
         ({"created": 1, "data": [{"b64_json": PNG_B64}], "usage": {"input_tokens": 1}}, ("usage",)),
     ],
-    ids=["null", "array", "no-created", "created-string", "no-data", "empty-data", "data-object", "item-string",
-         "item-empty", "b64-int", "url-null", "tokens-string", "tokens-float", "usage-incomplete"],
+    ids=[
+        "null",
+        "array",
+        "no-created",
+        "created-string",
+        "no-data",
+        "empty-data",
+        "data-object",
+        "item-string",
+        "item-empty",
+        "b64-int",
+        "url-null",
+        "tokens-string",
+        "tokens-float",
+        "usage-incomplete",
+    ],
 )
 def test_schema_violations_raise_with_the_failing_path(mocked, provider, body, path):
     """Off-schema bodies never cause KeyError or TypeError; the error names where they fail."""
@@ -75,14 +101,17 @@ def test_schema_violations_raise_with_the_failing_path(mocked, provider, body, p
 
 def test_large_invalid_body_is_truncated_in_the_error(mocked, provider):
     """The error keeps only the start of a multi-megabyte body."""
-    error = _expect_invalid(mocked, provider, json={"created": 1, "data": [{"b64_json": 7}], "pad": "x" * 10 ** 6})
+    error = _expect_invalid(mocked, provider, json={"created": 1, "data": [{"b64_json": 7}], "pad": "x" * 10**6})
     assert len(error.body) < 600
 
 
 def test_lenient_where_the_official_description_is_too_narrow(mocked, provider):
     """Custom sizes, new quality names and unknown extra fields are accepted."""
-    mocked.add("POST", GENERATIONS_URL, json=images_body(size="1536x864", quality="ultra", background="auto",
-                                                         novel_field={"a": 1}))
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        json=images_body(size="1536x864", quality="ultra", background="auto", novel_field={"a": 1}),
+    )
     result = provider.generate_image("an otter", size="1536x864")
     assert result.size == "1536x864"
     assert result.quality == "ultra"
@@ -100,7 +129,11 @@ def test_result_fields_and_typed_usage(mocked, provider):
     assert len(result.images) == 2
     assert [image.index for image in result.images] == [0, 1]
     assert (result.size, result.quality, result.output_format, result.background) == (
-        "1024x1024", "high", "png", "opaque")
+        "1024x1024",
+        "high",
+        "png",
+        "opaque",
+    )
     assert result.request_id == "req_42"
     assert result.raw == body
     assert isinstance(result.usage, ImageUsage)
@@ -112,9 +145,15 @@ def test_result_fields_and_typed_usage(mocked, provider):
 
 def test_usage_may_be_absent_or_null(mocked, provider):
     """DALL-E answers carry no usage."""
-    mocked.add("POST", GENERATIONS_URL, json={"created": 1, "data": [{"url": "https://files.example/a.png",
-                                                                      "revised_prompt": "An otter, floating"}],
-                                              "usage": None})
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        json={
+            "created": 1,
+            "data": [{"url": "https://files.example/a.png", "revised_prompt": "An otter, floating"}],
+            "usage": None,
+        },
+    )
     result = provider.generate_image("an otter", model="dall-e-3")
     assert result.usage is None
     image = result.images[0]
@@ -136,9 +175,19 @@ def test_results_are_read_only(mocked, provider):
 
 def test_image_bytes_are_decoded_lazily_and_sniffed(mocked, provider):
     """.data decodes on first use; .mime_type comes from the bytes, not the request."""
-    mocked.add("POST", GENERATIONS_URL, json=images_body(output_format="jpeg", data=[
-        {"b64_json": PNG_B64}, {"b64_json": base64.b64encode(JPEG).decode()},
-        {"b64_json": base64.b64encode(WEBP).decode()}, {"b64_json": base64.b64encode(b"GIF89a").decode()}]))
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        json=images_body(
+            output_format="jpeg",
+            data=[
+                {"b64_json": PNG_B64},
+                {"b64_json": base64.b64encode(JPEG).decode()},
+                {"b64_json": base64.b64encode(WEBP).decode()},
+                {"b64_json": base64.b64encode(b"GIF89a").decode()},
+            ],
+        ),
+    )
     result = provider.generate_image("an otter", n=4)
     assert result.images[0]._decoded == {}
     assert result.images[0].data == PNG
@@ -152,36 +201,62 @@ def test_invalid_base64_raises_on_access(mocked, provider):
     result = provider.generate_image("an otter", n=2)
     assert result.images[0].data == PNG
     with pytest.raises(ResponseValidationError) as caught:
-        result.images[1].data
+        _ = result.images[1].data
     assert caught.value.path == ("data", 1, "b64_json")
 
 
 def test_rate_limit_headers_are_parsed(mocked, provider):
     """Limits and remaining counts as ints, resets as seconds."""
-    mocked.add("POST", GENERATIONS_URL, json=images_body(), headers={
-        "x-ratelimit-limit-requests": "50",
-        "x-ratelimit-remaining-requests": "49",
-        "x-ratelimit-reset-requests": "1.2s",
-        "x-ratelimit-limit-tokens": "100000",
-        "X-RateLimit-Remaining-Tokens": "99000",
-        "x-ratelimit-reset-tokens": "6m0s",
-    })
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        json=images_body(),
+        headers={
+            "x-ratelimit-limit-requests": "50",
+            "x-ratelimit-remaining-requests": "49",
+            "x-ratelimit-reset-requests": "1.2s",
+            "x-ratelimit-limit-tokens": "100000",
+            "X-RateLimit-Remaining-Tokens": "99000",
+            "x-ratelimit-reset-tokens": "6m0s",
+        },
+    )
     limits = provider.generate_image("an otter").rate_limits
-    assert limits == RateLimits(limit_requests=50, limit_tokens=100000, remaining_requests=49,
-                                remaining_tokens=99000, reset_requests=1.2, reset_tokens=360.0)
+    assert limits == RateLimits(
+        limit_requests=50,
+        limit_tokens=100000,
+        remaining_requests=49,
+        remaining_tokens=99000,
+        reset_requests=1.2,
+        reset_tokens=360.0,
+    )
 
 
 def test_missing_or_odd_rate_limit_headers_give_none():
     """Azure's -1 and unparsable values are None, not errors."""
-    limits = RateLimits.from_headers({"x-ratelimit-remaining-requests": "-1", "x-ratelimit-reset-tokens": "soon",
-                                      "x-ratelimit-limit-requests": "many"})
+    limits = RateLimits.from_headers(
+        {
+            "x-ratelimit-remaining-requests": "-1",
+            "x-ratelimit-reset-tokens": "soon",
+            "x-ratelimit-limit-requests": "many",
+        }
+    )
     assert limits == RateLimits()
 
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("12ms", 0.012), ("6m0s", 360.0), ("1h2m3.5s", 3723.5), ("20s", 20.0), ("1.5", 1.5), ("0s", 0.0),
-     ("", None), ("5 minutes", None), ("-3", None), (None, None)],
+    [
+        ("12ms", 0.012),
+        ("6m0s", 360.0),
+        ("1h2m3.5s", 3723.5),
+        ("20s", 20.0),
+        ("1.5", 1.5),
+        ("0s", 0.0),
+        ("", None),
+        ("5 minutes", None),
+        ("-3", None),
+        (None, None),
+    ],
 )
 def test_parse_duration(text, seconds):
     """OpenAI's reset durations in seconds."""

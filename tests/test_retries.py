@@ -11,8 +11,9 @@ import time
 
 import pytest
 import requests
-
 from helpers import API_KEY, GENERATIONS_URL, PNG, images_body
+from scripted_server import Reply, ScriptedServer, unused_port
+
 from imageprovider import (
     APIConnectionError,
     APIStatusError,
@@ -24,7 +25,6 @@ from imageprovider import (
     RateLimitError,
     _retry,
 )
-from scripted_server import Reply, ScriptedServer, unused_port
 
 OK = Reply(200, images_body(), {"x-request-id": "req_ok"})
 
@@ -38,8 +38,9 @@ def _provider(server_url: str, **options) -> OpenAIImageProvider:
 
 def test_429_with_retry_after_ms_then_200_waits_exactly_that_long(sleeps):
     """A 429 asking for 250 ms is retried once, after exactly 0.25 s, with the same body."""
-    with ScriptedServer([Reply(429, {"error": {"message": "slow down", "type": "requests"}},
-                               {"retry-after-ms": "250"}), OK]) as server:
+    with ScriptedServer(
+        [Reply(429, {"error": {"message": "slow down", "type": "requests"}}, {"retry-after-ms": "250"}), OK]
+    ) as server:
         with _provider(server.base_url) as provider:
             result = provider.generate_image("an otter")
     assert result.images[0].data == PNG
@@ -51,8 +52,11 @@ def test_429_with_retry_after_ms_then_200_waits_exactly_that_long(sleeps):
 
 def test_500_three_times_raises_internal_server_error_after_three_attempts(sleeps):
     """Two retries by default; the third 500 becomes the typed error with its body and attempt count."""
-    failure = Reply(500, {"error": {"message": "The server had an error", "type": "server_error",
-                                    "param": None, "code": None}}, {"x-request-id": "req_500"})
+    failure = Reply(
+        500,
+        {"error": {"message": "The server had an error", "type": "server_error", "param": None, "code": None}},
+        {"x-request-id": "req_500"},
+    )
     with ScriptedServer([failure]) as server:
         with _provider(server.base_url) as provider:
             with pytest.raises(InternalServerError) as caught:
@@ -141,14 +145,14 @@ def test_unusable_retry_after_falls_back_to_backoff(sleeps, value):
 def test_connection_refused_is_retried_then_raises_connection_error(sleeps):
     """Nothing listening: the request never reached a server, so it is retried with backoff."""
     port = unused_port()
-    with _provider("http://127.0.0.1:{}/v1".format(port)) as provider:
+    with _provider(f"http://127.0.0.1:{port}/v1") as provider:
         with pytest.raises(APIConnectionError) as caught:
             provider.generate_image("an otter")
     error = caught.value
     assert not isinstance(error, APITimeoutError)
     assert error.attempts == 3
     assert len(sleeps) == 2
-    assert "127.0.0.1:{}".format(port) in error.message
+    assert f"127.0.0.1:{port}" in error.message
     assert isinstance(error.__cause__, requests.RequestException)
 
 
@@ -234,9 +238,19 @@ def test_client_errors_are_not_retried(mocked, provider, status):
 
 def test_moderation_block_is_never_retried(mocked, provider):
     """A moderation refusal is a ContentPolicyError after a single attempt."""
-    mocked.add("POST", GENERATIONS_URL, status=400, json={"error": {
-        "message": "Your request was rejected by the safety system.", "type": "image_generation_user_error",
-        "param": None, "code": "moderation_blocked"}})
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        status=400,
+        json={
+            "error": {
+                "message": "Your request was rejected by the safety system.",
+                "type": "image_generation_user_error",
+                "param": None,
+                "code": "moderation_blocked",
+            }
+        },
+    )
     with pytest.raises(ContentPolicyError) as caught:
         provider.generate_image("something forbidden")
     assert isinstance(caught.value, BadRequestError)
@@ -247,9 +261,20 @@ def test_moderation_block_is_never_retried(mocked, provider):
 def test_exhausted_429_is_a_rate_limit_error_with_headers(mocked):
     """When retries run out, the last 429 is raised with its headers and the attempt count."""
     for _ in range(3):
-        mocked.add("POST", GENERATIONS_URL, status=429, headers={"retry-after": "1", "x-request-id": "req_429"},
-                   json={"error": {"message": "Rate limit reached", "type": "requests", "param": None,
-                                   "code": "rate_limit_exceeded"}})
+        mocked.add(
+            "POST",
+            GENERATIONS_URL,
+            status=429,
+            headers={"retry-after": "1", "x-request-id": "req_429"},
+            json={
+                "error": {
+                    "message": "Rate limit reached",
+                    "type": "requests",
+                    "param": None,
+                    "code": "rate_limit_exceeded",
+                }
+            },
+        )
     with OpenAIImageProvider(api_key=API_KEY) as provider:
         with pytest.raises(RateLimitError) as caught:
             provider.generate_image("an otter")
@@ -324,6 +349,7 @@ def test_attempts_are_counted_per_call_when_threads_share_a_provider(sleeps):
     outcomes = []
     with ScriptedServer([failure]) as server:
         with _provider(server.base_url) as provider:
+
             def call():
                 try:
                     provider.generate_image("an otter")
@@ -344,7 +370,8 @@ def test_observers_see_every_response_including_retried_ones(sleeps):
     seen = []
     with ScriptedServer([Reply(429, {"error": {"message": "slow"}}, {"retry-after": "1"}), OK]) as server:
         with _provider(server.base_url) as provider:
-            provider._transport.observers.append(lambda status, headers: seen.append((status,
-                                                                                      headers.get("retry-after"))))
+            provider._transport.observers.append(
+                lambda status, headers: seen.append((status, headers.get("retry-after")))
+            )
             provider.generate_image("an otter")
     assert seen == [(429, "1"), (200, None)]

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
-
 from helpers import API_KEY, BASE_URL, GENERATIONS_URL, PNG, PNG_B64, images_body, make_jpeg, make_png, make_webp
+from scripted_server import Reply, ScriptedServer
+
 from imageprovider import (
     APIConnectionError,
     AzureOpenAIImageProvider,
@@ -29,14 +30,15 @@ from imageprovider import (
     ImageResponse,
     OpenAIImageProvider,
     ResponseValidationError,
+    _files,
 )
-from imageprovider import _files
 from imageprovider.testing import FakeImagesServer
-from scripted_server import Reply, ScriptedServer
 
 JPEG = make_jpeg(4, 3)
 WEBP = make_webp(4, 3)
-GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 ORGANIZATION = "org-secret-organization"
 PROJECT = "proj-secret-project"
 CREDENTIAL_HEADERS = ("authorization", "api-key", "openai-organization", "openai-project")
@@ -90,7 +92,7 @@ def lowered(headers: Dict[str, str]) -> Dict[str, str]:
 def assert_no_credentials(headers: Dict[str, str], *secrets: str) -> None:
     names = lowered(headers)
     for name in CREDENTIAL_HEADERS:
-        assert name not in names, "{} was sent to the storage host".format(name)
+        assert name not in names, f"{name} was sent to the storage host"
     for secret in (API_KEY,) + secrets:
         assert all(secret not in value for value in headers.values())
 
@@ -119,7 +121,7 @@ class StreamingStorage:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 outer.received.append(dict(self.headers))
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
@@ -127,7 +129,7 @@ class StreamingStorage:
                 self.end_headers()
                 try:
                     for start in range(0, len(body), piece):
-                        part = body[start:start + piece]
+                        part = body[start : start + piece]
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
@@ -136,13 +138,12 @@ class StreamingStorage:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return "http://{}:{}/blob/image.png?sig=abc".format(host, port)
+        return f"http://{host}:{port}/blob/image.png?sig=abc"
 
     def __enter__(self) -> "StreamingStorage":
         self._thread.start()
@@ -157,18 +158,31 @@ class StreamingStorage:
 # -- names and extensions --------------------------------------------------------
 
 
-@pytest.mark.parametrize("data, name, expected", [
-    (PNG, "x.png", "x.png"),
-    (JPEG, "x.png", "x.jpg"),
-    (PNG, "x", "x.png"),
-    (JPEG, "x.jpeg", "x.jpeg"),
-    (JPEG, "x.jpg", "x.jpg"),
-    (PNG, "x.JPG", "x.png"),
-    (WEBP, "x.png", "x.webp"),
-    (PNG, "v1.5", "v1.5.png"),
-    (JPEG, "photo.final", "photo.final.jpg"),
-], ids=["png-png", "jpeg-to-png-name", "png-bare", "jpeg-keeps-jpeg", "jpeg-jpg", "png-upper-jpg",
-        "webp-png-name", "dotted-version", "dotted-name"])
+@pytest.mark.parametrize(
+    "data, name, expected",
+    [
+        (PNG, "x.png", "x.png"),
+        (JPEG, "x.png", "x.jpg"),
+        (PNG, "x", "x.png"),
+        (JPEG, "x.jpeg", "x.jpeg"),
+        (JPEG, "x.jpg", "x.jpg"),
+        (PNG, "x.JPG", "x.png"),
+        (WEBP, "x.png", "x.webp"),
+        (PNG, "v1.5", "v1.5.png"),
+        (JPEG, "photo.final", "photo.final.jpg"),
+    ],
+    ids=[
+        "png-png",
+        "jpeg-to-png-name",
+        "png-bare",
+        "jpeg-keeps-jpeg",
+        "jpeg-jpg",
+        "png-upper-jpg",
+        "webp-png-name",
+        "dotted-version",
+        "dotted-name",
+    ],
+)
 def test_extension_follows_the_bytes_not_the_request(tmp_path: Path, data: bytes, name: str, expected: str) -> None:
     """The request said png; the bytes decide: a wrong image suffix is replaced, a missing one appended."""
     out = tmp_path / "out"
@@ -217,8 +231,9 @@ def test_bytes_that_are_not_an_image_are_not_saved(tmp_path: Path) -> None:
 # -- atomic writes ----------------------------------------------------------------
 
 
-def test_write_goes_through_a_flushed_fsynced_temporary_in_the_same_folder(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_goes_through_a_flushed_fsynced_temporary_in_the_same_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "x.png"
     real_fsync = os.fsync
     seen: List[Any] = []
@@ -290,8 +305,9 @@ def test_file_systems_without_hard_links_still_get_the_file(tmp_path: Path, monk
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_saved_files_get_the_permissions_of_any_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         umask: int, mode: int) -> None:
+def test_saved_files_get_the_permissions_of_any_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int, mode: int
+) -> None:
     monkeypatch.setattr(_files, "_UMASK", umask)
     saved = response_of(PNG).images[0].save(tmp_path / "x.png", metadata=True)
     assert stat.S_IMODE(saved.stat().st_mode) == mode
@@ -355,53 +371,77 @@ def test_save_all_of_url_results_checks_every_target_before_downloading_any(tmp_
 # -- names from prompts ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("A cat / on ../../etc\n the mat!", "a-cat-on-etc-the-mat"),
-    ("../../etc/passwd\n\x00 evil / name", "etc-passwd-evil-name"),
-    ("..\\..\\Windows\\System32", "windows-system32"),
-    ("C:\\Users\\me", "c-users-me"),
-    ("/absolute/path", "absolute-path"),
-    ("x:y*z?<>|\"", "x-y-z"),
-    ("..", "image"),
-    ("...", "image"),
-    ("", "image"),
-    ("   ", "image"),
-    ("\x00\x01\x7f", "image"),
-    ("!!!", "image"),
-    ("☕🦦", "image"),
-    ("a\u202eb", "ab"),
-    ("a\u200bb", "ab"),
-    (".hidden", "hidden"),
-    ("-dash-", "dash"),
-    ("snake_case name", "snake-case-name"),
-    ("CON", "image"),
-    ("con", "image"),
-    ("nul", "image"),
-    ("Nul ", "image"),
-    ("AUX", "image"),
-    ("prn", "image"),
-    ("COM1", "image"),
-    ("lpt9", "image"),
-    ("COM\u00b9", "image"),
-    ("con.txt", "con-txt"),
-    ("console", "console"),
-    ("Café au lait", "café-au-lait"),
-    ("東京の夜", "東京の夜"),
-    ("Ünïcödé Straße", "ünïcödé-straße"),
-    ("\uff26\uff55\uff4c\uff4c width", "full-width"),
-    ("\ufb01sh", "fish"),
-    ("\U0001d538\U0001d539", "ab"),
-    ("e\u0301t\u00e9", "\u00e9t\u00e9"),
-    ("a\u2215b\uff0fc", "a-b-c"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("A cat / on ../../etc\n the mat!", "a-cat-on-etc-the-mat"),
+        ("../../etc/passwd\n\x00 evil / name", "etc-passwd-evil-name"),
+        ("..\\..\\Windows\\System32", "windows-system32"),
+        ("C:\\Users\\me", "c-users-me"),
+        ("/absolute/path", "absolute-path"),
+        ('x:y*z?<>|"', "x-y-z"),
+        ("..", "image"),
+        ("...", "image"),
+        ("", "image"),
+        ("   ", "image"),
+        ("\x00\x01\x7f", "image"),
+        ("!!!", "image"),
+        ("☕🦦", "image"),
+        ("a\u202eb", "ab"),
+        ("a\u200bb", "ab"),
+        (".hidden", "hidden"),
+        ("-dash-", "dash"),
+        ("snake_case name", "snake-case-name"),
+        ("CON", "image"),
+        ("con", "image"),
+        ("nul", "image"),
+        ("Nul ", "image"),
+        ("AUX", "image"),
+        ("prn", "image"),
+        ("COM1", "image"),
+        ("lpt9", "image"),
+        ("COM\u00b9", "image"),
+        ("con.txt", "con-txt"),
+        ("console", "console"),
+        ("Café au lait", "café-au-lait"),
+        ("東京の夜", "東京の夜"),
+        ("Ünïcödé Straße", "ünïcödé-straße"),
+        ("\uff26\uff55\uff4c\uff4c width", "full-width"),
+        ("\ufb01sh", "fish"),
+        ("\U0001d538\U0001d539", "ab"),
+        ("e\u0301t\u00e9", "\u00e9t\u00e9"),
+        ("a\u2215b\uff0fc", "a-b-c"),
+    ],
+)
 def test_safe_stem_sanitises_nasty_text(text: str, expected: str) -> None:
     assert _files.safe_stem(text) == expected
 
 
 NASTY = [
-    "../" * 50, "..", "./.", "a/../b", "a\\..\\b", "\x00" * 10, "x" * 500, "é" * 300, "東" * 300,
-    "-" * 200 + "a", "a" + "." * 200, "CON", "com9", "LPT1", "aux", "a\nb\rc\td", "\u202e\u2066evil\u2069",
-    "\ud800broken surrogate", "name\x1b[31mred", "tail.", "tail-", "ｃｏｎ", "a" * 79 + "-b", "a" * 79 + ".b",
+    "../" * 50,
+    "..",
+    "./.",
+    "a/../b",
+    "a\\..\\b",
+    "\x00" * 10,
+    "x" * 500,
+    "é" * 300,
+    "東" * 300,
+    "-" * 200 + "a",
+    "a" + "." * 200,
+    "CON",
+    "com9",
+    "LPT1",
+    "aux",
+    "a\nb\rc\td",
+    "\u202e\u2066evil\u2069",
+    "\ud800broken surrogate",
+    "name\x1b[31mred",
+    "tail.",
+    "tail-",
+    "ｃｏｎ",
+    "a" * 79 + "-b",
+    "a" * 79 + ".b",
 ]
 
 
@@ -436,8 +476,14 @@ def test_save_all_with_a_hostile_prompt_stays_inside_the_folder(tmp_path: Path) 
     assert paths == [out / "etc-passwd-evil-name-1.png", out / "etc-passwd-evil-name-2.jpg"]
     for path in paths:
         assert path.resolve().parent == out.resolve()
-    assert listing(out) == sorted(["etc-passwd-evil-name-1.png", "etc-passwd-evil-name-1.json",
-                                   "etc-passwd-evil-name-2.jpg", "etc-passwd-evil-name-2.json"])
+    assert listing(out) == sorted(
+        [
+            "etc-passwd-evil-name-1.png",
+            "etc-passwd-evil-name-1.json",
+            "etc-passwd-evil-name-2.jpg",
+            "etc-passwd-evil-name-2.json",
+        ]
+    )
     assert listing(tmp_path) == ["a"] and listing(tmp_path / "a") == ["b"] and listing(tmp_path / "a" / "b") == ["out"]
     reserved = response_of(PNG, prompt="CON").save_all(tmp_path / "reserved")
     assert reserved == [tmp_path / "reserved" / "image.png"]
@@ -460,8 +506,9 @@ def test_url_results_are_downloaded_without_credentials(tmp_path: Path, monkeypa
     monkeypatch.setattr(_files, "_UMASK", 0o022)
     with scripted([image_reply(JPEG)]) as storage:
         with scripted([Reply(200, url_body(root_of(storage) + "/blob/x.png?sig=1"))]) as api:
-            provider, result = generate_url_result(api, organization=ORGANIZATION, project=PROJECT,
-                                                   extra_headers={"X-Gateway-Key": "gateway-secret"})
+            provider, result = generate_url_result(
+                api, organization=ORGANIZATION, project=PROJECT, extra_headers={"X-Gateway-Key": "gateway-secret"}
+            )
             with provider:
                 saved = result.images[0].save(tmp_path / "otter.png")
     assert saved == tmp_path / "otter.jpg" and saved.read_bytes() == JPEG
@@ -479,8 +526,9 @@ def test_url_results_are_downloaded_without_credentials(tmp_path: Path, monkeypa
 def test_azure_api_key_is_not_sent_to_the_storage_host(tmp_path: Path) -> None:
     with scripted([image_reply(PNG)]) as storage:
         with scripted([Reply(200, url_body(root_of(storage) + "/blob/x.png"))]) as api:
-            with AzureOpenAIImageProvider(api_key="azure-secret-key", endpoint=root_of(api), deployment="dalle",
-                                          api_version="2024-02-01") as azure:
+            with AzureOpenAIImageProvider(
+                api_key="azure-secret-key", endpoint=root_of(api), deployment="dalle", api_version="2024-02-01"
+            ) as azure:
                 result = azure.generate_image("An otter", model="dall-e-3", response_format="url")
                 result.images[0].save(tmp_path / "x.png")
     assert lowered(api.received[0].headers)["api-key"] == "azure-secret-key"
@@ -492,8 +540,10 @@ def test_a_redirect_from_the_api_origin_sends_credentials_to_the_first_hop_only(
     with scripted([image_reply(PNG)]) as storage:
         target = root_of(storage) + "/blob/x.png?sig=2"
         api = scripted([])
-        api.replies = [Reply(200, url_body(root_of(api) + "/v1/files/img-1/content")),
-                       Reply(302, b"", {"Location": target})]
+        api.replies = [
+            Reply(200, url_body(root_of(api) + "/v1/files/img-1/content")),
+            Reply(302, b"", {"Location": target}),
+        ]
         with api:
             provider, result = generate_url_result(api, organization=ORGANIZATION, project=PROJECT)
             with provider:
@@ -649,19 +699,23 @@ def test_a_body_exactly_at_the_cap_is_saved(tmp_path: Path) -> None:
     assert [path.read_bytes() for path in paths] == [body, body]
 
 
-@pytest.mark.parametrize("url", [
-    "http://example.com/x.png",
-    "file:///etc/passwd",
-    "ftp://127.0.0.1/x.png",
-    "http://localhost.example.com/x.png",
-    "http://127.0.0.1@example.com/x.png",
-    "https:///x.png",
-    "//example.com/x.png",
-    "javascript:alert(1)",
-    "data:image/png;base64," + PNG_B64,
-])
-def test_only_https_or_loopback_http_urls_are_fetched(mocked: Any, provider: OpenAIImageProvider, tmp_path: Path,
-                                                      url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/x.png",
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/x.png",
+        "http://localhost.example.com/x.png",
+        "http://127.0.0.1@example.com/x.png",
+        "https:///x.png",
+        "//example.com/x.png",
+        "javascript:alert(1)",
+        "data:image/png;base64," + PNG_B64,
+    ],
+)
+def test_only_https_or_loopback_http_urls_are_fetched(
+    mocked: Any, provider: OpenAIImageProvider, tmp_path: Path, url: str
+) -> None:
     mocked.add("POST", GENERATIONS_URL, json={"created": 1, "data": [{"url": url}]})
     result = provider.generate_image("An otter", model="dall-e-3", response_format="url")
     with pytest.raises(ResponseValidationError, match="only https"):
@@ -741,8 +795,9 @@ def test_a_url_image_without_a_provider_cannot_be_saved(tmp_path: Path) -> None:
 # -- sidecar metadata -------------------------------------------------------------------
 
 
-def test_sidecar_metadata_says_exactly_what_was_asked_and_answered(mocked: Any, provider: OpenAIImageProvider,
-                                                                   tmp_path: Path) -> None:
+def test_sidecar_metadata_says_exactly_what_was_asked_and_answered(
+    mocked: Any, provider: OpenAIImageProvider, tmp_path: Path
+) -> None:
     body = images_body()
     mocked.add("POST", GENERATIONS_URL, json=body, headers={"x-request-id": "req_meta_1"})
     result = provider.generate_image("An otter on a rock", size="1024x1024", quality="high")
@@ -754,8 +809,7 @@ def test_sidecar_metadata_says_exactly_what_was_asked_and_answered(mocked: Any, 
         "file": "otter.png",
         "index": 0,
         "model": "gpt-image-2",
-        "parameters": {"prompt": "An otter on a rock", "model": "gpt-image-2", "size": "1024x1024",
-                       "quality": "high"},
+        "parameters": {"prompt": "An otter on a rock", "model": "gpt-image-2", "size": "1024x1024", "quality": "high"},
         "prompt": "An otter on a rock",
         "request_id": "req_meta_1",
         "revised_prompt": None,
@@ -769,8 +823,9 @@ def test_sidecar_metadata_says_exactly_what_was_asked_and_answered(mocked: Any, 
 def test_sidecars_of_save_all_share_each_image_stem(tmp_path: Path) -> None:
     response = response_of(PNG, JPEG, prompt="v1.5 release", size="1024x1024")
     paths = response.save_all(tmp_path, metadata=True)
-    assert listing(tmp_path) == sorted(["v1-5-release-1.png", "v1-5-release-1.json", "v1-5-release-2.jpg",
-                                        "v1-5-release-2.json"])
+    assert listing(tmp_path) == sorted(
+        ["v1-5-release-1.png", "v1-5-release-1.json", "v1-5-release-2.jpg", "v1-5-release-2.json"]
+    )
     for index, path in enumerate(paths):
         document = json.loads(path.with_suffix(".json").read_text("utf-8"))
         assert (document["file"], document["index"], document["request_id"]) == (path.name, index, "req_local")
@@ -784,8 +839,7 @@ def test_sidecar_of_a_url_result_has_the_revised_prompt_and_url(tmp_path: Path) 
         body = url_body(url, revised_prompt="A photorealistic otter")
         with scripted([Reply(200, body, {"x-request-id": "req_url_1"})]) as api:
             with OpenAIImageProvider(api_key=API_KEY, base_url=api.base_url, organization=ORGANIZATION) as provider:
-                result = provider.generate_image("An otter", model="dall-e-3", size="1024x1024",
-                                                 response_format="url")
+                result = provider.generate_image("An otter", model="dall-e-3", size="1024x1024", response_format="url")
                 saved = result.images[0].save(tmp_path, metadata=True)
     assert saved == tmp_path / "an-otter.png"
     text = (tmp_path / "an-otter.json").read_text("utf-8")
@@ -822,20 +876,24 @@ def test_no_saved_file_contains_the_api_key(tmp_path: Path) -> None:
     assert document["created"] == result.created and document["file"] == "an-otter-2.png"
 
 
-def test_edit_parameters_summarise_files_without_their_content(mocked: Any, provider: OpenAIImageProvider,
-                                                               tmp_path: Path) -> None:
+def test_edit_parameters_summarise_files_without_their_content(
+    mocked: Any, provider: OpenAIImageProvider, tmp_path: Path
+) -> None:
     photo, other, mask = make_png(2, 2), make_png(2, 2), make_png(2, 2, 6)
     on_disk = tmp_path / "inputs" / "holiday.png"
     on_disk.parent.mkdir()
     on_disk.write_bytes(other)
     mocked.add("POST", BASE_URL + "/images/edits", json=images_body())
-    result = provider.edit_image("Add a hat", [("photo.png", photo, "image/png"), str(on_disk)],
-                                 mask=("mask.png", mask, "image/png"))
+    result = provider.edit_image(
+        "Add a hat", [("photo.png", photo, "image/png"), str(on_disk)], mask=("mask.png", mask, "image/png")
+    )
     expected = {
         "prompt": "Add a hat",
         "model": "gpt-image-2",
-        "images": [{"filename": "photo.png", "content_type": "image/png", "bytes": len(photo)},
-                   {"filename": "holiday.png", "content_type": "image/png", "bytes": len(other)}],
+        "images": [
+            {"filename": "photo.png", "content_type": "image/png", "bytes": len(photo)},
+            {"filename": "holiday.png", "content_type": "image/png", "bytes": len(other)},
+        ],
         "mask": {"filename": "mask.png", "content_type": "image/png", "bytes": len(mask)},
     }
     assert dict(result.request) == expected

@@ -8,11 +8,11 @@ import logging
 from typing import Any, List
 
 import pytest
+from helpers import GENERATIONS_URL, images_body
+from scripted_server import Reply, ScriptedServer, unused_port
 
 import imageprovider
-from helpers import GENERATIONS_URL, images_body
 from imageprovider import ConfigurationError, ImageProviderError, OpenAIImageProvider, cli
-from scripted_server import Reply, ScriptedServer, unused_port
 
 CANARY = "sk-canary-5f1e0c7a9b3d4e2f8a6c"
 
@@ -23,8 +23,13 @@ def _texts_of(error: BaseException) -> List[str]:
     current = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        texts += [str(current), repr(current), str(getattr(current, "body", "")),
-                  str(getattr(current, "headers", "")), str(current.__dict__ if hasattr(current, "__dict__") else "")]
+        texts += [
+            str(current),
+            repr(current),
+            str(getattr(current, "body", "")),
+            str(getattr(current, "headers", "")),
+            str(current.__dict__ if hasattr(current, "__dict__") else ""),
+        ]
         current = current.__cause__ or current.__context__
     return texts
 
@@ -32,8 +37,14 @@ def _texts_of(error: BaseException) -> List[str]:
 def _scenarios(mocked: Any) -> List[Any]:
     """Run one call per outcome; return every error raised."""
     errors: List[Any] = []
-    echo = {"error": {"message": "Incorrect API key provided: " + CANARY, "type": "invalid_request_error",
-                      "param": None, "code": "invalid_api_key"}}
+    echo = {
+        "error": {
+            "message": "Incorrect API key provided: " + CANARY,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
     mocked.add("POST", GENERATIONS_URL, json=images_body())
     mocked.add("POST", GENERATIONS_URL, status=401, json=echo, headers={"x-echo": CANARY})
     mocked.add("POST", GENERATIONS_URL, status=500, body="<html>" + CANARY + "</html>", content_type="text/html")
@@ -72,7 +83,7 @@ def test_canary_key_never_appears_anywhere(mocked, monkeypatch, caplog, capsys):
             with pytest.raises(ImageProviderError) as caught:
                 provider.generate_image("slow")
             outputs.append(caught.value)
-    with OpenAIImageProvider(base_url="http://127.0.0.1:{}/v1".format(unused_port()), max_retries=0) as provider:
+    with OpenAIImageProvider(base_url=f"http://127.0.0.1:{unused_port()}/v1", max_retries=0) as provider:
         with pytest.raises(ImageProviderError) as caught:
             provider.generate_image("nobody home")
         outputs.append(caught.value)

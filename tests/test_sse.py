@@ -24,7 +24,7 @@ def feed_in_chunks(stream: bytes, sizes: Chunking) -> Tuple[List[ServerSentEvent
     turn = 0
     while offset < len(stream):
         size = size_list[turn % len(size_list)]
-        events.extend(decoder.feed(stream[offset:offset + size]))
+        events.extend(decoder.feed(stream[offset : offset + size]))
         offset += size
         turn += 1
     events.extend(decoder.close())
@@ -165,8 +165,18 @@ class TestFields:
     @pytest.mark.parametrize(
         "value",
         [b"", b"abc", b"10a", b"-5", b"+5", b"1.5", b"5 ", b" 5", "\u0661\u0662".encode("utf-8"), "\u00b2".encode()],
-        ids=["empty", "letters", "digits-then-letter", "negative", "plus", "decimal", "trailing-space",
-             "extra-leading-space", "arabic-indic-digits", "superscript-two"],
+        ids=[
+            "empty",
+            "letters",
+            "digits-then-letter",
+            "negative",
+            "plus",
+            "decimal",
+            "trailing-space",
+            "extra-leading-space",
+            "arabic-indic-digits",
+            "superscript-two",
+        ],
     )
     def test_retry_with_anything_but_ascii_digits_is_ignored(self, value: bytes) -> None:
         """A non-digit retry value leaves the previous reconnection time in place."""
@@ -217,7 +227,7 @@ class TestEndOfStream:
 
     def test_unterminated_final_event_is_discarded(self) -> None:
         """Fields with no blank line after them are dropped at EOF, and the stream is marked incomplete."""
-        events, incomplete = feed_in_chunks(b"data: a\n\nevent: image_generation.completed\ndata: {\"b\n", 4096)
+        events, incomplete = feed_in_chunks(b'data: a\n\nevent: image_generation.completed\ndata: {"b\n', 4096)
         assert events == [msg("a")]
         assert incomplete is True
 
@@ -272,7 +282,7 @@ MIXED_STREAM = (
     b"\xef\xbb\xbf: hello\r\n"
     b"event: first\r\nid: 1\r\nretry: 250\r\ndata: line one\r\ndata:line two\r\n\r\n"
     b"data: caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\xa6\rdata\r\r"
-    b"id: bad\x00id\nevent: third\ndata:  spaced\n: comment\ndata: {\"k\": \"v:w\"}\n\n"
+    b'id: bad\x00id\nevent: third\ndata:  spaced\n: comment\ndata: {"k": "v:w"}\n\n'
     b"event: nothing\n\n"
     b"\r\n\n\r"
     b"data: last\r\n\r"
@@ -297,7 +307,7 @@ class TestChunking:
         for cut in range(len(MIXED_STREAM) + 1):
             decoder = SSEDecoder()
             events = decoder.feed(MIXED_STREAM[:cut]) + decoder.feed(MIXED_STREAM[cut:]) + decoder.close()
-            assert events == MIXED_EVENTS, "split at byte {}".format(cut)
+            assert events == MIXED_EVENTS, f"split at byte {cut}"
             assert decoder.incomplete is True
 
     @pytest.mark.parametrize("size", [1, 2, 3, 7, 65536])
@@ -311,7 +321,7 @@ class TestChunking:
             decoder = SSEDecoder()
             events = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:]) + decoder.close()
             assert events == MIXED_EVENTS
-            assert decoder.incomplete is False, "split at byte {}".format(cut)
+            assert decoder.incomplete is False, f"split at byte {cut}"
 
     def test_irregular_chunk_sizes(self) -> None:
         assert feed_in_chunks(MIXED_STREAM, [5, 1, 1, 13, 2, 8]) == (MIXED_EVENTS, True)
@@ -338,12 +348,26 @@ class TestLargeEvents:
         b64 = base64.b64encode(bytes(range(256)) * (5 * 1024 * 1024 * 3 // 4 // 256)).decode("ascii")
         assert len(b64) >= 5 * 1024 * 1024
         partial = _image_event("image_generation.partial_image", b64, partial_image_index=0)
-        usage = {"total_tokens": 100, "input_tokens": 50, "output_tokens": 50,
-                 "input_tokens_details": {"text_tokens": 10, "image_tokens": 40}}
+        usage = {
+            "total_tokens": 100,
+            "input_tokens": 50,
+            "output_tokens": 50,
+            "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
+        }
         completed = _image_event("image_generation.completed", b64[:1000], usage=usage)
         text = (
-            "event: image_generation.partial_image" + eol + "data: " + partial + eol + eol
-            + "event: image_generation.completed" + eol + "data: " + completed + eol + eol
+            "event: image_generation.partial_image"
+            + eol
+            + "data: "
+            + partial
+            + eol
+            + eol
+            + "event: image_generation.completed"
+            + eol
+            + "data: "
+            + completed
+            + eol
+            + eol
         )
         events, incomplete = feed_in_chunks(text.encode("ascii"), 65536)
         assert incomplete is False
@@ -360,7 +384,7 @@ class TestLargeEvents:
         decoder = SSEDecoder()
         events: List[ServerSentEvent] = []
         for start in range(0, len(stream), 1024):
-            events.extend(decoder.feed(stream[start:start + 1024]))
+            events.extend(decoder.feed(stream[start : start + 1024]))
         events.extend(decoder.close())
         assert events == [msg(payload.decode("ascii"))]
         assert decoder.incomplete is False
@@ -379,6 +403,6 @@ class TestLargeEvents:
         stream = (b"event: e\r\ndata: " + b"y" * 5000 + b"\r\n\r\n: c\r") * 20
         decoder = SSEDecoder()
         for start in range(0, len(stream), size):
-            decoder.feed(stream[start:start + size])
+            decoder.feed(stream[start : start + size])
         decoder.close()
         assert decoder.bytes_scanned <= 2 * len(stream)

@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 import pytest
 import requests
 import responses
-
 from helpers import API_KEY, BASE_URL, GENERATIONS_URL, PNG, PNG_B64
+
 from imageprovider import (
     APIConnectionError,
     APIStatusError,
@@ -36,8 +36,8 @@ from imageprovider import (
     RateLimitError,
     RequestValidationError,
     ResponseValidationError,
+    streaming,
 )
-from imageprovider import streaming
 from imageprovider.results import InputTokensDetails
 
 EDITS_URL = BASE_URL + "/images/edits"
@@ -127,7 +127,7 @@ def collect(stream: ImageStream) -> Tuple[List[Any], Optional[BaseException]]:
     try:
         for event in stream:
             events.append(event)
-    except Exception as exc:  # noqa: BLE001 - the caller checks the type
+    except Exception as exc:
         return events, exc
     return events, None
 
@@ -153,8 +153,13 @@ class Conn:
         self._handler = handler
         self.chunked = False
 
-    def start(self, status: int = 200, headers: Optional[Dict[str, str]] = None, chunked: bool = False,
-              content_type: str = "text/event-stream") -> None:
+    def start(
+        self,
+        status: int = 200,
+        headers: Optional[Dict[str, str]] = None,
+        chunked: bool = False,
+        content_type: str = "text/event-stream",
+    ) -> None:
         """Status line and headers: no Content-Length, ``Connection: close``."""
         handler = self._handler
         handler.send_response(status)
@@ -239,14 +244,13 @@ class SSEServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
     def base_url(self) -> str:
         port = self._httpd.server_address[1]
-        return "http://127.0.0.1:{}/v1".format(port)
+        return f"http://127.0.0.1:{port}/v1"
 
     def play(self, *scripts: Script) -> None:
         self.scripts = list(scripts)
@@ -264,11 +268,13 @@ class SSEServer:
 
 def send_all(*pieces: bytes, chunked: bool = False, status: int = 200) -> Script:
     """A script writing ``pieces`` one write (and flush) each, then ending the body."""
+
     def script(conn: Conn) -> None:
         conn.start(status, chunked=chunked)
         for piece in pieces:
             conn.write(piece)
         conn.end()
+
     return script
 
 
@@ -296,10 +302,17 @@ def client(server: SSEServer) -> Iterator[OpenAIImageProvider]:
         ({}, b'{"prompt":"A koi pond","model":"gpt-image-2","stream":true}'),
         ({"partial_images": 0}, b'{"prompt":"A koi pond","model":"gpt-image-2","stream":true,"partial_images":0}'),
         ({"partial_images": 2}, b'{"prompt":"A koi pond","model":"gpt-image-2","stream":true,"partial_images":2}'),
-        ({"partial_images": 3, "size": "1024x1536", "quality": "low", "output_format": "webp",
-          "model": "gpt-image-1.5"},
-         b'{"prompt":"A koi pond","model":"gpt-image-1.5","size":"1024x1536","quality":"low",'
-         b'"output_format":"webp","stream":true,"partial_images":3}'),
+        (
+            {
+                "partial_images": 3,
+                "size": "1024x1536",
+                "quality": "low",
+                "output_format": "webp",
+                "model": "gpt-image-1.5",
+            },
+            b'{"prompt":"A koi pond","model":"gpt-image-1.5","size":"1024x1536","quality":"low",'
+            b'"output_format":"webp","stream":true,"partial_images":3}',
+        ),
     ],
     ids=["no-partials", "partials-0", "partials-2", "with-options"],
 )
@@ -338,7 +351,10 @@ def test_stream_edit_sends_multipart_text_part_stream_true(mocked):
     assert error is None
     assert [type(event) for event in events] == [PartialImage, PartialImage, Completed]
     assert [event.type for event in events] == [
-        "image_edit.partial_image", "image_edit.partial_image", "image_edit.completed"]
+        "image_edit.partial_image",
+        "image_edit.partial_image",
+        "image_edit.completed",
+    ]
     assert len(mocked.calls) == 1
     request = mocked.calls[0].request
     assert request.url == EDITS_URL
@@ -379,7 +395,8 @@ def test_dall_e_models_refuse_streaming_before_sending(mocked, call, model, endp
     assert type(caught.value) is RequestValidationError
     assert caught.value.param == "stream"
     assert caught.value.message.startswith(
-        "Parameter 'stream' is not supported by {} for {}; it is accepted by ".format(model, endpoint))
+        f"Parameter 'stream' is not supported by {model} for {endpoint}; it is accepted by "
+    )
     assert "gpt-image-2" in caught.value.message
     assert len(mocked.calls) == 0
 
@@ -398,8 +415,11 @@ def test_generate_image_refuses_stream_in_extra_body(mocked):
 
 
 def test_events_are_typed_validated_and_carry_every_field(mocked):
-    body = sse(partial(0, quality="medium")) + sse(partial(1, background="opaque")) + sse(
-        completed(size="1536x1024", output_format="png"))
+    body = (
+        sse(partial(0, quality="medium"))
+        + sse(partial(1, background="opaque"))
+        + sse(completed(size="1536x1024", output_format="png"))
+    )
     add_stream(mocked, body)
     with OpenAIImageProvider(api_key=API_KEY) as provider:
         stream = provider.stream_image(PROMPT, partial_images=2)
@@ -418,7 +438,12 @@ def test_events_are_typed_validated_and_carry_every_field(mocked):
     assert first.data == PNG
     assert first.mime_type == "image/png"
     assert (first.size, first.quality, first.background, first.output_format, first.created_at) == (
-        "1024x1024", "medium", "transparent", "png", 1620000000)
+        "1024x1024",
+        "medium",
+        "transparent",
+        "png",
+        1620000000,
+    )
     assert second.background == "opaque"
 
     assert isinstance(last, Completed)
@@ -427,9 +452,18 @@ def test_events_are_typed_validated_and_carry_every_field(mocked):
     assert last.image.data == PNG
     assert last.image.b64_json == PNG_B64
     assert (last.size, last.quality, last.background, last.output_format, last.created_at) == (
-        "1536x1024", "high", "transparent", "png", 1620000001)
-    assert last.usage == ImageUsage(input_tokens=50, output_tokens=50, total_tokens=100,
-                                    input_tokens_details=InputTokensDetails(text_tokens=10, image_tokens=40))
+        "1536x1024",
+        "high",
+        "transparent",
+        "png",
+        1620000001,
+    )
+    assert last.usage == ImageUsage(
+        input_tokens=50,
+        output_tokens=50,
+        total_tokens=100,
+        input_tokens_details=InputTokensDetails(text_tokens=10, image_tokens=40),
+    )
 
     assert stream.completed == [last]
     assert stream.partial_count == 2
@@ -448,14 +482,21 @@ def test_partial_images_zero_yields_only_the_completed_event(mocked):
 
 
 def test_completed_with_null_usage_and_null_options_is_accepted(mocked):
-    add_stream(mocked, sse(completed(usage=None, size=None, quality=None, background=None, output_format=None,
-                                     created_at=None)))
+    add_stream(
+        mocked,
+        sse(completed(usage=None, size=None, quality=None, background=None, output_format=None, created_at=None)),
+    )
     with OpenAIImageProvider(api_key=API_KEY) as provider:
         with provider.stream_image(PROMPT) as stream:
             (event,) = list(stream)
     assert event.usage is None
     assert (event.size, event.quality, event.background, event.output_format, event.created_at) == (
-        None, None, None, None, None)
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
     assert event.data == PNG
 
 
@@ -530,9 +571,19 @@ def test_unknown_event_types_and_comments_are_skipped(mocked):
         completed(usage={"input_tokens": 50}),
         completed(type="image_edits.completed"),
     ],
-    ids=["partial-no-index", "partial-negative-index", "partial-index-string", "b64-not-string",
-         "no-b64", "no-type", "created-at-string", "size-number", "usage-negative", "usage-incomplete",
-         "misspelled-type"],
+    ids=[
+        "partial-no-index",
+        "partial-negative-index",
+        "partial-index-string",
+        "b64-not-string",
+        "no-b64",
+        "no-type",
+        "created-at-string",
+        "size-number",
+        "usage-negative",
+        "usage-incomplete",
+        "misspelled-type",
+    ],
 )
 def test_off_schema_event_raises_response_validation_error_after_earlier_events(mocked, payload):
     add_stream(mocked, sse(partial(0)) + sse(payload) + sse(completed()))
@@ -576,29 +627,91 @@ SERVER_MESSAGE = "The server had an error while processing your request."
 @pytest.mark.parametrize(
     "error_event, expected_class, message, code, error_type",
     [
-        (sse({"error": {"message": MODERATION_MESSAGE, "type": "image_generation_user_error",
-                        "code": "moderation_blocked", "param": None}}, event=None),
-         ContentPolicyError, MODERATION_MESSAGE, "moderation_blocked", "image_generation_user_error"),
-        (sse({"error": {"message": MODERATION_MESSAGE, "type": "image_generation_user_error",
-                        "code": "moderation_blocked", "param": None}}, event="error"),
-         ContentPolicyError, MODERATION_MESSAGE, "moderation_blocked", "image_generation_user_error"),
-        (sse({"type": "error", "code": "rate_limit_exceeded", "message": RATE_MESSAGE}, event="error"),
-         RateLimitError, RATE_MESSAGE, "rate_limit_exceeded", None),
-        (sse({"type": "error", "code": "rate_limit_exceeded", "message": RATE_MESSAGE}, event=None),
-         RateLimitError, RATE_MESSAGE, "rate_limit_exceeded", None),
-        (sse({"error": {"message": SERVER_MESSAGE, "type": "server_error", "code": None, "param": None}},
-             event=None),
-         InternalServerError, SERVER_MESSAGE, None, "server_error"),
-        (sse({"type": "error", "code": "server_error", "message": SERVER_MESSAGE}, event="error"),
-         InternalServerError, SERVER_MESSAGE, "server_error", None),
-        (sse({"message": SERVER_MESSAGE, "code": "server_error"}, event="error"),
-         InternalServerError, SERVER_MESSAGE, "server_error", None),
+        (
+            sse(
+                {
+                    "error": {
+                        "message": MODERATION_MESSAGE,
+                        "type": "image_generation_user_error",
+                        "code": "moderation_blocked",
+                        "param": None,
+                    }
+                },
+                event=None,
+            ),
+            ContentPolicyError,
+            MODERATION_MESSAGE,
+            "moderation_blocked",
+            "image_generation_user_error",
+        ),
+        (
+            sse(
+                {
+                    "error": {
+                        "message": MODERATION_MESSAGE,
+                        "type": "image_generation_user_error",
+                        "code": "moderation_blocked",
+                        "param": None,
+                    }
+                },
+                event="error",
+            ),
+            ContentPolicyError,
+            MODERATION_MESSAGE,
+            "moderation_blocked",
+            "image_generation_user_error",
+        ),
+        (
+            sse({"type": "error", "code": "rate_limit_exceeded", "message": RATE_MESSAGE}, event="error"),
+            RateLimitError,
+            RATE_MESSAGE,
+            "rate_limit_exceeded",
+            None,
+        ),
+        (
+            sse({"type": "error", "code": "rate_limit_exceeded", "message": RATE_MESSAGE}, event=None),
+            RateLimitError,
+            RATE_MESSAGE,
+            "rate_limit_exceeded",
+            None,
+        ),
+        (
+            sse(
+                {"error": {"message": SERVER_MESSAGE, "type": "server_error", "code": None, "param": None}}, event=None
+            ),
+            InternalServerError,
+            SERVER_MESSAGE,
+            None,
+            "server_error",
+        ),
+        (
+            sse({"type": "error", "code": "server_error", "message": SERVER_MESSAGE}, event="error"),
+            InternalServerError,
+            SERVER_MESSAGE,
+            "server_error",
+            None,
+        ),
+        (
+            sse({"message": SERVER_MESSAGE, "code": "server_error"}, event="error"),
+            InternalServerError,
+            SERVER_MESSAGE,
+            "server_error",
+            None,
+        ),
     ],
-    ids=["nested-moderation", "nested-moderation-error-event", "flat-rate-limit", "flat-rate-limit-no-event-line",
-         "nested-server-error", "flat-server-error", "error-event-without-type"],
+    ids=[
+        "nested-moderation",
+        "nested-moderation-error-event",
+        "flat-rate-limit",
+        "flat-rate-limit-no-event-line",
+        "nested-server-error",
+        "flat-server-error",
+        "error-event-without-type",
+    ],
 )
-def test_mid_stream_error_raises_typed_error_after_earlier_events(mocked, sleeps, error_event, expected_class,
-                                                                   message, code, error_type):
+def test_mid_stream_error_raises_typed_error_after_earlier_events(
+    mocked, sleeps, error_event, expected_class, message, code, error_type
+):
     """Partials before the error are yielded first; the error is typed by its code, never retried."""
     add_stream(mocked, sse(partial(0)) + sse(partial(1)) + error_event + sse(completed()))
     with OpenAIImageProvider(api_key=API_KEY) as provider:
@@ -619,8 +732,19 @@ def test_mid_stream_error_raises_typed_error_after_earlier_events(mocked, sleeps
 
 
 def test_mid_stream_error_is_a_bad_request_subclass_for_moderation(mocked):
-    add_stream(mocked, sse({"error": {"message": MODERATION_MESSAGE, "type": "image_generation_user_error",
-                                      "code": "moderation_blocked", "param": None}}))
+    add_stream(
+        mocked,
+        sse(
+            {
+                "error": {
+                    "message": MODERATION_MESSAGE,
+                    "type": "image_generation_user_error",
+                    "code": "moderation_blocked",
+                    "param": None,
+                }
+            }
+        ),
+    )
     with OpenAIImageProvider(api_key=API_KEY) as provider:
         with provider.stream_image(PROMPT) as stream:
             with pytest.raises(BadRequestError) as caught:
@@ -726,8 +850,7 @@ def test_stopping_early_closes_the_response(mocked, how):
 @pytest.mark.parametrize("chunk_size", [1, 2, 7])
 def test_tiny_reads_split_every_line_and_line_end(mocked, monkeypatch, eol, chunk_size):
     """Reading the body a byte at a time (every CR|LF and 'da|ta:' split) gives the same events."""
-    body = (b": hello" + eol.encode() + sse(partial(0), eol=eol) + sse(partial(1), eol=eol)
-            + sse(completed(), eol=eol))
+    body = b": hello" + eol.encode() + sse(partial(0), eol=eol) + sse(partial(1), eol=eol) + sse(completed(), eol=eol)
     add_stream(mocked, body)
     add_stream(mocked, body)
     with OpenAIImageProvider(api_key=API_KEY) as provider:
@@ -793,8 +916,7 @@ def cut(stream: bytes, points: Sequence[int]) -> List[bytes]:
 
 
 @pytest.mark.parametrize("chunk_size", [None, 4099], ids=["library-chunk-size", "odd-chunk-size"])
-def test_realistic_multi_megabyte_stream_over_a_socket_in_arbitrary_chunks(server, client, monkeypatch,
-                                                                           chunk_size):
+def test_realistic_multi_megabyte_stream_over_a_socket_in_arbitrary_chunks(server, client, monkeypatch, chunk_size):
     """Cut at arbitrary points on the server, the events equal those of the unsplit stream."""
     if chunk_size is not None:
         monkeypatch.setattr(streaming, "CHUNK_SIZE", chunk_size)
@@ -844,7 +966,7 @@ def test_request_over_a_socket_has_stream_body_and_event_stream_accept(server, c
 def test_stream_cut_in_the_middle_of_a_data_line_raises_and_is_not_retried(server, client, sleeps):
     """The server closes the socket halfway through the completed event's data line."""
     final = sse(completed())
-    server.play(send_all(sse(partial(0)), final[:len(final) // 2]))
+    server.play(send_all(sse(partial(0)), final[: len(final) // 2]))
     with client.stream_image(PROMPT, partial_images=1) as stream:
         events, error = collect(stream)
         assert response_closed(stream)
@@ -857,10 +979,11 @@ def test_stream_cut_in_the_middle_of_a_data_line_raises_and_is_not_retried(serve
 
 def test_chunked_stream_cut_mid_chunk_raises_connection_error(server, client, sleeps):
     """A chunked body that stops mid-chunk is a transport error, translated; not retried."""
+
     def script(conn: Conn) -> None:
         conn.start(chunked=True)
         conn.write(sse(partial(0)))
-        conn._handler.wfile.write(b"400\r\ndata: {\"type\":")  # announces 1024 bytes, sends a few
+        conn._handler.wfile.write(b'400\r\ndata: {"type":')  # announces 1024 bytes, sends a few
         conn._handler.wfile.flush()
 
     server.play(script)
@@ -886,8 +1009,12 @@ def test_stream_cut_right_after_headers_raises_and_is_not_retried(server, client
 
 
 def test_mid_stream_error_over_a_socket_closes_the_response(server, client, sleeps):
-    server.play(send_all(sse(partial(0)), sse({"type": "error", "code": "rate_limit_exceeded",
-                                               "message": RATE_MESSAGE}, event="error")))
+    server.play(
+        send_all(
+            sse(partial(0)),
+            sse({"type": "error", "code": "rate_limit_exceeded", "message": RATE_MESSAGE}, event="error"),
+        )
+    )
     with client.stream_image(PROMPT, partial_images=1) as stream:
         events, error = collect(stream)
         assert response_closed(stream)
@@ -903,11 +1030,11 @@ def test_mid_stream_error_over_a_socket_closes_the_response(server, client, slee
     "status, headers, expected_sleeps",
     [(503, {}, None), (429, {"retry-after-ms": "250"}, [0.25]), (500, {"retry-after": "1"}, [1.0])],
 )
-def test_status_error_before_the_stream_starts_is_retried(server, client, sleeps, status, headers,
-                                                          expected_sleeps):
+def test_status_error_before_the_stream_starts_is_retried(server, client, sleeps, status, headers, expected_sleeps):
     def refuse(conn: Conn) -> None:
-        conn.reply_json(status, {"error": {"message": "busy", "type": "server_error", "code": None,
-                                           "param": None}}, headers)
+        conn.reply_json(
+            status, {"error": {"message": "busy", "type": "server_error", "code": None, "param": None}}, headers
+        )
 
     server.play(refuse, send_all(simple_stream(1)))
     with client.stream_image(PROMPT, partial_images=1) as stream:
@@ -935,9 +1062,19 @@ def test_status_errors_before_the_stream_are_raised_after_retries_run_out(mocked
 
 
 def test_moderation_refusal_before_the_stream_is_not_retried(mocked, sleeps):
-    mocked.add("POST", GENERATIONS_URL, status=400, json={"error": {
-        "message": MODERATION_MESSAGE, "type": "image_generation_user_error", "param": None,
-        "code": "moderation_blocked"}})
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        status=400,
+        json={
+            "error": {
+                "message": MODERATION_MESSAGE,
+                "type": "image_generation_user_error",
+                "param": None,
+                "code": "moderation_blocked",
+            }
+        },
+    )
     with OpenAIImageProvider(api_key=API_KEY) as provider:
         with pytest.raises(ContentPolicyError) as caught:
             provider.stream_image(PROMPT, partial_images=1)
@@ -949,6 +1086,7 @@ def test_moderation_refusal_before_the_stream_is_not_retried(mocked, sleeps):
 
 def trickle(server: SSEServer, chunked: bool) -> Script:
     """One partial image, then another every TRICKLE_DELAY seconds (at most TRICKLE_MAX), never completing."""
+
     def script(conn: Conn) -> None:
         conn.start(chunked=chunked)
         conn.write(sse(partial(0)))
@@ -957,6 +1095,7 @@ def trickle(server: SSEServer, chunked: bool) -> Script:
                 return
             conn.write(sse(partial(index)))
         conn.end()
+
     return script
 
 
@@ -996,8 +1135,13 @@ def test_each_event_is_delivered_as_soon_as_it_arrives(server, client, chunked):
         (True, "leave-with"),
         (True, "exception-in-with"),
     ],
-    ids=["close-delimited-break-in-with", "chunked-break-in-with", "chunked-close", "chunked-leave-with",
-         "chunked-exception-in-with"],
+    ids=[
+        "close-delimited-break-in-with",
+        "chunked-break-in-with",
+        "chunked-close",
+        "chunked-leave-with",
+        "chunked-exception-in-with",
+    ],
 )
 def test_stopping_early_releases_the_connection(server, client, chunked, how):
     """The client reads one event and stops; the server's next writes fail because the socket is gone."""

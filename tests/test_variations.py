@@ -10,8 +10,8 @@ from typing import Any, List
 
 import pytest
 import responses
+from helpers import API_KEY, BASE_URL, GIF, Part, images_body, make_jpeg, make_png, make_webp, multipart_parts
 
-from helpers import GIF, API_KEY, BASE_URL, Part, images_body, make_jpeg, make_png, make_webp, multipart_parts
 from imageprovider import ImageResponse, OpenAIImageProvider, RequestValidationError, ResponseValidationError
 
 VARIATIONS_URL = BASE_URL + "/images/variations"
@@ -28,6 +28,7 @@ WIDE = make_png(4, 2)
 
 
 # -- helpers -------------------------------------------------------------------------
+
 
 def parts(call: Any) -> List[Part]:
     """The (name, filename, content type, payload) of each part of the call's multipart request."""
@@ -51,8 +52,9 @@ def vary(mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: A
     return result, mocked.calls[0]
 
 
-def rejected(mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: Any,
-             **kwargs: Any) -> RequestValidationError:
+def rejected(
+    mocked: responses.RequestsMock, provider: OpenAIImageProvider, *args: Any, **kwargs: Any
+) -> RequestValidationError:
     mocked.add(responses.POST, VARIATIONS_URL, json=url_body())
     with pytest.raises(RequestValidationError) as caught:
         provider.create_variation(*args, **kwargs)
@@ -73,8 +75,9 @@ def test_default_request_sends_dall_e_2_and_the_image(mocked: Any, provider: Any
 
 
 def test_all_fields_in_signature_order(mocked: Any, provider: Any) -> None:
-    _, call = vary(mocked, provider, ("in.png", SQUARE, "image/png"), user="u-1", response_format="url",
-                   size="256x256", n=3)
+    _, call = vary(
+        mocked, provider, ("in.png", SQUARE, "image/png"), user="u-1", response_format="url", size="256x256", n=3
+    )
     assert parts(call) == [
         text("model", "dall-e-2"),
         text("n", "3"),
@@ -184,8 +187,11 @@ def test_b64_results_are_parsed(mocked: Any, provider: Any) -> None:
     assert result.images[1].data.startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("body", [{"created": 1, "data": []}, {"created": 1, "data": [{"url": ""}]}, []],
-                         ids=["empty-data", "empty-url", "list"])
+@pytest.mark.parametrize(
+    "body",
+    [{"created": 1, "data": []}, {"created": 1, "data": [{"url": ""}]}, []],
+    ids=["empty-data", "empty-url", "list"],
+)
 def test_schema_violating_response_raises(mocked: Any, provider: Any, body: Any) -> None:
     mocked.add(responses.POST, VARIATIONS_URL, json=body)
     with pytest.raises(ResponseValidationError):

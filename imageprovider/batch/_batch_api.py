@@ -25,8 +25,15 @@ from ..provider import OpenAIImageProvider
 from ..results import ImageResponse
 from ._input import BatchInput, BatchItem
 from ._manifest import Manifest
-from ._online import BatchSummary, load_input, previous_attempts, record_problems, save_item_images, \
-    select_work, write_summary
+from ._online import (
+    BatchSummary,
+    load_input,
+    previous_attempts,
+    record_problems,
+    save_item_images,
+    select_work,
+    write_summary,
+)
 
 #: The Batch API's limits per input file.
 MAX_REQUESTS_PER_BATCH = 50_000
@@ -123,16 +130,21 @@ def run_batch_api(
         record_problems(manifest, batch_input.problems, summary)
         state = _State(folder)
         initial = manifest.load()
-        summary.skipped = sum(1 for item in batch_input.items
-                              if item.id in initial and initial[item.id].state == "done")
+        summary.skipped = sum(
+            1 for item in batch_input.items if item.id in initial and initial[item.id].state == "done"
+        )
         _collect(provider, state, manifest, by_id, folder, metadata, summary)
         # Done items were counted above; select_work's own count would include this run's collections.
         scratch = BatchSummary()
         # Items whose failure this run just collected wait for the next run, as online failures do.
         just_failed = {failure["id"] for failure in summary.failures}
-        work = [item for item in select_work(batch_input, manifest, retry_failed=retry_failed,
-                                             max_attempts=max_attempts, summary=scratch)
-                if item.id not in state.claimed() and item.id not in just_failed]
+        work = [
+            item
+            for item in select_work(
+                batch_input, manifest, retry_failed=retry_failed, max_attempts=max_attempts, summary=scratch
+            )
+            if item.id not in state.claimed() and item.id not in just_failed
+        ]
         summary.failed += scratch.failed
         _submit(provider, state, manifest, work, max_requests, max_bytes, summary)
         delay = poll_interval
@@ -145,8 +157,11 @@ def run_batch_api(
         records = manifest.load()
         done_now = sum(1 for item in batch_input.items if records.get(item.id) and records[item.id].state == "done")
         summary.done = done_now - summary.skipped
-        summary.pending = sum(1 for item in batch_input.items if item.id not in records or
-                              (records[item.id].state != "done" and item.id in state.claimed()))
+        summary.pending = sum(
+            1
+            for item in batch_input.items
+            if item.id not in records or (records[item.id].state != "done" and item.id in state.claimed())
+        )
         summary.batches = [dict(entry) for entry in state.batches]
     summary.elapsed = time.monotonic() - started
     summary.images_per_minute = summary.images / summary.elapsed * 60 if summary.elapsed > 0 else 0.0
@@ -154,8 +169,15 @@ def run_batch_api(
     return summary
 
 
-def _submit(provider: OpenAIImageProvider, state: _State, manifest: Manifest, work: Sequence[BatchItem],
-            max_requests: int, max_bytes: int, summary: BatchSummary) -> None:
+def _submit(
+    provider: OpenAIImageProvider,
+    state: _State,
+    manifest: Manifest,
+    work: Sequence[BatchItem],
+    max_requests: int,
+    max_bytes: int,
+    summary: BatchSummary,
+) -> None:
     # A file uploaded by an earlier run that crashed before creating its batch is used, not re-uploaded.
     for entry in state.batches:
         if entry.get("input_file_id") and not entry.get("batch_id"):
@@ -165,20 +187,32 @@ def _submit(provider: OpenAIImageProvider, state: _State, manifest: Manifest, wo
         try:
             endpoint, body = request_line(provider, item)
         except ImageProviderError as exc:
-            manifest.failed(item.id, error_class=type(exc).__name__, message=exc.message, request_id=None,
-                            attempts=previous_attempts(manifest.load(), item.id) + 1, line=item.line)
+            manifest.failed(
+                item.id,
+                error_class=type(exc).__name__,
+                message=exc.message,
+                request_id=None,
+                attempts=previous_attempts(manifest.load(), item.id) + 1,
+                line=item.line,
+            )
             summary.failed += 1
             summary.failures.append({"id": item.id, "error_class": type(exc).__name__, "message": exc.message})
             continue
         line = {"custom_id": item.id, "method": "POST", "url": endpoint, "body": body}
         grouped.setdefault(endpoint, []).append(
-            (item.id, json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"))
+            (item.id, json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        )
     for endpoint, lines in grouped.items():
         for chunk in chunk_lines(lines, max_requests, max_bytes):
             data = b"".join(line for _, line in chunk)
             uploaded = provider.upload_file(data, filename="imageprovider-batch.jsonl", purpose="batch")
-            entry = {"input_file_id": uploaded["id"], "batch_id": None, "endpoint": endpoint,
-                     "ids": [item_id for item_id, _ in chunk], "status": None}
+            entry = {
+                "input_file_id": uploaded["id"],
+                "batch_id": None,
+                "endpoint": endpoint,
+                "ids": [item_id for item_id, _ in chunk],
+                "status": None,
+            }
             state.batches.append(entry)
             state.save()
             _create(provider, state, entry)
@@ -190,8 +224,15 @@ def _create(provider: OpenAIImageProvider, state: _State, entry: Dict[str, Any])
     state.save()
 
 
-def _collect(provider: OpenAIImageProvider, state: _State, manifest: Manifest, by_id: Dict[str, BatchItem],
-             folder: Path, metadata: bool, summary: BatchSummary) -> None:
+def _collect(
+    provider: OpenAIImageProvider,
+    state: _State,
+    manifest: Manifest,
+    by_id: Dict[str, BatchItem],
+    folder: Path,
+    metadata: bool,
+    summary: BatchSummary,
+) -> None:
     for entry in state.batches:
         if not entry.get("batch_id") or entry.get("collected"):
             continue
@@ -210,9 +251,14 @@ def _collect(provider: OpenAIImageProvider, state: _State, manifest: Manifest, b
             for item_id in entry["ids"]:
                 if item_id not in records or records[item_id].state != "done":
                     item = by_id.get(item_id)
-                    manifest.failed(item_id, error_class="BatchFailed", message=message, request_id=None,
-                                    attempts=previous_attempts(records, item_id) + 1,
-                                    line=item.line if item is not None else None)
+                    manifest.failed(
+                        item_id,
+                        error_class="BatchFailed",
+                        message=message,
+                        request_id=None,
+                        attempts=previous_attempts(records, item_id) + 1,
+                        line=item.line if item is not None else None,
+                    )
                     summary.failed += 1
                     summary.failures.append({"id": item_id, "error_class": "BatchFailed", "message": message})
         entry.update(collected=True, released=True)
@@ -233,8 +279,15 @@ def _download_lines(provider: OpenAIImageProvider, file_id: str, folder: Path) -
         os.unlink(temporary)
 
 
-def _record_line(raw: bytes, records: Dict[str, Any], manifest: Manifest, by_id: Dict[str, BatchItem], folder: Path,
-                 metadata: bool, summary: BatchSummary) -> None:
+def _record_line(
+    raw: bytes,
+    records: Dict[str, Any],
+    manifest: Manifest,
+    by_id: Dict[str, BatchItem],
+    folder: Path,
+    metadata: bool,
+    summary: BatchSummary,
+) -> None:
     try:
         line = json.loads(raw)
     except ValueError:
@@ -251,21 +304,34 @@ def _record_line(raw: bytes, records: Dict[str, Any], manifest: Manifest, by_id:
     body = response.get("body")
     request_id = response.get("request_id") if isinstance(response.get("request_id"), str) else None
     if status == 200 and isinstance(body, dict) and _schemas.find_violation("images_response", body) is None:
-        result = ImageResponse.from_body(body, {"x-request-id": request_id or ""},
-                                         request=dict(item.params, prompt=item.prompt))
+        result = ImageResponse.from_body(
+            body, {"x-request-id": request_id or ""}, request=dict(item.params, prompt=item.prompt)
+        )
         files = save_item_images(result, item, folder, metadata)
-        manifest.done(item.id, files=files, usage=body.get("usage"), request_id=request_id,
-                      revised_prompts=[image.revised_prompt for image in result.images], attempts=attempts)
+        manifest.done(
+            item.id,
+            files=files,
+            usage=body.get("usage"),
+            request_id=request_id,
+            revised_prompts=[image.revised_prompt for image in result.images],
+            attempts=attempts,
+        )
         summary.images += len(files)
         summary.tokens += int((body.get("usage") or {}).get("total_tokens") or 0)
         return
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         error = line.get("error") if isinstance(line.get("error"), dict) else {}
-    message = str(error.get("message") or "status {}".format(status))
+    message = str(error.get("message") or f"status {status}")
     error_class = "ResponseValidationError" if status == 200 else "APIStatusError"
-    manifest.failed(item.id, error_class=error_class, message=message, request_id=request_id, attempts=attempts,
-                    line=item.line,
-                    extra={"status_code": status, "code": error.get("code"), "param": error.get("param")})
+    manifest.failed(
+        item.id,
+        error_class=error_class,
+        message=message,
+        request_id=request_id,
+        attempts=attempts,
+        line=item.line,
+        extra={"status_code": status, "code": error.get("code"), "param": error.get("param")},
+    )
     summary.failed += 1
     summary.failures.append({"id": item.id, "error_class": error_class, "message": message})

@@ -18,8 +18,7 @@ import io
 import json
 import os
 import re
-from typing import (Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union,
-                    cast)
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
 from .._files import _WINDOWS_RESERVED, PathLike
 from ..exceptions import ImageProviderError
@@ -41,10 +40,22 @@ _FORMAT_BY_EXTENSION = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Generation and edit parameters an item may set (keyword names of
 #: ``generate_image``/``edit_image``). Streaming ones (``partial_images``) are
 #: left out: batch items are not streamed.
-PARAMETERS = frozenset({
-    "model", "n", "size", "quality", "background", "output_format", "output_compression",
-    "moderation", "style", "response_format", "user", "input_fidelity",
-})
+PARAMETERS = frozenset(
+    {
+        "model",
+        "n",
+        "size",
+        "quality",
+        "background",
+        "output_format",
+        "output_compression",
+        "moderation",
+        "style",
+        "response_format",
+        "user",
+        "input_fidelity",
+    }
+)
 #: Parameters whose CSV cells are converted to ``int`` (when they are allowed at all).
 INT_PARAMETERS = frozenset({"n", "output_compression", "partial_images"})
 #: Every key (JSONL) or column (CSV) an item may have.
@@ -106,8 +117,12 @@ class DuplicateIdError(ImageProviderError, ValueError):
     :ivar source: the file (or label) the items came from.
     """
 
-    def __init__(self, duplicates: Mapping[str, Sequence[int]], source: str = "<input>",
-                 spellings: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+    def __init__(
+        self,
+        duplicates: Mapping[str, Sequence[int]],
+        source: str = "<input>",
+        spellings: Optional[Mapping[str, Sequence[str]]] = None,
+    ) -> None:
         parts = []
         for ident, lines in duplicates.items():
             part = "{!r} on lines {}".format(ident, ", ".join(str(line) for line in lines))
@@ -118,7 +133,8 @@ class DuplicateIdError(ImageProviderError, ValueError):
         super().__init__(
             "Duplicate ids in {}: {}. Each item needs its own id: remove the repeated items or give them "
             "distinct 'id' values (JSONL and CSV); an item without an id gets one derived from its prompt, "
-            "parameters and images, so identical items share it.".format(source, "; ".join(parts)))
+            "parameters and images, so identical items share it.".format(source, "; ".join(parts))
+        )
         self.duplicates = {ident: tuple(lines) for ident, lines in duplicates.items()}
         self.source = source
 
@@ -150,9 +166,10 @@ def read_items(path: PathLike, *, format: Optional[str] = None) -> BatchInput:
         # utf-8-sig drops the byte order mark some editors (Excel's "CSV UTF-8") put first.
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ValueError("{} is not valid UTF-8 (byte 0x{:02x} on line {}); save it as UTF-8".format(
-            name, data[exc.start], line)) from exc
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f"{name} is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from exc
     # newline="" keeps line endings for the csv module and splits only on
     # \n, \r and \r\n, so a U+2028 inside a JSON string does not split a line.
     return parse_items(io.StringIO(text, newline=""), chosen, source=name)
@@ -212,8 +229,9 @@ def _format_for(path: str) -> str:
 
 def _check_format(format: str, source: str) -> None:
     if format not in FORMATS:
-        raise ValueError("Unknown input format {!r} for {}; expected one of {}".format(
-            format, source, ", ".join(FORMATS)))
+        raise ValueError(
+            "Unknown input format {!r} for {}; expected one of {}".format(format, source, ", ".join(FORMATS))
+        )
 
 
 def _without_bom(lines: Iterable[str]) -> Iterator[str]:
@@ -255,16 +273,16 @@ def _parse_jsonl(lines: Iterable[str]) -> Iterator[Entry]:
         try:
             value = json.loads(text, object_pairs_hook=_object_without_duplicates)
         except _DuplicateKey as exc:
-            yield _problem(number, "key {!r} appears more than once".format(exc.args[0]))
+            yield _problem(number, f"key {exc.args[0]!r} appears more than once")
             continue
         except json.JSONDecodeError as exc:
-            yield _problem(number, "not valid JSON ({} at column {})".format(exc.msg, exc.colno))
+            yield _problem(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         except (ValueError, RecursionError) as exc:
-            yield _problem(number, "not valid JSON ({})".format(str(exc)[:200]))
+            yield _problem(number, f"not valid JSON ({str(exc)[:200]})")
             continue
         if not isinstance(value, dict):
-            yield _problem(number, "expected a JSON object with a \"prompt\", got {}".format(_json_type(value)))
+            yield _problem(number, f'expected a JSON object with a "prompt", got {_json_type(value)}')
             continue
         yield _make_item(value, number, "key")
 
@@ -282,7 +300,7 @@ def _parse_csv(lines: Iterable[str]) -> Iterator[Entry]:
             return
         except csv.Error as exc:
             start, previous = previous + 1, reader.line_num
-            yield _problem(start, "not valid CSV ({})".format(exc))
+            yield _problem(start, f"not valid CSV ({exc})")
             continue
         # A quoted field may span lines: report the line the record starts on.
         start, previous = previous + 1, reader.line_num
@@ -300,8 +318,7 @@ def _parse_csv(lines: Iterable[str]) -> Iterator[Entry]:
 
 def _header_trouble(header: List[str]) -> Optional[str]:
     if "prompt" not in header:
-        return "the header has no 'prompt' column (found {})".format(
-            ", ".join(repr(name) for name in header))
+        return "the header has no 'prompt' column (found {})".format(", ".join(repr(name) for name in header))
     repeated = sorted({name for name in header if name and header.count(name) > 1})
     if repeated:
         return "the header repeats column {}".format(", ".join(repr(name) for name in repeated))
@@ -310,9 +327,9 @@ def _header_trouble(header: List[str]) -> Optional[str]:
 
 def _csv_item(header: List[str], row: List[str], line: int) -> Entry:
     reasons: List[str] = []
-    extra = [cell for cell in row[len(header):] if cell.strip()]
+    extra = [cell for cell in row[len(header) :] if cell.strip()]
     if extra:
-        reasons.append("{} fields, but the header has {} columns".format(len(row), len(header)))
+        reasons.append(f"{len(row)} fields, but the header has {len(header)} columns")
     fields: Dict[str, Any] = {}
     # Rows shorter than the header are common in spreadsheet exports: missing cells are empty.
     for column, (name, cell) in enumerate(zip(header, row), 1):
@@ -320,14 +337,14 @@ def _csv_item(header: List[str], row: List[str], line: int) -> Entry:
         if not cell:
             continue
         if not name:
-            reasons.append("a value in column {}, which has no name in the header".format(column))
+            reasons.append(f"a value in column {column}, which has no name in the header")
         elif name not in FIELDS:
             fields[name] = cell  # reported as an unknown column by _make_item
         elif name in INT_PARAMETERS:
             if _INTEGER.fullmatch(cell):
                 fields[name] = int(cell)
             else:
-                reasons.append("{} must be an integer, got {!r}".format(name, cell))
+                reasons.append(f"{name} must be an integer, got {cell!r}")
         elif name == "images":
             fields[name] = [path.strip() for path in _CSV_IMAGE_SEPARATORS.split(cell) if path.strip()]
         else:
@@ -353,7 +370,7 @@ def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optiona
     if prompt is None:
         reasons.append("missing prompt")
     elif not isinstance(prompt, str):
-        reasons.append("prompt must be a string, not {}".format(_json_type(prompt)))
+        reasons.append(f"prompt must be a string, not {_json_type(prompt)}")
     elif not prompt.strip():
         reasons.append("prompt is empty")
 
@@ -372,17 +389,17 @@ def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optiona
             reasons.append("images is empty; leave it out for a generation")
         for index, path in enumerate(raw_images):
             if not isinstance(path, str):
-                reasons.append("images[{}] must be a path string, not {}".format(index, _json_type(path)))
+                reasons.append(f"images[{index}] must be a path string, not {_json_type(path)}")
             elif not path.strip():
-                reasons.append("images[{}] is an empty path".format(index))
+                reasons.append(f"images[{index}] is an empty path")
         images = tuple(path for path in raw_images if isinstance(path, str))
     elif raw_images is not None:
-        reasons.append("images must be a path or a list of paths, not {}".format(_json_type(raw_images)))
+        reasons.append(f"images must be a path or a list of paths, not {_json_type(raw_images)}")
 
     mask = fields.get("mask")
     if mask is not None:
         if not isinstance(mask, str):
-            reasons.append("mask must be a path string, not {}".format(_json_type(mask)))
+            reasons.append(f"mask must be a path string, not {_json_type(mask)}")
         elif not mask.strip():
             reasons.append("mask is an empty path")
         elif raw_images is None:
@@ -400,29 +417,30 @@ def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optiona
 
 
 def _unknown(noun: str, key: str) -> str:
-    message = "unknown {} {!r}".format(noun, key)
+    message = f"unknown {noun} {key!r}"
     close = difflib.get_close_matches(key.lower(), sorted(FIELDS), n=1)
     if close:
-        message += " (did you mean {!r}?)".format(close[0])
+        message += f" (did you mean {close[0]!r}?)"
     return message
 
 
 def _id_trouble(value: Any) -> Optional[str]:
     """Why ``value`` cannot be an id (it names output files), or ``None``."""
     if not isinstance(value, str):
-        return "id must be a string, not {}".format(_json_type(value))
+        return f"id must be a string, not {_json_type(value)}"
     if not value:
         return "id is empty"
     if len(value) > MAX_ID_LENGTH:
-        return "id is {} characters long; at most {} are allowed".format(len(value), MAX_ID_LENGTH)
+        return f"id is {len(value)} characters long; at most {MAX_ID_LENGTH} are allowed"
     if not _ID_CHARACTERS.fullmatch(value):
         bad = sorted({char for char in value if not _ID_CHARACTERS.fullmatch(char)})
         return "id {!r} contains {}; use only letters, digits, '-', '_' and '.'".format(
-            value, ", ".join(repr(char) for char in bad))
+            value, ", ".join(repr(char) for char in bad)
+        )
     if value.startswith("."):
-        return "id {!r} starts with '.'".format(value)
+        return f"id {value!r} starts with '.'"
     if value.split(".")[0].lower() in _WINDOWS_RESERVED:
-        return "id {!r} is a reserved device name on Windows".format(value)
+        return f"id {value!r} is a reserved device name on Windows"
     return None
 
 
@@ -453,5 +471,6 @@ def _refuse_duplicates(items: Sequence[BatchItem], source: str) -> None:
             spellings[key].append(item.id)
     repeated = {spellings[key][0]: found for key, found in lines.items() if len(found) > 1}
     if repeated:
-        raise DuplicateIdError(repeated, source,
-                               {spellings[key][0]: spellings[key] for key, found in lines.items() if len(found) > 1})
+        raise DuplicateIdError(
+            repeated, source, {spellings[key][0]: spellings[key] for key, found in lines.items() if len(found) > 1}
+        )

@@ -71,7 +71,7 @@ class _Bucket:
         return now + (amount - self.tokens) / self.rate
 
     def __repr__(self) -> str:
-        return "{:g}/min".format(self.capacity)
+        return f"{self.capacity:g}/min"
 
 
 class BatchLimiter:
@@ -104,9 +104,10 @@ class BatchLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         for name, value in (("requests_per_minute", requests_per_minute), ("images_per_minute", images_per_minute)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not math.isfinite(value) or value <= 0):
-                raise ConfigurationError("{} must be a positive number, not {!r}".format(name, value))
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
+            ):
+                raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -139,7 +140,7 @@ class BatchLimiter:
         :raises ValueError: ``images`` is negative.
         """
         if images < 0:
-            raise ValueError("images must be 0 or more, not {!r}".format(images))
+            raise ValueError(f"images must be 0 or more, not {images!r}")
         if stop is not None and stop.is_set():
             return 0.0
         with self._lock:
@@ -227,15 +228,18 @@ class BatchLimiter:
         limits = RateLimits.from_headers(lowered)
         families = (
             ("requests", limits.remaining_requests, limits.reset_requests, limits.limit_requests),
-            ("images", _parse_count(lowered.get("x-ratelimit-remaining-images")),
-             parse_duration(lowered.get("x-ratelimit-reset-images")),
-             _parse_count(lowered.get("x-ratelimit-limit-images"))),
+            (
+                "images",
+                _parse_count(lowered.get("x-ratelimit-remaining-images")),
+                parse_duration(lowered.get("x-ratelimit-reset-images")),
+                _parse_count(lowered.get("x-ratelimit-limit-images")),
+            ),
             ("tokens", limits.remaining_tokens, limits.reset_tokens, limits.limit_tokens),
         )
         with self._lock:
             now = self._clock()
             if delay is not None:
-                self._pause(now, delay, "pauses_429", "retry-after (status {})".format(status))
+                self._pause(now, delay, "pauses_429", f"retry-after (status {status})")
             for family, remaining, reset, limit in families:
                 if remaining is None:
                     continue
@@ -248,8 +252,9 @@ class BatchLimiter:
                 else:
                     refill = reset / remaining if remaining else reset
                 if remaining == 0:
-                    self._pause(now, DEFAULT_PAUSE if refill is None else refill, "pauses_headers",
-                                "{} remaining 0".format(family))
+                    self._pause(
+                        now, DEFAULT_PAUSE if refill is None else refill, "pauses_headers", f"{family} remaining 0"
+                    )
                 elif family != "tokens":
                     if remaining <= self.low_water and refill:
                         self._spacing[family] = (refill, now + min(reset or 0.0, self.max_pause))
@@ -267,5 +272,4 @@ class BatchLimiter:
             log.debug("Pausing all workers for %.2f s: %s", seconds, reason)
 
     def __repr__(self) -> str:
-        return "BatchLimiter(requests={!r}, images={!r}, low_water={}, paused_until={:g})".format(
-            self._requests, self._images, self.low_water, self._paused_until)
+        return f"BatchLimiter(requests={self._requests!r}, images={self._images!r}, low_water={self.low_water}, paused_until={self._paused_until:g})"

@@ -37,8 +37,21 @@ STATES = ("done", "failed")
 #: Names of the temporary files :mod:`imageprovider._files` writes before renaming.
 PARTIAL_FILE_PATTERN = ".imageprovider-*.part"
 
-_RESERVED_KEYS = frozenset(("id", "state", "attempts", "time", "files", "usage", "request_id", "revised_prompts",
-                            "error_class", "message", "line"))
+_RESERVED_KEYS = frozenset(
+    (
+        "id",
+        "state",
+        "attempts",
+        "time",
+        "files",
+        "usage",
+        "request_id",
+        "revised_prompts",
+        "error_class",
+        "message",
+        "line",
+    )
+)
 #: Bytes read per step when looking backwards for the last complete line.
 _TAIL_CHUNK = 64 * 1024
 
@@ -95,7 +108,7 @@ class Manifest:
     def __del__(self) -> None:
         # Like an unclosed file: warn, then release the descriptor.
         if getattr(self, "_fd", None) is not None:
-            warnings.warn("unclosed {!r}".format(self), ResourceWarning, stacklevel=2)
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
             self.close()
 
     def close(self) -> None:
@@ -121,14 +134,23 @@ class Manifest:
                 content = stream.read()
         records: Dict[str, ItemRecord] = {}
         # Only newline-terminated lines are committed.
-        for raw in content[:content.rfind(b"\n") + 1].split(b"\n"):
+        for raw in content[: content.rfind(b"\n") + 1].split(b"\n"):
             record = _parse_line(raw)
             if record is not None:
                 records[record.id] = record
         return records
 
-    def done(self, item_id: str, *, files: List[str], usage: Optional[Dict[str, Any]], request_id: Optional[str],
-             revised_prompts: List[Optional[str]], attempts: int, extra: Optional[Dict[str, Any]] = None) -> None:
+    def done(
+        self,
+        item_id: str,
+        *,
+        files: List[str],
+        usage: Optional[Dict[str, Any]],
+        request_id: Optional[str],
+        revised_prompts: List[Optional[str]],
+        attempts: int,
+        extra: Optional[Dict[str, Any]] = None,
+    ) -> None:
         """Record ``item_id`` as done, durably, before returning.
 
         :param files: paths of the saved images.
@@ -138,11 +160,25 @@ class Manifest:
         :param attempts: attempts so far for this item, across runs.
         :param extra: further keys for the line; must not reuse the manifest's own keys.
         """
-        self._append(item_id, "done", attempts, {"files": list(files), "usage": usage, "request_id": request_id,
-                                                 "revised_prompts": list(revised_prompts)}, extra)
+        self._append(
+            item_id,
+            "done",
+            attempts,
+            {"files": list(files), "usage": usage, "request_id": request_id, "revised_prompts": list(revised_prompts)},
+            extra,
+        )
 
-    def failed(self, item_id: str, *, error_class: str, message: str, request_id: Optional[str], attempts: int,
-               line: Optional[int] = None, extra: Optional[Dict[str, Any]] = None) -> None:
+    def failed(
+        self,
+        item_id: str,
+        *,
+        error_class: str,
+        message: str,
+        request_id: Optional[str],
+        attempts: int,
+        line: Optional[int] = None,
+        extra: Optional[Dict[str, Any]] = None,
+    ) -> None:
         """Record ``item_id`` as failed, durably, before returning.
 
         :param error_class: the exception's class name (``"RateLimitError"``).
@@ -152,8 +188,13 @@ class Manifest:
         :param line: (optional) the item's line number in the batch input.
         :param extra: further keys for the line; must not reuse the manifest's own keys.
         """
-        self._append(item_id, "failed", attempts, {"error_class": error_class, "message": message,
-                                                   "request_id": request_id, "line": line}, extra)
+        self._append(
+            item_id,
+            "failed",
+            attempts,
+            {"error_class": error_class, "message": message, "request_id": request_id, "line": line},
+            extra,
+        )
 
     @staticmethod
     def clean_partial_files(out_dir: PathLike) -> List[str]:
@@ -186,15 +227,16 @@ class Manifest:
 
     def _require_open(self) -> int:
         if self._fd is None:
-            raise ValueError("I/O operation on a closed Manifest ({})".format(self.path))
+            raise ValueError(f"I/O operation on a closed Manifest ({self.path})")
         return self._fd
 
-    def _append(self, item_id: str, state: str, attempts: int, fields: Dict[str, Any],
-                extra: Optional[Dict[str, Any]]) -> None:
+    def _append(
+        self, item_id: str, state: str, attempts: int, fields: Dict[str, Any], extra: Optional[Dict[str, Any]]
+    ) -> None:
         if not isinstance(item_id, str):
-            raise TypeError("item_id must be a str, not {}".format(type(item_id).__name__))
+            raise TypeError(f"item_id must be a str, not {type(item_id).__name__}")
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
-            raise ValueError("attempts must be an int >= 0, not {!r}".format(attempts))
+            raise ValueError(f"attempts must be an int >= 0, not {attempts!r}")
         clashes = sorted(_RESERVED_KEYS.intersection(extra or ()))
         if clashes:
             raise ValueError("extra must not set the manifest's own keys: {}".format(", ".join(clashes)))

@@ -33,10 +33,35 @@ DEFAULT_CONCURRENCY = 4
 MAX_RATE_LIMIT_REQUEUES = 10
 #: Parameters each kind of item takes (the keywords of generate_image and edit_image).
 _KIND_PARAMS = {
-    "generate": frozenset({"model", "n", "size", "quality", "background", "output_format", "output_compression",
-                           "moderation", "style", "response_format", "user"}),
-    "edit": frozenset({"model", "n", "size", "quality", "background", "output_format", "output_compression",
-                       "input_fidelity", "response_format", "user"}),
+    "generate": frozenset(
+        {
+            "model",
+            "n",
+            "size",
+            "quality",
+            "background",
+            "output_format",
+            "output_compression",
+            "moderation",
+            "style",
+            "response_format",
+            "user",
+        }
+    ),
+    "edit": frozenset(
+        {
+            "model",
+            "n",
+            "size",
+            "quality",
+            "background",
+            "output_format",
+            "output_compression",
+            "input_fidelity",
+            "response_format",
+            "user",
+        }
+    ),
 }
 
 
@@ -44,8 +69,12 @@ def check_item_params(item: BatchItem) -> None:
     """Refuse a parameter the item's kind does not take (``style`` on an edit, say) before any request."""
     for name in item.params:
         if name not in _KIND_PARAMS[item.kind]:
-            raise RequestValidationError("Parameter {!r} does not apply to {} (item {!r}, line {})".format(
-                name, "generations" if item.kind == "generate" else "edits", item.id, item.line), param=name)
+            raise RequestValidationError(
+                "Parameter {!r} does not apply to {} (item {!r}, line {})".format(
+                    name, "generations" if item.kind == "generate" else "edits", item.id, item.line
+                ),
+                param=name,
+            )
 
 
 @dataclass
@@ -88,7 +117,9 @@ class BatchProgress:
     waiting_seconds: float
 
 
-def load_input(items: Union[PathLike, BatchInput, Sequence[BatchItem]], input_format: Optional[str] = None) -> BatchInput:
+def load_input(
+    items: Union[PathLike, BatchInput, Sequence[BatchItem]], input_format: Optional[str] = None
+) -> BatchInput:
     """Items from a file path, a parsed :class:`BatchInput`, or a list of items.
 
     :raises RequestValidationError: two items share an id (nothing is sent).
@@ -105,30 +136,34 @@ def load_input(items: Union[PathLike, BatchInput, Sequence[BatchItem]], input_fo
 
 def image_names(item: BatchItem, count: int) -> List[str]:
     """File stems for an item's images: its id, numbered when there are several."""
-    return [item.id] if count == 1 else ["{}-{}".format(item.id, index + 1) for index in range(count)]
+    return [item.id] if count == 1 else [f"{item.id}-{index + 1}" for index in range(count)]
 
 
 def save_item_images(response: ImageResponse, item: BatchItem, out_dir: Path, metadata: bool) -> List[str]:
     """Save an item's images atomically (replacing leftovers of an unfinished earlier try); return file names."""
     names = image_names(item, len(response.images))
-    return [image.save(out_dir / name, overwrite=True, metadata=metadata).name
-            for image, name in zip(response.images, names)]
+    return [
+        image.save(out_dir / name, overwrite=True, metadata=metadata).name
+        for image, name in zip(response.images, names)
+    ]
 
 
 def record_problems(manifest: Manifest, problems: Sequence[InputProblem], summary: BatchSummary) -> None:
     """Malformed lines go to the manifest as failed (once), so none is silently dropped."""
     records = manifest.load()
     for problem in problems:
-        key = "line-{}".format(problem.line)
+        key = f"line-{problem.line}"
         known = records.get(key)
         if known is None or known.data.get("message") != problem.message:
-            manifest.failed(key, error_class="InputError", message=problem.message, request_id=None, attempts=0,
-                            line=problem.line)
+            manifest.failed(
+                key, error_class="InputError", message=problem.message, request_id=None, attempts=0, line=problem.line
+            )
         summary.problems.append({"line": problem.line, "message": problem.message})
 
 
-def select_work(batch_input: BatchInput, manifest: Manifest, *, retry_failed: bool, max_attempts: int,
-                summary: BatchSummary) -> List[BatchItem]:
+def select_work(
+    batch_input: BatchInput, manifest: Manifest, *, retry_failed: bool, max_attempts: int, summary: BatchSummary
+) -> List[BatchItem]:
     """The items this run should do: not done yet, and failed ones if retried and under the cap."""
     records = manifest.load()
     work = []
@@ -151,8 +186,11 @@ def previous_attempts(manifest_records: Dict[str, Any], item_id: str) -> int:
 
 def write_summary(out_dir: Path, summary: BatchSummary) -> None:
     """``summary.json`` next to the manifest, written atomically."""
-    write_atomic(out_dir / "summary.json", json.dumps(summary.as_dict(), indent=2, sort_keys=True).encode("utf-8"),
-                 overwrite=True)
+    write_atomic(
+        out_dir / "summary.json",
+        json.dumps(summary.as_dict(), indent=2, sort_keys=True).encode("utf-8"),
+        overwrite=True,
+    )
 
 
 def run_batch(
@@ -197,8 +235,7 @@ def run_batch(
         Manifest.clean_partial_files(str(folder))
         record_problems(manifest, batch_input.problems, summary)
         records = manifest.load()
-        work = select_work(batch_input, manifest, retry_failed=retry_failed, max_attempts=max_attempts,
-                           summary=summary)
+        work = select_work(batch_input, manifest, retry_failed=retry_failed, max_attempts=max_attempts, summary=summary)
         lock = threading.Lock()
         finished: Set[str] = set()
         requeues: Dict[str, int] = {}
@@ -210,10 +247,16 @@ def run_batch(
             rate = summary.images / elapsed * 60
             left = len(work) - len(finished)
             per_item = elapsed / len(finished) if finished else None
-            progress(BatchProgress(done=summary.done + summary.skipped, failed=summary.failed, total=summary.total,
-                                   images_per_minute=rate,
-                                   eta_seconds=None if per_item is None else per_item * left / max(concurrency, 1),
-                                   waiting_seconds=limiter.current_wait))
+            progress(
+                BatchProgress(
+                    done=summary.done + summary.skipped,
+                    failed=summary.failed,
+                    total=summary.total,
+                    images_per_minute=rate,
+                    eta_seconds=None if per_item is None else per_item * left / max(concurrency, 1),
+                    waiting_seconds=limiter.current_wait,
+                )
+            )
 
         def do(item: BatchItem) -> bool:
             """Run one item; ``True`` hands it back to the queue (the server asked to slow down)."""
@@ -241,8 +284,14 @@ def run_batch(
                 return fail(item, exc, attempts)
             except (ImageProviderError, OSError) as exc:
                 return fail(item, exc, attempts)
-            manifest.done(item.id, files=files, usage=response.raw.get("usage"), request_id=response.request_id,
-                          revised_prompts=[image.revised_prompt for image in response.images], attempts=attempts)
+            manifest.done(
+                item.id,
+                files=files,
+                usage=response.raw.get("usage"),
+                request_id=response.request_id,
+                revised_prompts=[image.revised_prompt for image in response.images],
+                attempts=attempts,
+            )
             with lock:
                 summary.done += 1
                 summary.images += len(files)
@@ -253,8 +302,14 @@ def run_batch(
 
         def fail(item: BatchItem, exc: Exception, attempts: int) -> bool:
             message = exc.message if isinstance(exc, ImageProviderError) else str(exc)
-            manifest.failed(item.id, error_class=type(exc).__name__, message=message,
-                            request_id=getattr(exc, "request_id", None), attempts=attempts, line=item.line)
+            manifest.failed(
+                item.id,
+                error_class=type(exc).__name__,
+                message=message,
+                request_id=getattr(exc, "request_id", None),
+                attempts=attempts,
+                line=item.line,
+            )
             with lock:
                 summary.failed += 1
                 summary.failures.append({"id": item.id, "error_class": type(exc).__name__, "message": message})
@@ -276,8 +331,13 @@ def run_batch(
     return summary
 
 
-def _run_pool(work: Sequence[BatchItem], do: Callable[[BatchItem], bool], concurrency: int,
-              stop: threading.Event, report: Callable[[], None]) -> None:
+def _run_pool(
+    work: Sequence[BatchItem],
+    do: Callable[[BatchItem], bool],
+    concurrency: int,
+    stop: threading.Event,
+    report: Callable[[], None],
+) -> None:
     # Items are handed out as workers free up, so a stop leaves the rest unstarted;
     # an item handed back (rate limited) joins the end of the queue.
     pending = deque(work)

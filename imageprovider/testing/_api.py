@@ -35,8 +35,12 @@ _OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def error_body(message: str, param: Optional[str] = None, code: Optional[str] = "invalid_value",
-               type: str = "invalid_request_error") -> Dict[str, Any]:
+def error_body(
+    message: str,
+    param: Optional[str] = None,
+    code: Optional[str] = "invalid_value",
+    type: str = "invalid_request_error",
+) -> Dict[str, Any]:
     """An error body in the API's shape."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
@@ -95,7 +99,7 @@ class Generated:
     @property
     def size(self) -> str:
         """``WIDTHxHEIGHT``."""
-        return "{}x{}".format(self.width, self.height)
+        return f"{self.width}x{self.height}"
 
 
 class ImagesAPI:
@@ -107,8 +111,13 @@ class ImagesAPI:
     :param file_lookup: finds uploaded files for ``file_id`` references.
     """
 
-    def __init__(self, url_store: UrlStore, url_for: Callable[[str, str], str],
-                 file_lookup: Callable[[str], Optional[bytes]], detail_bits: int = DEFAULT_DETAIL_BITS) -> None:
+    def __init__(
+        self,
+        url_store: UrlStore,
+        url_for: Callable[[str, str], str],
+        file_lookup: Callable[[str], Optional[bytes]],
+        detail_bits: int = DEFAULT_DETAIL_BITS,
+    ) -> None:
         self.url_store = url_store
         self.url_for = url_for
         self.file_lookup = file_lookup
@@ -116,8 +125,9 @@ class ImagesAPI:
 
     # -- validation ------------------------------------------------------
 
-    def prepare(self, endpoint: str, params: Dict[str, Any],
-                files: Optional[Dict[str, List[Tuple[str, bytes, str]]]] = None) -> Generated:
+    def prepare(
+        self, endpoint: str, params: Dict[str, Any], files: Optional[Dict[str, List[Tuple[str, bytes, str]]]] = None
+    ) -> Generated:
         """Validate a request and make its images.
 
         :param endpoint: ``generations``, ``edits`` or ``variations``.
@@ -139,8 +149,9 @@ class ImagesAPI:
             inputs = self._uploaded(endpoint, body, files)
         return self._generate(endpoint, body, inputs)
 
-    def _uploaded(self, endpoint: str, body: Dict[str, Any],
-                  files: Dict[str, List[Tuple[str, bytes, str]]]) -> List[ImageFile]:
+    def _uploaded(
+        self, endpoint: str, body: Dict[str, Any], files: Dict[str, List[Tuple[str, bytes, str]]]
+    ) -> List[ImageFile]:
         spec = get_model_spec(body["model"])
         if endpoint == "variations":
             images = files.get("image", [])
@@ -152,7 +163,9 @@ class ImagesAPI:
         if len(single) > 1:
             raise RequestValidationError(
                 "Duplicate parameter: 'image'. To send several images, use the array syntax instead, "
-                "e.g. 'image[]=<value>'.", param="image")
+                "e.g. 'image[]=<value>'.",
+                param="image",
+            )
         if single and several:
             raise RequestValidationError("Send either 'image' or 'image[]', not both", param="image")
         masks = files.get("mask", [])
@@ -203,9 +216,17 @@ class ImagesAPI:
         background = "transparent" if body.get("background") == "transparent" else "opaque"
         count = body.get("n") or 1
         seed = str(body.get("prompt", "variation"))
-        images = [make_image(output_format, width, height, seed="{}#{}".format(seed, index),
-                             transparent=background == "transparent", detail_bits=self.detail_bits)
-                  for index in range(count)]
+        images = [
+            make_image(
+                output_format,
+                width,
+                height,
+                seed=f"{seed}#{index}",
+                transparent=background == "transparent",
+                detail_bits=self.detail_bits,
+            )
+            for index in range(count)
+        ]
         usage = None
         if gpt:
             output_tokens = int(_OUTPUT_TOKENS.get(quality, 1056) * width * height / (1024 * 1024)) * count
@@ -219,10 +240,23 @@ class ImagesAPI:
                 "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
             }
         response_format = "b64_json" if gpt else (body.get("response_format") or "url")
-        return Generated(endpoint=endpoint, body=body, model=body["model"], images=images, width=width,
-                         height=height, quality=quality, output_format=output_format, background=background,
-                         stream=bool(body.get("stream")), partial_images=body.get("partial_images") or 0, gpt=gpt,
-                         usage=usage, response_format=response_format, detail_bits=self.detail_bits)
+        return Generated(
+            endpoint=endpoint,
+            body=body,
+            model=body["model"],
+            images=images,
+            width=width,
+            height=height,
+            quality=quality,
+            output_format=output_format,
+            background=background,
+            stream=bool(body.get("stream")),
+            partial_images=body.get("partial_images") or 0,
+            gpt=gpt,
+            usage=usage,
+            response_format=response_format,
+            detail_bits=self.detail_bits,
+        )
 
     def json_body(self, generated: Generated) -> Dict[str, Any]:
         """The ``ImagesResponse`` body for a non-streaming request."""
@@ -238,31 +272,54 @@ class ImagesAPI:
             data.append(item)
         body: Dict[str, Any] = {"created": int(time.time()), "data": data}
         if generated.gpt:
-            body.update(background=generated.background, output_format=generated.output_format,
-                        size=generated.size, quality=generated.quality, usage=generated.usage)
+            body.update(
+                background=generated.background,
+                output_format=generated.output_format,
+                size=generated.size,
+                quality=generated.quality,
+                usage=generated.usage,
+            )
         return body
 
     def events(self, generated: Generated) -> Iterator[Dict[str, Any]]:
         """The stream events: partial images, then one completed event per image."""
         prefix = "image_generation" if generated.endpoint == "generations" else "image_edit"
-        common = {"created_at": int(time.time()), "size": generated.size, "quality": generated.quality,
-                  "background": generated.background, "output_format": generated.output_format}
+        common = {
+            "created_at": int(time.time()),
+            "size": generated.size,
+            "quality": generated.quality,
+            "background": generated.background,
+            "output_format": generated.output_format,
+        }
         for number, image in enumerate(generated.images):
             for index in range(generated.partial_images):
-                preview = make_image(generated.output_format, generated.width, generated.height,
-                                     seed="{}#{}#partial{}".format(generated.body.get("prompt"), number, index),
-                                     transparent=generated.background == "transparent", detail_bits=0)
-                yield dict(common, type=prefix + ".partial_image", partial_image_index=index,
-                           b64_json=base64.b64encode(preview).decode("ascii"))
-            yield dict(common, type=prefix + ".completed", b64_json=base64.b64encode(image).decode("ascii"),
-                       usage={key: value for key, value in (generated.usage or {}).items()
-                              if key != "output_tokens_details"})
+                preview = make_image(
+                    generated.output_format,
+                    generated.width,
+                    generated.height,
+                    seed="{}#{}#partial{}".format(generated.body.get("prompt"), number, index),
+                    transparent=generated.background == "transparent",
+                    detail_bits=0,
+                )
+                yield dict(
+                    common,
+                    type=prefix + ".partial_image",
+                    partial_image_index=index,
+                    b64_json=base64.b64encode(preview).decode("ascii"),
+                )
+            yield dict(
+                common,
+                type=prefix + ".completed",
+                b64_json=base64.b64encode(image).decode("ascii"),
+                usage={key: value for key, value in (generated.usage or {}).items() if key != "output_tokens_details"},
+            )
 
     def latency(self, generated_count: int, latency: Any) -> float:
         """Seconds of simulated generation for ``generated_count`` images."""
         if isinstance(latency, (tuple, list)):
             low, high = latency
-            return sum(random.uniform(low, high) for _ in range(generated_count))
+            # Simulated latency, not a secret.
+            return sum(random.uniform(low, high) for _ in range(generated_count))  # noqa: S311
         return float(latency) * generated_count
 
 

@@ -87,7 +87,7 @@ class BatchStore:
         input_file_id = body.get("input_file_id")
         endpoint = body.get("endpoint")
         if not isinstance(input_file_id, str) or self._files.get(input_file_id) is None:
-            raise BatchInputError("No such file: {!r}".format(input_file_id), "input_file_id")
+            raise BatchInputError(f"No such file: {input_file_id!r}", "input_file_id")
         if self._files.get(input_file_id)[0]["purpose"] != "batch":  # type: ignore[index]
             raise BatchInputError("The input file must be uploaded with purpose 'batch'", "input_file_id")
         if endpoint not in BATCH_ENDPOINTS:
@@ -155,8 +155,7 @@ class BatchStore:
         if batch["status"] == "validating":
             lines, problem = self._read_lines(batch["input_file_id"])
             if problem is not None:
-                batch.update(status="failed", failed_at=int(time.time()),
-                             errors={"object": "list", "data": [problem]})
+                batch.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": [problem]})
                 return
             batch.update(status="in_progress", in_progress_at=int(time.time()))
             batch["request_counts"]["total"] = len(lines)
@@ -174,20 +173,40 @@ class BatchStore:
             try:
                 line = json.loads(raw)
             except ValueError:
-                return [], {"code": "invalid_json_line", "message": "Line {} is not valid JSON".format(number),
-                            "param": None, "line": number}
-            if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str) \
-                    or not isinstance(line.get("body"), dict) or line.get("method") != "POST":
-                return [], {"code": "invalid_request", "message": "Line {} needs custom_id, method POST, url and "
-                            "body".format(number), "param": None, "line": number}
+                return [], {
+                    "code": "invalid_json_line",
+                    "message": f"Line {number} is not valid JSON",
+                    "param": None,
+                    "line": number,
+                }
+            if (
+                not isinstance(line, dict)
+                or not isinstance(line.get("custom_id"), str)
+                or not isinstance(line.get("body"), dict)
+                or line.get("method") != "POST"
+            ):
+                return [], {
+                    "code": "invalid_request",
+                    "message": f"Line {number} needs custom_id, method POST, url and body",
+                    "param": None,
+                    "line": number,
+                }
             if line["custom_id"] in seen:
-                return [], {"code": "duplicate_custom_id", "message": "Line {} repeats custom_id {!r}".format(
-                    number, line["custom_id"]), "param": "custom_id", "line": number}
+                return [], {
+                    "code": "duplicate_custom_id",
+                    "message": "Line {} repeats custom_id {!r}".format(number, line["custom_id"]),
+                    "param": "custom_id",
+                    "line": number,
+                }
             seen.add(line["custom_id"])
             lines.append(line)
         if not lines or len(lines) > MAX_BATCH_LINES:
-            return [], {"code": "invalid_line_count", "message": "A batch needs 1 to {} requests".format(
-                MAX_BATCH_LINES), "param": None, "line": None}
+            return [], {
+                "code": "invalid_line_count",
+                "message": f"A batch needs 1 to {MAX_BATCH_LINES} requests",
+                "param": None,
+                "line": None,
+            }
         return lines, None
 
     def _complete(self, batch: Dict[str, Any]) -> None:
@@ -197,13 +216,26 @@ class BatchStore:
         for line in lines:
             url = line.get("url")
             if url != batch["endpoint"]:
-                status, request_id, body = 400, "req_" + uuid.uuid4().hex[:16], {"error": {
-                    "message": "Line url {!r} differs from the batch endpoint".format(url),
-                    "type": "invalid_request_error", "param": "url", "code": "invalid_url"}}
+                status, request_id, body = (
+                    400,
+                    "req_" + uuid.uuid4().hex[:16],
+                    {
+                        "error": {
+                            "message": f"Line url {url!r} differs from the batch endpoint",
+                            "type": "invalid_request_error",
+                            "param": "url",
+                            "code": "invalid_url",
+                        }
+                    },
+                )
             else:
                 status, request_id, body = self._run_line(url, line["body"])
-            record = {"id": "batch_req_" + uuid.uuid4().hex[:24], "custom_id": line["custom_id"],
-                      "response": {"status_code": status, "request_id": request_id, "body": body}, "error": None}
+            record = {
+                "id": "batch_req_" + uuid.uuid4().hex[:24],
+                "custom_id": line["custom_id"],
+                "response": {"status_code": status, "request_id": request_id, "body": body},
+                "error": None,
+            }
             (outputs if status == 200 else errors).append(record)
         now = int(time.time())
         if outputs:

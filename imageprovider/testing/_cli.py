@@ -19,15 +19,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.add_argument("--api-key", default=FAKE_API_KEY, help="bearer token to accept (default %(default)s)")
-    parser.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                        help="script a fault for the next request(s), e.g. '429,retry-after=1,times=2'; "
-                             "kinds: a status code, moderation, " + ", ".join(k for k in KINDS if k != "status"))
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="script a fault for the next request(s), e.g. '429,retry-after=1,times=2'; "
+        "kinds: a status code, moderation, " + ", ".join(k for k in KINDS if k != "status"),
+    )
     parser.add_argument("--rpm", type=int, help="requests per minute before real 429s")
     parser.add_argument("--ipm", type=int, help="images per minute before real 429s")
     parser.add_argument("--tpm", type=int, help="tokens per minute before real 429s")
     parser.add_argument("--latency", default="0", help="seconds per image, or LOW-HIGH for a random spread")
-    parser.add_argument("--detail-bits", type=int, default=2, choices=range(9),
-                        help="noise bits per colour channel; sets PNG payload size (default 2)")
+    parser.add_argument(
+        "--detail-bits",
+        type=int,
+        default=2,
+        choices=range(9),
+        help="noise bits per colour channel; sets PNG payload size (default 2)",
+    )
     parser.add_argument("--url-ttl", type=float, default=3600.0, help="seconds URL results stay valid")
     parser.add_argument("--batch-seconds", type=float, default=2.0, help="seconds until a batch completes")
 
@@ -39,10 +49,18 @@ def _latency(text: str) -> Union[float, Tuple[float, float]]:
 
 def build_server(args: argparse.Namespace) -> FakeImagesServer:
     """A server configured from parsed arguments (faults already scripted)."""
-    server = FakeImagesServer(args.host, args.port, api_key=args.api_key, requests_per_minute=args.rpm,
-                              images_per_minute=args.ipm, tokens_per_minute=args.tpm, latency=_latency(args.latency),
-                              detail_bits=args.detail_bits, url_ttl=args.url_ttl,
-                              batch_completion_seconds=args.batch_seconds)
+    server = FakeImagesServer(
+        args.host,
+        args.port,
+        api_key=args.api_key,
+        requests_per_minute=args.rpm,
+        images_per_minute=args.ipm,
+        tokens_per_minute=args.tpm,
+        latency=_latency(args.latency),
+        detail_bits=args.detail_bits,
+        url_ttl=args.url_ttl,
+        batch_completion_seconds=args.batch_seconds,
+    )
     for spec in args.fault:
         server.add_fault(parse_fault(spec))
     return server
@@ -53,10 +71,10 @@ def serve(args: argparse.Namespace) -> int:
     try:
         server = build_server(args)
     except (ValueError, OSError) as exc:
-        print("error: {}".format(exc), file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(server.base_url, flush=True)
-    print("API key: {}".format(server.api_key), file=sys.stderr, flush=True)
+    print(f"API key: {server.api_key}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -66,8 +84,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``python -m imageprovider.testing``."""
-    parser = argparse.ArgumentParser(prog="python -m imageprovider.testing",
-                                     description="Run a local stand-in for OpenAI's images API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m imageprovider.testing", description="Run a local stand-in for OpenAI's images API."
+    )
     add_arguments(parser)
     return serve(parser.parse_args(argv))
 

@@ -61,7 +61,8 @@ class Fault:
             raise ValueError("times must be at least 1")
         if self.kind == "status":
             default_type, default_code, default_message = _DEFAULT_ERRORS.get(
-                self.status, ("server_error", "server_error", "The server had an error (injected fault)."))
+                self.status, ("server_error", "server_error", "The server had an error (injected fault).")
+            )
             self.type = self.type or default_type
             self.code = self.code or default_code
             self.message = self.message or default_message
@@ -69,27 +70,51 @@ class Fault:
     # -- constructors --------------------------------------------------
 
     @classmethod
-    def error(cls, status: int, *, code: Optional[str] = None, message: Optional[str] = None,
-              type: Optional[str] = None, param: Optional[str] = None, retry_after: Optional[float] = None,
-              retry_after_ms: Optional[int] = None, should_retry: Optional[bool] = None, times: int = 1,
-              path: Optional[str] = None) -> "Fault":
+    def error(
+        cls,
+        status: int,
+        *,
+        code: Optional[str] = None,
+        message: Optional[str] = None,
+        type: Optional[str] = None,
+        param: Optional[str] = None,
+        retry_after: Optional[float] = None,
+        retry_after_ms: Optional[int] = None,
+        should_retry: Optional[bool] = None,
+        times: int = 1,
+        path: Optional[str] = None,
+    ) -> "Fault":
         """Any status with an API-shaped error body and optional retry headers."""
         headers = {}
         if retry_after is not None:
-            headers["retry-after"] = "{:g}".format(retry_after)
+            headers["retry-after"] = f"{retry_after:g}"
         if retry_after_ms is not None:
             headers["retry-after-ms"] = str(retry_after_ms)
         if should_retry is not None:
             headers["x-should-retry"] = "true" if should_retry else "false"
-        return cls("status", status=status, type=type, code=code, message=message, param=param, headers=headers,
-                   times=times, path=path)
+        return cls(
+            "status",
+            status=status,
+            type=type,
+            code=code,
+            message=message,
+            param=param,
+            headers=headers,
+            times=times,
+            path=path,
+        )
 
     @classmethod
     def moderation_blocked(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
         """A 400 ``moderation_blocked`` refusal."""
-        return cls.error(400, type="image_generation_user_error", code="moderation_blocked",
-                         message="Your request was rejected by the safety system (injected fault).", times=times,
-                         path=path)
+        return cls.error(
+            400,
+            type="image_generation_user_error",
+            code="moderation_blocked",
+            message="Your request was rejected by the safety system (injected fault).",
+            times=times,
+            path=path,
+        )
 
     @classmethod
     def drop(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
@@ -122,17 +147,41 @@ class Fault:
         return cls("stream-cut", times=times, path=path)
 
     @classmethod
-    def stream_error(cls, code: str = "server_error", *, shape: str = "nested", message: Optional[str] = None,
-                     times: int = 1, path: Optional[str] = None) -> "Fault":
+    def stream_error(
+        cls,
+        code: str = "server_error",
+        *,
+        shape: str = "nested",
+        message: Optional[str] = None,
+        times: int = 1,
+        path: Optional[str] = None,
+    ) -> "Fault":
         """A stream that emits an error event after one partial image."""
         if shape not in ("nested", "flat"):
             raise ValueError("shape must be 'nested' or 'flat'")
-        return cls("stream-error", code=code, shape=shape, message=message or "Stream failed (injected fault).",
-                   times=times, path=path)
+        return cls(
+            "stream-error",
+            code=code,
+            shape=shape,
+            message=message or "Stream failed (injected fault).",
+            times=times,
+            path=path,
+        )
 
 
-_KEYS = {"retry-after", "retry-after-ms", "x-should-retry", "code", "message", "type", "param", "times", "path",
-         "shape", "seconds"}
+_KEYS = {
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "code",
+    "message",
+    "type",
+    "param",
+    "times",
+    "path",
+    "shape",
+    "seconds",
+}
 
 
 def parse_fault(spec: str) -> Fault:
@@ -155,8 +204,10 @@ def parse_fault(spec: str) -> Fault:
         options[key] = value
     times = int(options.pop("times", "1"))
     path = options.pop("path", None)
-    allowed = {"status": {"code", "message", "type", "param", "retry-after", "retry-after-ms", "x-should-retry"},
-               "stream-error": {"code", "shape", "message"}}
+    allowed = {
+        "status": {"code", "message", "type", "param", "retry-after", "retry-after-ms", "x-should-retry"},
+        "stream-error": {"code", "shape", "message"},
+    }
     kind = "status" if head.isdigit() else "stream-error" if head == "stream-error" else head
     unused = set(options) - allowed.get(kind, set())
     if unused:
@@ -166,17 +217,31 @@ def parse_fault(spec: str) -> Fault:
     if head.isdigit():
         should_retry = options.pop("x-should-retry", None)
         return Fault.error(
-            int(head), code=options.pop("code", None), message=options.pop("message", None),
-            type=options.pop("type", None), param=options.pop("param", None),
+            int(head),
+            code=options.pop("code", None),
+            message=options.pop("message", None),
+            type=options.pop("type", None),
+            param=options.pop("param", None),
             retry_after=float(options["retry-after"]) if "retry-after" in options else None,
             retry_after_ms=int(options["retry-after-ms"]) if "retry-after-ms" in options else None,
-            should_retry=None if should_retry is None else should_retry.lower() == "true", times=times, path=path)
+            should_retry=None if should_retry is None else should_retry.lower() == "true",
+            times=times,
+            path=path,
+        )
     if head == "moderation":
         return Fault.moderation_blocked(times=times, path=path)
     if head == "stream-error":
-        return Fault.stream_error(options.get("code", "server_error"), shape=options.get("shape", "nested"),
-                                  message=options.get("message"), times=times, path=path)
+        return Fault.stream_error(
+            options.get("code", "server_error"),
+            shape=options.get("shape", "nested"),
+            message=options.get("message"),
+            times=times,
+            path=path,
+        )
     if head in KINDS and head not in ("status", "delay"):
         return Fault(head, times=times, path=path)
-    raise ValueError("unknown fault {!r}; use a status code, moderation, or one of: {}".format(
-        head, ", ".join(kind for kind in KINDS if kind != "status")))
+    raise ValueError(
+        "unknown fault {!r}; use a status code, moderation, or one of: {}".format(
+            head, ", ".join(kind for kind in KINDS if kind != "status")
+        )
+    )

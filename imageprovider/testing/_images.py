@@ -80,8 +80,15 @@ SAMPLE_WEBP_ALPHA: bytes = base64.b64decode(
 )
 
 
-def make_image(output_format: str, width: int, height: int, *, seed: str = "", transparent: bool = False,
-               detail_bits: int = DEFAULT_DETAIL_BITS) -> bytes:
+def make_image(
+    output_format: str,
+    width: int,
+    height: int,
+    *,
+    seed: str = "",
+    transparent: bool = False,
+    detail_bits: int = DEFAULT_DETAIL_BITS,
+) -> bytes:
     """Return an image file in ``output_format`` (``"png"``, ``"jpeg"`` or ``"webp"``).
 
     Only PNGs are drawn to ``width`` x ``height``: JPEG and WEBP are the fixed
@@ -96,11 +103,12 @@ def make_image(output_format: str, width: int, height: int, *, seed: str = "", t
         return SAMPLE_JPEG
     if output_format == "webp":
         return SAMPLE_WEBP_ALPHA if transparent else SAMPLE_WEBP
-    raise ValueError("output_format must be 'png', 'jpeg' or 'webp', not %r" % (output_format,))
+    raise ValueError(f"output_format must be 'png', 'jpeg' or 'webp', not {output_format!r}")
 
 
-def make_png(width: int, height: int, *, seed: str = "", transparent: bool = False,
-             detail_bits: int = DEFAULT_DETAIL_BITS) -> bytes:
+def make_png(
+    width: int, height: int, *, seed: str = "", transparent: bool = False, detail_bits: int = DEFAULT_DETAIL_BITS
+) -> bytes:
     """Return a PNG of exactly ``width`` x ``height`` pixels, 8 bits per sample.
 
     RGB (colour type 2), or RGBA (colour type 6) when ``transparent``: then the
@@ -123,9 +131,9 @@ def make_png(width: int, height: int, *, seed: str = "", transparent: bool = Fal
     # were spelled; operator.index refuses floats rather than truncating them.
     width, height, detail_bits = operator.index(width), operator.index(height), operator.index(detail_bits)
     if width < 1 or height < 1:
-        raise ValueError("width and height must be at least 1, not %dx%d" % (width, height))
+        raise ValueError(f"width and height must be at least 1, not {width}x{height}")
     if not 0 <= detail_bits <= 8:
-        raise ValueError("detail_bits must be from 0 to 8, not %d" % (detail_bits,))
+        raise ValueError(f"detail_bits must be from 0 to 8, not {detail_bits}")
     return _make_png(width, height, str(seed), bool(transparent), detail_bits)
 
 
@@ -138,14 +146,15 @@ def _make_png(width: int, height: int, seed: str, transparent: bool, detail_bits
     # One bit set per noisy bit: never the filter byte (0 = no filter) nor alpha.
     sample_mask = bytes([(1 << detail_bits) - 1]) * 3 + (b"\x00" if transparent else b"")
     mask_row = b"\x00" + sample_mask * width
-    rng = random.Random(int.from_bytes(digest, "big"))
+    # Seeded noise that makes the PNG incompressible, not a secret.
+    rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311
 
     compressor = zlib.compressobj(_ZLIB_LEVEL)
     compressed: List[bytes] = []
     band_rows = max(1, _BAND_BYTES // stride)
     for top in range(0, height, band_rows):
         count = min(band_rows, height - top)
-        band = b"".join(_scanline(colour, width, transparent) for colour in colours[top:top + count])
+        band = b"".join(_scanline(colour, width, transparent) for colour in colours[top : top + count])
         if detail_bits:
             # Whole-band integer arithmetic: one C-level AND and XOR over a
             # megabyte instead of millions of per-pixel Python operations.
@@ -160,7 +169,7 @@ def _make_png(width: int, height: int, seed: str, transparent: bool, detail_bits
     chunks = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
     view = memoryview(data)
     for start in range(0, len(data), _IDAT_CHUNK_BYTES):
-        chunks.append(_chunk(b"IDAT", view[start:start + _IDAT_CHUNK_BYTES].tobytes()))
+        chunks.append(_chunk(b"IDAT", view[start : start + _IDAT_CHUNK_BYTES].tobytes()))
     chunks.append(_chunk(b"IEND", b""))
     return b"".join(chunks)
 

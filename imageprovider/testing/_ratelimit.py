@@ -19,11 +19,11 @@ __all__ = ["RateLimiter", "format_duration"]
 def format_duration(seconds: float) -> str:
     """``0.012`` -> ``12ms``, ``1.5`` -> ``1.5s``, ``360`` -> ``6m0s``, as OpenAI writes resets."""
     if seconds < 1:
-        return "{}ms".format(int(math.ceil(seconds * 1000)))
+        return f"{int(math.ceil(seconds * 1000))}ms"
     minutes, rest = divmod(seconds, 60)
     if minutes:
-        return "{}m{:g}s".format(int(minutes), round(rest, 3))
-    return "{:g}s".format(round(rest, 3))
+        return f"{int(minutes)}m{round(rest, 3):g}s"
+    return f"{round(rest, 3):g}s"
 
 
 class _Bucket:
@@ -59,14 +59,21 @@ class RateLimiter:
     :param clock: monotonic seconds; tests may pass their own.
     """
 
-    def __init__(self, requests_per_minute: int = 10_000, images_per_minute: int = 10_000,
-                 tokens_per_minute: int = 10_000_000, clock: Optional[Callable[[], float]] = None) -> None:
+    def __init__(
+        self,
+        requests_per_minute: int = 10_000,
+        images_per_minute: int = 10_000,
+        tokens_per_minute: int = 10_000_000,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
         if min(requests_per_minute, images_per_minute, tokens_per_minute) < 1:
             raise ValueError("rate limits must be at least 1 per minute")
         clock = clock or time.monotonic
-        self._buckets = {"requests": _Bucket(requests_per_minute, clock),
-                         "images": _Bucket(images_per_minute, clock),
-                         "tokens": _Bucket(tokens_per_minute, clock)}
+        self._buckets = {
+            "requests": _Bucket(requests_per_minute, clock),
+            "images": _Bucket(images_per_minute, clock),
+            "tokens": _Bucket(tokens_per_minute, clock),
+        }
         self._lock = threading.Lock()
 
     def acquire(self, images: int, tokens: int = 0) -> Tuple[bool, Dict[str, str]]:

@@ -114,8 +114,9 @@ class FakeImagesServer:
     ) -> None:
         self.api_key = api_key
         self.latency = latency
-        self.limiter = RateLimiter(requests_per_minute or 10_000, images_per_minute or 10_000,
-                                   tokens_per_minute or 10_000_000)
+        self.limiter = RateLimiter(
+            requests_per_minute or 10_000, images_per_minute or 10_000, tokens_per_minute or 10_000_000
+        )
         self.files = FileStore()
         self.url_store = UrlStore(url_ttl)
         self.api = ImagesAPI(self.url_store, self._url_for, self._file_content, detail_bits)
@@ -133,7 +134,7 @@ class FakeImagesServer:
     def root_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         host, port = self._httpd.server_address[:2]
-        return "http://{}:{}".format(host if isinstance(host, str) else host.decode(), port)
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -143,8 +144,9 @@ class FakeImagesServer:
     def start(self) -> "FakeImagesServer":
         """Serve in a background thread."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="FakeImagesServer", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeImagesServer", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -229,7 +231,7 @@ class FakeImagesServer:
     # -- helpers for the handler -------------------------------------------
 
     def _url_for(self, token: str, extension: str) -> str:
-        return "{}/fake-files/{}.{}".format(self.root_url, token, extension)
+        return f"{self.root_url}/fake-files/{token}.{extension}"
 
     def _file_content(self, file_id: str) -> Optional[bytes]:
         stored = self.files.get(file_id)
@@ -257,19 +259,19 @@ class _Handler(BaseHTTPRequestHandler):
     #: Idle keep-alive connections are closed after this many seconds.
     timeout = 30
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self._handle()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._handle()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle()
 
     # -- dispatch ----------------------------------------------------------
@@ -282,11 +284,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._dispatch()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception as exc:  # noqa: BLE001 - a bug in the stand-in must read as one, not as a network fault
+        except Exception as exc:
             if self._headers_sent:
                 raise
-            self._send_json(500, error_body("The stand-in server failed: {}: {}".format(type(exc).__name__, exc),
-                                            None, "stand_in_error", "server_error"))
+            self._send_json(
+                500,
+                error_body(
+                    f"The stand-in server failed: {type(exc).__name__}: {exc}", None, "stand_in_error", "server_error"
+                ),
+            )
 
     def send_response(self, code: int, message: Optional[str] = None) -> None:
         self._headers_sent = True
@@ -306,16 +312,24 @@ class _Handler(BaseHTTPRequestHandler):
         images = _IMAGES_ROUTE.match(path)
         files_content = _FILE_CONTENT_ROUTE.match(path)
         batch = _BATCH_ROUTE.match(path)
-        known = (images and self.command == "POST") or (path == "/v1/files" and self.command == "POST") \
-            or (files_content and self.command == "GET") or (path == "/v1/batches" and self.command == "POST") \
+        known = (
+            (images and self.command == "POST")
+            or (path == "/v1/files" and self.command == "POST")
+            or (files_content and self.command == "GET")
+            or (path == "/v1/batches" and self.command == "POST")
             or (batch and (self.command == "GET" if not batch.group(2) else self.command == "POST"))
+        )
         if not known:
-            return self._send_json(404, error_body("Invalid URL ({} {})".format(self.command, path), None,
-                                                   "unknown_url"))
+            return self._send_json(404, error_body(f"Invalid URL ({self.command} {path})", None, "unknown_url"))
         if not self._authorized():
-            return self._send_json(401, error_body(
-                "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
-                None, "invalid_api_key"))
+            return self._send_json(
+                401,
+                error_body(
+                    "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+                    None,
+                    "invalid_api_key",
+                ),
+            )
         fault = fake._next_fault(path)
         if fault is not None and self._apply_fault(fault):
             return
@@ -327,8 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._file_content(files_content.group(1))
         if path == "/v1/batches":
             return self._create_batch(body)
-        assert batch is not None
-        return self._batch(batch.group(1), bool(batch.group(2)))
+        if batch is not None:
+            return self._batch(batch.group(1), bool(batch.group(2)))
+        return self._send_json(404, error_body(f"Invalid URL ({self.command} {path})", None, "unknown_url"))
 
     def _authorized(self) -> bool:
         key = self.server.fake.api_key
@@ -346,12 +361,22 @@ class _Handler(BaseHTTPRequestHandler):
             generated = fake.api.prepare(endpoint, params, files)
         except RequestValidationError as exc:
             return self._send_json(400, error_body(exc.message, exc.param))
-        allowed, limit_headers = fake.limiter.acquire(len(generated.images), (generated.usage or {}).get(
-            "total_tokens", 0))
+        allowed, limit_headers = fake.limiter.acquire(
+            len(generated.images), (generated.usage or {}).get("total_tokens", 0)
+        )
         if not allowed:
-            return self._send_json(429, error_body(
-                "Rate limit reached for requests or images per minute. Please try again in {}s.".format(
-                    limit_headers["retry-after"]), None, "rate_limit_exceeded", "requests"), limit_headers)
+            return self._send_json(
+                429,
+                error_body(
+                    "Rate limit reached for requests or images per minute. Please try again in {}s.".format(
+                        limit_headers["retry-after"]
+                    ),
+                    None,
+                    "rate_limit_exceeded",
+                    "requests",
+                ),
+                limit_headers,
+            )
         if fake.wait(fake.api.latency(len(generated.images), fake.latency)):
             return self._drop()
         if generated.stream:
@@ -402,8 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _apply_fault(self, fault: Fault) -> bool:
         """Apply ``fault``; ``True`` when it answered the request itself."""
         if fault.kind == "status":
-            body = {"error": {"message": fault.message, "type": fault.type, "param": fault.param,
-                              "code": fault.code}}
+            body = {"error": {"message": fault.message, "type": fault.type, "param": fault.param, "code": fault.code}}
             self._send_json(fault.status, body, fault.headers)
             return True
         if fault.kind == "drop":
@@ -460,7 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _file_content(self, file_id: str) -> None:
         stored = self.server.fake.files.get(file_id)
         if stored is None:
-            return self._send_json(404, error_body("No such File object: {}".format(file_id), "id", "not_found"))
+            return self._send_json(404, error_body(f"No such File object: {file_id}", "id", "not_found"))
         self._send_bytes(200, stored[1], "application/octet-stream")
 
     def _create_batch(self, body: Any) -> None:
@@ -476,15 +500,16 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.server.fake.batches
         batch = store.cancel(batch_id) if cancel else store.get(batch_id)
         if batch is None:
-            return self._send_json(404, error_body("No batch found with id {!r}".format(batch_id), "batch_id",
-                                                   "not_found"))
+            return self._send_json(404, error_body(f"No batch found with id {batch_id!r}", "batch_id", "not_found"))
         self._send_json(200, batch)
 
     def _serve_stored(self, token: str) -> None:
         stored = self.server.fake.url_store.get(token)
         if stored is None or stored[2]:
-            body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>'
-                    b'Signed expiry time has passed.</Message></Error>')
+            body = (
+                b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>'
+                b"Signed expiry time has passed.</Message></Error>"
+            )
             return self._send_bytes(403 if stored else 404, body, "application/xml")
         self._send_bytes(200, stored[0], stored[1])
 
@@ -525,11 +550,11 @@ class _Handler(BaseHTTPRequestHandler):
         return headers
 
     def _send_json(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
-        self._send_bytes(status, json.dumps(body, separators=(",", ":")).encode("utf-8"), "application/json",
-                         headers)
+        self._send_bytes(status, json.dumps(body, separators=(",", ":")).encode("utf-8"), "application/json", headers)
 
-    def _send_bytes(self, status: int, payload: bytes, content_type: str,
-                    headers: Optional[Dict[str, str]] = None) -> None:
+    def _send_bytes(
+        self, status: int, payload: bytes, content_type: str, headers: Optional[Dict[str, str]] = None
+    ) -> None:
         self.send_response(status)
         for name, value in self._common_headers(headers).items():
             self.send_header(name, value)
@@ -559,12 +584,19 @@ def _parse_multipart(content_type: str, raw: bytes) -> Dict[str, Any]:
             continue
         files.setdefault(part.name, []).append((part.filename, part.payload, part.content_type))
         summary.setdefault(part.name, []).append(
-            {"filename": part.filename, "content_type": part.content_type, "bytes": len(part.payload)})
+            {"filename": part.filename, "content_type": part.content_type, "bytes": len(part.payload)}
+        )
     return {"fields": fields, "files": summary, "_files": files}
 
 
 def _error_event(fault: Fault) -> Dict[str, Any]:
     if fault.shape == "flat":
         return {"type": "error", "code": fault.code, "message": fault.message, "param": None}
-    return {"error": {"type": "server_error" if fault.code == "server_error" else "invalid_request_error",
-                      "code": fault.code, "message": fault.message, "param": None}}
+    return {
+        "error": {
+            "type": "server_error" if fault.code == "server_error" else "invalid_request_error",
+            "code": fault.code,
+            "message": fault.message,
+            "param": None,
+        }
+    }
