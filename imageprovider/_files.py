@@ -105,28 +105,71 @@ def write_atomic_sniffed(
     under ``target_for(first bytes)`` -- for content whose format is known only once it
     has arrived (a download). Whatever fails, nothing is left under the final name.
     """
-    folder_path = Path(os.fspath(folder)) if str(folder) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder_path))
+    part = PartFile(folder)
     try:
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        with os.fdopen(handle, "w+b") as stream:
-            fill(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-            stream.seek(0)
-            head = stream.read(16)
-        target = target_for(head)
+        fill(part.stream)
+        part.close()
+        return part.publish(target_for(part.head()), overwrite=overwrite)
+    except BaseException:
+        part.discard()
+        raise
+
+
+class PartFile:
+    """A temporary ``.part`` file in ``folder``, written and then published under its final name.
+
+    Until :meth:`publish`, nothing exists under the final name; :meth:`discard`
+    removes the temporary file whatever state it is in.
+    """
+
+    def __init__(self, folder: PathLike) -> None:
+        folder_path = Path(os.fspath(folder)) if str(folder) else Path(".")
+        handle, self.temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder_path))
+        try:
+            os.chmod(self.temporary, 0o666 & ~_UMASK)
+            self.stream: IO[bytes] = os.fdopen(handle, "w+b")
+        except BaseException:
+            os.close(handle)
+            os.unlink(self.temporary)
+            raise
+        self._published = False
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``."""
+        self.stream.write(data)
+
+    def close(self) -> None:
+        """All the content is written: make it durable."""
+        if not self.stream.closed:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+
+    def head(self, size: int = 16) -> bytes:
+        """The first bytes of the closed file (to sniff its format)."""
+        with open(self.temporary, "rb") as handle:
+            return handle.read(size)
+
+    def publish(self, target: Path, *, overwrite: bool = False) -> Path:
+        """Give the closed file its final name; return it.
+
+        :raises FileExistsError: ``target`` exists and ``overwrite`` is false.
+        """
         _refuse_existing(target, overwrite)
         if overwrite:
-            os.replace(temporary, str(target))
+            os.replace(self.temporary, str(target))
         else:
-            _publish_exclusive(temporary, target)
+            _publish_exclusive(self.temporary, target)
+        self._published = True
         _fsync_folder(target.parent)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return target
+        return target
+
+    def discard(self) -> None:
+        """Remove the temporary file (unless published)."""
+        if not self.stream.closed:
+            self.stream.close()
+        if not self._published and os.path.exists(self.temporary):
+            os.unlink(self.temporary)
 
 
 def _refuse_existing(target: Path, overwrite: bool) -> None:

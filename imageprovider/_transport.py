@@ -26,6 +26,7 @@ from requests.auth import AuthBase
 
 from . import _schemas
 from ._config import is_header_token, is_loopback
+from ._imagebody import ImageBodyScanner
 from ._retry import ImageRetry
 from .exceptions import (
     APIConnectionError,
@@ -49,6 +50,10 @@ log = logging.getLogger("imageprovider")
 
 #: Characters of a body kept in error messages and ``ResponseValidationError.body``.
 BODY_EXCERPT_CHARS = 500
+#: Bytes read at a time from a body that is read as it arrives.
+BODY_CHUNK_BYTES = 64 * 1024
+#: What reading a body can raise when the connection fails.
+_READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 REDACTED = "[REDACTED]"
 
 _STATUS_ERRORS: Dict[int, Type[APIStatusError]] = {
@@ -232,11 +237,7 @@ class Transport:
         if not stream and 200 <= response.status_code < 300:
             cut = _cut_short(response)
             if cut is not None:
-                error = APIConnectionError(
-                    f"The response from {urlsplit(self.base_url).netloc} was cut short: {cut}; not retried, because the "
-                    "request had been processed",
-                    attempts=retry.attempts,
-                )
+                error = self._cut_short_error(cut, retry.attempts)
                 self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, error)
                 raise error
         if not 200 <= response.status_code < 300:
@@ -246,6 +247,13 @@ class Transport:
             raise status_error
         self._log_cycle(method, path, response.status_code, retry.attempts, started, request_id, None)
         return response
+
+    def _cut_short_error(self, cut: str, attempts: int) -> APIConnectionError:
+        return APIConnectionError(
+            f"The response from {urlsplit(self.base_url).netloc} was cut short: {cut}; not retried, because the "
+            "request had been processed",
+            attempts=attempts,
+        )
 
     def _notify(self, status: int, headers: Mapping[str, str]) -> None:
         for observer in list(self.observers):
@@ -326,12 +334,12 @@ class Transport:
                 status_code=response.status_code,
             )
         written = 0
-        chunks = response.iter_content(chunk_size=64 * 1024)
+        chunks = response.iter_content(chunk_size=BODY_CHUNK_BYTES)
         while True:
             # Only the network read is translated: a full disk while writing is a local OSError.
             try:
                 chunk = next(chunks, b"")
-            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            except _READ_ERRORS as exc:
                 raise self.connection_error(exc) from exc
             if not chunk:
                 break
@@ -421,16 +429,39 @@ class Transport:
             attempts=attempts,
         )
 
-    def read_json(self, response: requests.Response, schema: str) -> Dict[str, Any]:
+    def read_json(
+        self, response: requests.Response, schema: str, scanner: Optional[ImageBodyScanner] = None
+    ) -> Dict[str, Any]:
         """Parse and validate a success body against ``schema``.
 
+        :param scanner: reads an open (``stream=True``) images body as it
+            arrives, decoding the images on the way; what is parsed and
+            validated is then its skeleton.
         :raises ResponseValidationError: the body is not JSON, is ``null``, or is off-schema.
+        :raises APIConnectionError: the body could not be read whole.
         """
         request_id = response.headers.get("x-request-id")
-        try:
-            content = response.content
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._connection_error(exc, 1, self.timeout) from exc
+        if scanner is None:
+            try:
+                content = response.content
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise self._connection_error(exc, 1, self.timeout) from exc
+        else:
+            with response:
+                chunks = response.iter_content(chunk_size=BODY_CHUNK_BYTES)
+                while True:
+                    # Only the network read is translated: a full disk while saving is a local OSError.
+                    try:
+                        chunk = next(chunks, b"")
+                    except _READ_ERRORS as exc:
+                        raise self._connection_error(exc, 1, self.timeout) from exc
+                    if not chunk:
+                        break
+                    scanner.feed(chunk)
+            content = scanner.finish()
+            cut = _cut_short(response)
+            if cut is not None:
+                raise self._cut_short_error(cut, 1)
         # The decoder's exception holds the whole unredacted body in .doc, so it
         # is neither chained nor kept as context: only its reason is.
         failure = None
@@ -443,7 +474,7 @@ class Transport:
                 f"The {response.status_code} response body is not valid JSON ({failure})",
                 status_code=response.status_code,
                 request_id=request_id,
-                body=self.excerpt(self.body_text(response)),
+                body=self.excerpt(self.redact(content.decode("utf-8", "replace"))),
             )
         violation = _schemas.find_violation(schema, parsed)
         if violation is not None:
@@ -454,7 +485,7 @@ class Transport:
                 ),
                 status_code=response.status_code,
                 request_id=request_id,
-                body=self.excerpt(self.body_text(response)),
+                body=self.excerpt(self.redact(content.decode("utf-8", "replace"))),
                 path=violation.path,
             )
         return cast(Dict[str, Any], parsed)

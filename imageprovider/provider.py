@@ -11,7 +11,7 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 import logging
 import platform
 from types import TracebackType
-from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, cast
 from urllib.parse import quote
 
 import requests
@@ -19,11 +19,14 @@ import requests
 from . import _multipart, _request
 from .__version__ import __version__
 from ._config import Settings, TimeoutArg, check_extra_headers, resolve_settings, resolve_timeout
+from ._files import PathLike
+from ._imagebody import Extracted, ImageBodyScanner, MemorySink
 from ._inputs import ImageInput
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
+from ._saveto import FolderSaver
 from ._transport import Transport
 from .exceptions import ConfigurationError, RequestValidationError
-from .results import ImageResponse
+from .results import ImageResponse, InlineImage
 from .streaming import ImageStream, check_event_stream
 
 log = logging.getLogger("imageprovider")
@@ -195,6 +198,9 @@ class OpenAIImageProvider:
         user: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
+        save_to: Optional[PathLike] = None,
+        overwrite: bool = False,
+        metadata: bool = False,
     ) -> ImageResponse:
         """Create images from a text prompt (``POST /images/generations``).
 
@@ -206,7 +212,17 @@ class OpenAIImageProvider:
         :param model: default :attr:`default_model`.
         :param extra_body: extra JSON fields for compatible servers.
         :param timeout: this call's timeout; see the class docstring.
+        :param save_to: a folder to write the images into as they arrive
+            (named from the prompt, extension from the bytes), never holding
+            the whole response in memory; the returned images are backed by
+            their files (:attr:`GeneratedImage.path`). The names are checked
+            before anything is sent. Also in :meth:`edit_image`,
+            :meth:`edit_image_from_refs` and :meth:`create_variation`.
+        :param overwrite: with ``save_to``, replace existing files instead of
+            raising ``FileExistsError``.
+        :param metadata: with ``save_to``, also write a ``.json`` sidecar per image.
         :raises RequestValidationError: a parameter is invalid (nothing was sent).
+        :raises FileExistsError: a ``save_to`` target exists (nothing was sent).
         :raises APIStatusError: the API refused (a subclass by status).
         :raises APIConnectionError: no response could be had.
         :raises ResponseValidationError: the response body is unusable.
@@ -227,7 +243,8 @@ class OpenAIImageProvider:
         }
         body = self._build("create_image_request", "generations", params, extra_body)
         _refuse_stream(body, "generate_image", "stream_image")
-        return self._json_call("generations", body, timeout)
+        saver = self._saver(save_to, body, overwrite, metadata)
+        return self._json_call("generations", body, timeout, saver)
 
     def stream_image(
         self,
@@ -291,6 +308,9 @@ class OpenAIImageProvider:
         user: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
+        save_to: Optional[PathLike] = None,
+        overwrite: bool = False,
+        metadata: bool = False,
     ) -> ImageResponse:
         """Edit or extend one or more images following a prompt (``POST /images/edits``, multipart).
 
@@ -317,7 +337,8 @@ class OpenAIImageProvider:
             "create_image_edit_request", "edits", params, extra_body, "images", images, mask
         )
         _refuse_stream(body, "edit_image", "stream_edit")
-        return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout), body)
+        saver = self._saver(save_to, body, overwrite, metadata)
+        return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout), body, saver)
 
     def stream_edit(
         self,
@@ -377,6 +398,9 @@ class OpenAIImageProvider:
         user: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
+        save_to: Optional[PathLike] = None,
+        overwrite: bool = False,
+        metadata: bool = False,
     ) -> ImageResponse:
         """Edit images given by reference (``POST /images/edits`` with a JSON body).
 
@@ -407,7 +431,8 @@ class OpenAIImageProvider:
                 param="model",
             )
         _refuse_stream(body, "edit_image_from_refs", "stream_edit")
-        return self._json_call("edits", body, timeout)
+        saver = self._saver(save_to, body, overwrite, metadata)
+        return self._json_call("edits", body, timeout, saver)
 
     def create_variation(
         self,
@@ -420,6 +445,9 @@ class OpenAIImageProvider:
         user: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
+        save_to: Optional[PathLike] = None,
+        overwrite: bool = False,
+        metadata: bool = False,
     ) -> ImageResponse:
         """Create variations of one square PNG (``POST /images/variations``, multipart).
 
@@ -432,7 +460,10 @@ class OpenAIImageProvider:
         body, payload, content_type = self._multipart(
             "create_image_variation_request", "variations", params, extra_body, "image", image, None
         )
-        return self._read_images(self._send("variations", body.get("model"), payload, content_type, timeout), body)
+        saver = self._saver(save_to, body, overwrite, metadata)
+        return self._read_images(
+            self._send("variations", body.get("model"), payload, content_type, timeout), body, saver
+        )
 
     # -- files and batches (OpenAI's Batch API) ---------------------------
 
@@ -572,6 +603,7 @@ class OpenAIImageProvider:
         timeout: TimeoutArg,
         stream: bool = False,
     ) -> requests.Response:
+        """Send an images request; the body is left unread (events, or images read as they arrive)."""
         path, query = self._route(endpoint, model)
         return self._transport.request(
             "POST",
@@ -579,7 +611,7 @@ class OpenAIImageProvider:
             body=payload,
             content_type=content_type,
             timeout=self._timeout(timeout),
-            stream=stream,
+            stream=True,
             accept="text/event-stream" if stream else None,
             query=query,
             # Uncompressed, so events can be read as they arrive, beneath any decoder.
@@ -590,16 +622,46 @@ class OpenAIImageProvider:
         check_event_stream(response, self._transport)
         return ImageStream(response, self._transport, expected_images=body.get("n") or 1, request=body)
 
-    def _json_call(self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg) -> ImageResponse:
+    def _json_call(
+        self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg, saver: Optional[FolderSaver]
+    ) -> ImageResponse:
         response = self._send(endpoint, body.get("model"), _request.encode_json(body), "application/json", timeout)
-        return self._read_images(response, body)
+        return self._read_images(response, body, saver)
 
-    def _read_images(self, response: requests.Response, body: Mapping[str, Any]) -> ImageResponse:
-        parsed = self._transport.read_json(response, "images_response")
-        return ImageResponse.from_body(parsed, response.headers, request=body, fetch=self._fetch)
+    def _saver(
+        self, save_to: Optional[PathLike], body: Mapping[str, Any], overwrite: bool, metadata: bool
+    ) -> Optional[FolderSaver]:
+        if save_to is None:
+            return None
+        saver = FolderSaver(save_to, body, overwrite=overwrite, metadata=metadata)
+        saver.check()
+        return saver
+
+    def _read_images(
+        self, response: requests.Response, body: Mapping[str, Any], saver: Optional[FolderSaver] = None
+    ) -> ImageResponse:
+        """Read the body as it arrives: images decoded into memory, or into ``saver``'s folder."""
+        scanner = ImageBodyScanner(saver.open_sink) if saver is not None else ImageBodyScanner()
+        try:
+            parsed = self._transport.read_json(response, "images_response", scanner)
+
+            def build(inline: Mapping[int, InlineImage]) -> ImageResponse:
+                return ImageResponse.from_body(parsed, response.headers, request=body, fetch=self._fetch, inline=inline)
+
+            if saver is None:
+                return build({index: _in_memory(item) for index, item in scanner.extracted.items()})
+            return saver.finish(scanner.extracted, len(parsed["data"]), build)
+        finally:
+            if saver is not None:
+                saver.discard()
 
     def _fetch(self, url: str, sink: IO[bytes]) -> int:
         return self._transport.download(url, sink, max_bytes=self.max_download_bytes)
+
+
+def _in_memory(item: Extracted) -> InlineImage:
+    sink = cast(MemorySink, item.sink)
+    return InlineImage(data=sink.data, error=item.error)
 
 
 def _refuse_stream(body: Mapping[str, Any], method: str, streaming_method: str) -> None:

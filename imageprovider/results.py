@@ -23,6 +23,21 @@ from .exceptions import ImageProviderError, ResponseValidationError
 #: Downloads ``url`` into a binary stream (the provider supplies one bound to its session).
 Fetcher = Callable[[str, IO[bytes]], object]
 
+
+class InlineImage:
+    """An image decoded while its response arrived: in memory, in a file, or invalid."""
+
+    def __init__(
+        self,
+        data: Optional[bytes] = None,
+        path: Optional[Path] = None,
+        error: Optional[ResponseValidationError] = None,
+    ) -> None:
+        self.data = data
+        self.path = path
+        self.error = error
+
+
 __all__ = [
     "GeneratedImage",
     "ImageResponse",
@@ -52,36 +67,121 @@ def image_context(
     }
 
 
-@dataclass(frozen=True)
-class GeneratedImage:
-    """One image of a response: inline base64 data, a URL, or both."""
+def image_names(stem: str, count: int) -> List[str]:
+    """File names (without extension) for ``count`` images: ``stem``, or ``stem-1``, ``stem-2``..."""
+    return [stem] if count == 1 else [f"{stem}-{index + 1}" for index in range(count)]
 
-    #: Base64 text as sent by the API (GPT image models always send it).
-    b64_json: Optional[str] = None
+
+def refuse_existing(folder: Path, name: str, mime_type: Optional[str], metadata: bool) -> None:
+    """Raise ``FileExistsError`` if saving image ``name`` into ``folder`` would replace a file.
+
+    With ``mime_type`` unknown (a URL result, or an image yet to arrive), any image extension clashes.
+    """
+    extensions = [_files.EXTENSIONS[mime_type]] if mime_type else sorted(set(_files.EXTENSIONS.values()))
+    candidates = [folder / (name + extension) for extension in extensions]
+    if metadata:
+        candidates.append(folder / (name + ".json"))
+    for candidate in candidates:
+        if candidate.exists():
+            raise FileExistsError(f"{candidate} already exists; pass overwrite=True (or --overwrite) to replace it")
+
+
+@dataclass(frozen=True, init=False)
+class GeneratedImage:
+    """One image of a response: its bytes (inline, or in the file it was saved to), a URL, or both.
+
+    Construct with ``GeneratedImage(b64_json=..., url=..., revised_prompt=..., index=...)``.
+    """
+
+    _b64: Optional[str] = field(repr=False)
     #: A URL valid for 60 minutes (DALL-E with ``response_format="url"``).
-    url: Optional[str] = None
+    url: Optional[str]
     #: The prompt as rewritten by the model (dall-e-3).
-    revised_prompt: Optional[str] = None
+    revised_prompt: Optional[str]
     #: Position in the response's ``data`` list, for error messages.
-    index: int = 0
-    _decoded: Dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
+    index: int
+    #: The decoded bytes, when they were decoded while the response arrived.
+    _data: Optional[bytes] = field(repr=False)
+    #: The file the image was written to as it arrived (``save_to=``).
+    _path: Optional[Path] = field(repr=False)
+    #: Why the inline data is unusable (invalid base64), raised on use.
+    _error: Optional[ResponseValidationError] = field(repr=False, compare=False)
+    _decoded: Dict[str, bytes] = field(repr=False, compare=False)
     #: File stem for saving (from the prompt), what the sidecar metadata says, and the URL fetcher.
-    _stem: str = field(default="image", repr=False, compare=False)
-    _context: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    _fetch: Optional[Fetcher] = field(default=None, repr=False, compare=False)
+    _stem: str = field(repr=False, compare=False)
+    _context: Mapping[str, Any] = field(repr=False, compare=False)
+    _fetch: Optional[Fetcher] = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        b64_json: Optional[str] = None,
+        url: Optional[str] = None,
+        revised_prompt: Optional[str] = None,
+        index: int = 0,
+        *,
+        _data: Optional[bytes] = None,
+        _path: Optional[Path] = None,
+        _error: Optional[ResponseValidationError] = None,
+        _stem: str = "image",
+        _context: Optional[Mapping[str, Any]] = None,
+        _fetch: Optional[Fetcher] = None,
+    ) -> None:
+        values = {
+            "_b64": b64_json,
+            "url": url,
+            "revised_prompt": revised_prompt,
+            "index": index,
+            "_data": _data,
+            "_path": _path,
+            "_error": _error,
+            "_decoded": {},
+            "_stem": _stem,
+            "_context": _context if _context is not None else {},
+            "_fetch": _fetch,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def has_data(self) -> bool:
+        """Whether the image came inline (base64), as opposed to a URL only."""
+        return self._b64 is not None or self._data is not None or self._path is not None or self._error is not None
+
+    @property
+    def b64_json(self) -> Optional[str]:
+        """The image as base64 text, or ``None`` for a URL-only image.
+
+        Responses are decoded as they arrive and the text is not kept: it is
+        re-encoded from the bytes on each access.
+
+        :raises ResponseValidationError: the API sent invalid base64.
+        """
+        if self._b64 is not None:
+            return self._b64
+        data = self.data
+        return base64.b64encode(data).decode("ascii") if data is not None else None
 
     @property
     def data(self) -> Optional[bytes]:
-        """The decoded image bytes (decoded on first access), or ``None`` for a URL-only image.
+        """The decoded image bytes, or ``None`` for a URL-only image.
 
-        :raises ResponseValidationError: if ``b64_json`` is not valid base64.
+        For an image saved as it arrived (``save_to=``), the bytes are read
+        from :attr:`path` on each access.
+
+        :raises ResponseValidationError: the API sent invalid base64.
         """
-        if self.b64_json is None:
+        if self._error is not None:
+            raise self._error
+        if self._data is not None:
+            return self._data
+        if self._path is not None:
+            return self._path.read_bytes()
+        if self._b64 is None:
             return None
         cached = self._decoded.get("data")
         if cached is None:
             try:
-                cached = base64.b64decode(self.b64_json, validate=True)
+                cached = base64.b64decode(self._b64, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ResponseValidationError(
                     f"Image {self.index} of the response is not valid base64",
@@ -91,8 +191,16 @@ class GeneratedImage:
         return cached
 
     @property
+    def path(self) -> Optional[Path]:
+        """The file the image was written to as it arrived (``save_to=``); otherwise ``None``."""
+        return self._path
+
+    @property
     def mime_type(self) -> Optional[str]:
         """``image/png``, ``image/jpeg`` or ``image/webp``, sniffed from the decoded bytes; ``None`` if unknown."""
+        if self._path is not None and self._error is None:
+            with open(self._path, "rb") as handle:
+                return sniff_mime_type(handle.read(16))
         data = self.data
         return sniff_mime_type(data) if data is not None else None
 
@@ -111,7 +219,7 @@ class GeneratedImage:
         :raises FileExistsError: the target exists and ``overwrite`` is false.
         :raises ImageExpiredError: a URL result has expired.
         """
-        if self.b64_json is not None:
+        if self.has_data:
             data = self.data or b""
             mime_type = sniff_mime_type(data)
             if mime_type is None:
@@ -155,7 +263,16 @@ class GeneratedImage:
         return _files.write_atomic(saved.with_suffix(".json"), text, overwrite=overwrite)
 
     def __repr__(self) -> str:
-        size = f"{len(self.b64_json)} b64 chars" if self.b64_json is not None else "no inline data"
+        if self._error is not None:
+            size = "invalid base64"
+        elif self._b64 is not None:
+            size = f"{len(self._b64)} b64 chars"
+        elif self._data is not None:
+            size = f"{len(self._data)} bytes"
+        elif self._path is not None:
+            size = f"saved to {str(self._path)!r}"
+        else:
+            size = "no inline data"
         return f"GeneratedImage(index={self.index}, {size}, url={self.url!r}, revised_prompt={self.revised_prompt!r})"
 
 
@@ -278,10 +395,28 @@ class ImageResponse:
     #: The ``x-request-id`` header, for OpenAI support.
     request_id: Optional[str]
     rate_limits: RateLimits
-    #: The validated response body, as received. Treat it as read-only.
-    raw: Dict[str, Any] = field(repr=False, compare=False)
+    #: The validated body, with the base64 text of images decoded on arrival left out.
+    _body: Dict[str, Any] = field(repr=False, compare=False)
     #: The parameters that were sent (file parts summarised), for records and metadata.
     request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def raw(self) -> Dict[str, Any]:
+        """The validated response body, as received: a new copy on each access.
+
+        Images decoded as they arrived have their ``b64_json`` text rebuilt
+        from the bytes, so prefer :attr:`images` for the image data.
+        """
+        body = dict(self._body)
+        data = body.get("data")
+        if isinstance(data, list):
+            body["data"] = [
+                dict(item, b64_json=image.b64_json)
+                if isinstance(item, dict) and "b64_json" in item and image._b64 is None
+                else item
+                for item, image in zip(data, self.images)
+            ]
+        return body
 
     @classmethod
     def from_body(
@@ -290,12 +425,16 @@ class ImageResponse:
         headers: Optional[Mapping[str, str]] = None,
         request: Optional[Mapping[str, Any]] = None,
         fetch: Optional[Fetcher] = None,
+        inline: Optional[Mapping[int, "InlineImage"]] = None,
     ) -> "ImageResponse":
         """Build from a body that passed ``schemas/images_response.json``.
 
         :param request: the parameters sent; names saved files and fills sidecar metadata.
         :param fetch: downloads URL results (the provider passes its own).
+        :param inline: images decoded while the body arrived, by index; their
+            ``b64_json`` in ``body`` is a placeholder.
         """
+        inline = inline or {}
         headers = headers or {}
         request = dict(request or {})
         lowered = {key.lower(): value for key, value in headers.items()}
@@ -306,14 +445,17 @@ class ImageResponse:
             request_id=lowered.get("x-request-id"),
             created=body["created"],
         )
-        count = len(body["data"])
+        names = image_names(stem, len(body["data"]))
         images = tuple(
             GeneratedImage(
-                b64_json=item.get("b64_json"),
+                b64_json=item.get("b64_json") if index not in inline else None,
                 url=item.get("url"),
                 revised_prompt=item.get("revised_prompt"),
                 index=index,
-                _stem=stem if count == 1 else f"{stem}-{index + 1}",
+                _data=inline[index].data if index in inline else None,
+                _path=inline[index].path if index in inline else None,
+                _error=inline[index].error if index in inline else None,
+                _stem=names[index],
                 _context=context,
                 _fetch=fetch,
             )
@@ -329,7 +471,7 @@ class ImageResponse:
             background=body.get("background"),
             request_id=lowered.get("x-request-id"),
             rate_limits=RateLimits.from_headers(lowered),
-            raw=body,
+            _body=body,
             request=request,
         )
 
@@ -348,21 +490,10 @@ class ImageResponse:
         folder = Path(os.fspath(directory))
         _files.ensure_folder(folder)
         base = _files.safe_stem(stem) if stem is not None else str(self.images[0]._context.get("stem", "image"))
-        several = len(self.images) > 1
-        names = [f"{base}-{image.index + 1}" if several else base for image in self.images]
+        names = image_names(base, len(self.images))
         if not overwrite:
             for image, name in zip(self.images, names):
-                # A URL result's format is known only after download: any image extension clashes.
-                mime_type = image.mime_type
-                extensions = [_files.EXTENSIONS[mime_type]] if mime_type else sorted(set(_files.EXTENSIONS.values()))
-                candidates = [folder / (name + extension) for extension in extensions]
-                if metadata:
-                    candidates.append(folder / (name + ".json"))
-                for candidate in candidates:
-                    if candidate.exists():
-                        raise FileExistsError(
-                            f"{candidate} already exists; pass overwrite=True (or --overwrite) to replace it"
-                        )
+                refuse_existing(folder, name, image.mime_type, metadata)
         return [
             image.save(folder / name, overwrite=overwrite, metadata=metadata) for image, name in zip(self.images, names)
         ]

@@ -1,0 +1,320 @@
+"""
+imageprovider._imagebody
+~~~~~~~~~~~~~~~~~~~~~~~~
+
+Reads an images response body as it arrives, without ever holding all of it.
+
+The base64 text of each ``data[i].b64_json`` is validated and decoded in
+chunks straight into a sink (memory, or a temporary file beside its final
+name). Everything else -- the skeleton, a few hundred bytes -- is kept with
+each extracted string left empty (``""``), then parsed and validated as JSON
+once the body is complete, exactly as a whole body would be.
+
+Only strings at that exact place are extracted: the scanner follows the
+JSON structure (objects, arrays, keys) and string escapes, so a
+``"b64_json"`` inside another string or another object is left alone. A
+body the scanner cannot follow (not JSON, another encoding) simply stays in
+the skeleton and fails or succeeds in the JSON parser, as before.
+"""
+
+import base64
+import binascii
+import re
+from typing import Any, Callable, Dict, List, Optional, Protocol
+
+from .exceptions import ResponseValidationError
+
+#: Characters a base64 image string may hold before its padding.
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_STRUCTURE = re.compile(rb"[{}\[\]:,]")
+#: Keys are compared as raw bytes; one longer than this is never one we look for.
+_MAX_KEY_BYTES = 16
+_SIMPLE_ESCAPES = {
+    b"/": b"/",
+    b"\\": b"\\",
+    b'"': b'"',
+    b"b": b"\b",
+    b"f": b"\f",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+}
+
+_OUTSIDE, _IN_STRING, _IN_IMAGE = 0, 1, 2
+
+
+class Sink(Protocol):
+    """Where one image's decoded bytes go (memory, or a temporary file)."""
+
+    def write(self, data: bytes) -> object:
+        """Take the next decoded bytes."""
+
+    def close(self) -> None:
+        """The image is complete."""
+
+    def discard(self) -> None:
+        """The image will not be used (invalid, or replaced by a duplicate key)."""
+
+
+class MemorySink:
+    """Keeps one image's decoded bytes in memory."""
+
+    def __init__(self) -> None:
+        self._pieces: List[bytes] = []
+        #: The decoded image, once :meth:`close` has run.
+        self.data: Optional[bytes] = None
+
+    def write(self, data: bytes) -> None:
+        """Take the next decoded bytes."""
+        self._pieces.append(data)
+
+    def close(self) -> None:
+        """The image is complete."""
+        self.data = b"".join(self._pieces)
+        self._pieces = []
+
+    def discard(self) -> None:
+        """The image will not be used (invalid, or replaced by a duplicate key)."""
+        self._pieces = []
+        self.data = None
+
+
+class Extracted:
+    """One ``b64_json`` string taken out of the body: its sink, or why it is unusable."""
+
+    def __init__(self, index: int, sink: Sink) -> None:
+        #: Position of the image in the response's ``data`` list.
+        self.index = index
+        self.sink = sink
+        #: Set when the text is not valid base64; raised when the image is used.
+        self.error: Optional[ResponseValidationError] = None
+        self._pending = b""
+        self._padded = False
+        self._escape = b""
+
+    def feed(self, text: bytes) -> None:
+        """Decode the next piece of base64 text (unescaped) into the sink."""
+        if self.error is not None:
+            return
+        data = self._pending + text if self._pending else text
+        padding = data.find(b"=")
+        if self._padded or padding >= 0:
+            # Padding may end only the last quartet; hold the tail until the string ends.
+            self._padded = True
+            whole = 0 if padding < 0 else padding - padding % 4
+            if len(data) - whole > 4:
+                self._fail()
+                return
+        else:
+            whole = len(data) - len(data) % 4
+        if whole:
+            chunk = data[:whole]
+            if chunk.translate(None, _ALPHABET):
+                self._fail()
+                return
+            self.sink.write(binascii.a2b_base64(chunk))
+        self._pending = data[whole:]
+
+    def finish(self) -> None:
+        """The string ended: decode the last quartet (padding checked) and close the sink."""
+        if self.error is None and self._pending:
+            try:
+                self.sink.write(base64.b64decode(self._pending, validate=True))
+            except (binascii.Error, ValueError):
+                self._fail()
+        self._pending = b""
+        if self.error is None:
+            self.sink.close()
+
+    def _fail(self) -> None:
+        self.error = ResponseValidationError(
+            f"Image {self.index} of the response is not valid base64",
+            path=("data", self.index, "b64_json"),
+        )
+        self._pending = b""
+        self.sink.discard()
+
+
+class ImageBodyScanner:
+    """Feed it the body in chunks; :meth:`finish` returns the skeleton to parse.
+
+    :param open_sink: called with an image's index when its base64 text
+        starts; returns where the decoded bytes go.
+    """
+
+    def __init__(self, open_sink: Callable[[int], Sink] = lambda index: MemorySink()) -> None:
+        self._open_sink = open_sink
+        self._skeleton: List[bytes] = []
+        #: Bytes held back: only ever a split escape inside an image string.
+        self._buffer = b""
+        self._mode = _OUTSIDE
+        #: Frames of open containers: [kind, key it sits under, items seen].
+        self._stack: List[List[Any]] = []
+        self._key: Optional[bytes] = None
+        self._last_string: Optional[bytes] = None
+        #: The start of the string being read (``None`` once too long to be a key we look for).
+        self._string_head: Optional[bytes] = b""
+        #: Whether the previous chunk ended inside an escape (an odd run of backslashes).
+        self._escaped = False
+        self._broken = False
+        self._current: Optional[Extracted] = None
+        #: Image index -> its extracted string; a later duplicate key wins, as in ``json``.
+        self.extracted: Dict[int, Extracted] = {}
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes of the body."""
+        buffer = self._buffer + chunk if self._buffer else chunk
+        self._buffer = b""
+        position, end = 0, len(buffer)
+        while position < end:
+            if self._mode == _OUTSIDE:
+                position = self._outside(buffer, position)
+            elif self._mode == _IN_IMAGE:
+                position = self._in_image(buffer, position)
+            else:
+                position = self._in_string(buffer, position)
+
+    def finish(self) -> bytes:
+        """The body is complete: return the skeleton (images elided) for the JSON parser."""
+        if self._current is not None:
+            # An unterminated image string: the parser will call the body invalid.
+            self._skeleton.append(b'"')
+            self._current.sink.discard()
+            self._current = None
+        skeleton = b"".join(self._skeleton)
+        self._skeleton = [skeleton]
+        return skeleton
+
+    # -- modes: each returns the position where it stopped
+
+    def _outside(self, buffer: bytes, position: int) -> int:
+        quote = buffer.find(b'"', position)
+        stop = len(buffer) if quote < 0 else quote
+        if not self._broken:
+            for match in _STRUCTURE.finditer(buffer, position, stop):
+                self._structure(match.group())
+        self._skeleton.append(buffer[position:stop] if position or quote >= 0 else buffer)
+        if quote < 0:
+            return stop
+        if self._starts_image():
+            index = self._stack[1][2]
+            self._current = Extracted(index, self._open_sink(index))
+            self._mode = _IN_IMAGE
+        else:
+            self._skeleton.append(b'"')
+            self._mode = _IN_STRING
+            self._string_head = b""
+            self._escaped = False
+        return quote + 1
+
+    def _in_string(self, buffer: bytes, position: int) -> int:
+        search = position
+        while True:
+            close = buffer.find(b'"', search)
+            if close < 0:
+                self._take_string_piece(buffer[position:])
+                self._escaped = _ends_in_escape(buffer, position, len(buffer), self._escaped)
+                return len(buffer)
+            if not _ends_in_escape(buffer, position, close, self._escaped):
+                break
+            search = close + 1
+        self._take_string_piece(buffer[position : close + 1])
+        head = self._string_head
+        self._last_string = head[:-1] if head is not None else None
+        self._mode = _OUTSIDE
+        return close + 1
+
+    def _take_string_piece(self, piece: bytes) -> None:
+        self._skeleton.append(piece)
+        head = self._string_head
+        if head is not None:
+            head += piece
+            self._string_head = head if len(head) <= _MAX_KEY_BYTES + 1 else None
+
+    def _in_image(self, buffer: bytes, position: int) -> int:
+        current = self._current
+        assert current is not None  # noqa: S101 (only _outside enters this mode, and it sets _current)
+        end = len(buffer)
+        quote = buffer.find(b'"', position)
+        stop = end if quote < 0 else quote
+        backslash = buffer.find(b"\\", position, stop)
+        if backslash < 0:
+            if stop > position:
+                current.feed(buffer[position:stop])
+            if quote < 0:
+                return end
+            current.finish()
+            previous = self.extracted.pop(current.index, None)
+            if previous is not None:
+                previous.sink.discard()
+            self.extracted[current.index] = current
+            self._current = None
+            self._skeleton.append(b'""')
+            self._last_string = None
+            self._mode = _OUTSIDE
+            return quote + 1
+        # An escape (``\/`` from some JSON encoders): unescape it on the fly.
+        if backslash > position:
+            current.feed(buffer[position:backslash])
+        letter = buffer[backslash + 1 : backslash + 2]
+        needed = 6 if letter == b"u" else 2
+        if end - backslash < needed:
+            self._buffer = buffer[backslash:]
+            return end
+        if letter == b"u":
+            try:
+                code = int(buffer[backslash + 2 : backslash + 6].decode("ascii"), 16)
+            except ValueError:
+                code = -1
+            # Anything but ASCII is not base64 either: feed a byte the alphabet refuses.
+            current.feed(bytes([code]) if 0 <= code < 0x80 else b"\x00")
+        else:
+            current.feed(_SIMPLE_ESCAPES.get(letter, b"\x00"))
+        return backslash + needed
+
+    # -- structure
+
+    def _structure(self, char: bytes) -> None:
+        stack = self._stack
+        if char == b"{" or char == b"[":
+            stack.append([char, self._key if stack and stack[-1][0] == b"{" else None, 0])
+            self._key = None
+        elif char == b"}" or char == b"]":
+            if not stack or stack[-1][0] != (b"{" if char == b"}" else b"["):
+                self._broken = True
+                return
+            stack.pop()
+            self._key = None
+        elif char == b":":
+            self._key = self._last_string
+        else:  # ","
+            if stack and stack[-1][0] == b"[":
+                stack[-1][2] += 1
+            self._key = None
+        self._last_string = None
+
+    def _starts_image(self) -> bool:
+        stack = self._stack
+        return (
+            not self._broken
+            and self._key == b"b64_json"
+            and len(stack) == 3
+            and stack[0][0] == b"{"
+            and stack[1][0] == b"["
+            and stack[1][1] == b"data"
+            and stack[2][0] == b"{"
+        )
+
+
+def _ends_in_escape(buffer: bytes, start: int, stop: int, escaped_before: bool) -> bool:
+    """Whether ``buffer[stop]`` is escaped: an odd run of backslashes just before it.
+
+    ``escaped_before`` says whether ``buffer[start]`` itself was escaped by the previous chunk.
+    """
+    index = stop - 1
+    while index >= start and buffer[index] == 0x5C:
+        index -= 1
+    run = stop - 1 - index
+    if index < start and escaped_before:
+        run += 1
+    return run % 2 == 1

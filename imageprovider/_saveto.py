@@ -1,0 +1,98 @@
+"""
+imageprovider._saveto
+~~~~~~~~~~~~~~~~~~~~~
+
+``save_to=``: a response's images written straight into a folder as the body
+arrives, so that neither the body nor the images are ever held whole.
+
+Each image's decoded bytes go to a ``.part`` file in the folder. Once the
+body is complete and valid, every file is checked (format, name free) and
+only then published under its final name; if anything is wrong, the
+``.part`` files are removed and the folder is left as it was.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping
+
+from . import _files
+from ._files import PartFile, PathLike
+from ._imagebody import Extracted
+from ._imageinfo import sniff_mime_type
+from .exceptions import ResponseValidationError
+from .results import ImageResponse, InlineImage, image_context, image_names, refuse_existing
+
+#: Builds the response from the parsed body and the images decoded on arrival.
+Build = Callable[[Mapping[int, InlineImage]], ImageResponse]
+
+
+class FolderSaver:
+    """Saves the images of one response into ``folder`` as they arrive."""
+
+    def __init__(self, folder: PathLike, request: Mapping[str, Any], *, overwrite: bool, metadata: bool) -> None:
+        self.folder = Path(os.fspath(folder))
+        self.overwrite = overwrite
+        self.metadata = metadata
+        self._stem = image_context(request, size=None, usage=None, request_id=None, created=None)[0]
+        self._expected = request.get("n") if isinstance(request.get("n"), int) else 1
+        self._parts: Dict[int, PartFile] = {}
+
+    def check(self) -> None:
+        """Before sending: create the folder and refuse names already taken (nothing is paid for in vain).
+
+        :raises FileExistsError: a target exists and ``overwrite`` is false.
+        """
+        _files.ensure_folder(self.folder)
+        if not self.overwrite:
+            for name in image_names(self._stem, max(self._expected or 1, 1)):
+                refuse_existing(self.folder, name, None, self.metadata)
+
+    def open_sink(self, index: int) -> PartFile:
+        """Where image ``index``'s bytes go while the body arrives."""
+        previous = self._parts.pop(index, None)
+        if previous is not None:
+            previous.discard()
+        part = PartFile(self.folder)
+        self._parts[index] = part
+        return part
+
+    def finish(self, extracted: Mapping[int, Extracted], count: int, build: Build) -> ImageResponse:
+        """The body is complete and valid: publish every image and return the file-backed response.
+
+        :raises ResponseValidationError: an image is invalid or not PNG, JPEG or WEBP (nothing is published).
+        :raises FileExistsError: a target appeared meanwhile and ``overwrite`` is false.
+        """
+        names = image_names(self._stem, count)
+        targets: Dict[int, Path] = {}
+        for index, item in extracted.items():
+            if item.error is not None:
+                raise item.error
+            part = self._parts[index]
+            mime_type = sniff_mime_type(part.head())
+            if mime_type is None:
+                raise ResponseValidationError(f"Image {index} is not PNG, JPEG or WEBP; not saving it")
+            if not self.overwrite:
+                refuse_existing(self.folder, names[index], mime_type, self.metadata)
+            targets[index] = self.folder / (names[index] + _files.EXTENSIONS[mime_type])
+        inline = {
+            index: InlineImage(path=self._parts[index].publish(target, overwrite=self.overwrite))
+            for index, target in targets.items()
+        }
+        response = build(inline)
+        # Images that did not arrive inline (URLs, or text the scanner left to the parser).
+        others = [image for image in response.images if image.index not in inline]
+        for image in others:
+            inline[image.index] = InlineImage(
+                path=image.save(self.folder / names[image.index], overwrite=self.overwrite)
+            )
+        if others:
+            response = build(inline)
+        if self.metadata:
+            for image in response.images:
+                image._write_metadata(image.path or self.folder, self.overwrite)
+        return response
+
+    def discard(self) -> None:
+        """Remove every ``.part`` file not yet published."""
+        for part in self._parts.values():
+            part.discard()
