@@ -7,7 +7,6 @@ arguments, environment variables, and an INI config file. Checks every value
 before any network I/O and keeps the API key out of every repr.
 """
 
-import configparser
 import ipaddress
 import logging
 import math
@@ -102,6 +101,9 @@ def _read_config_file(path: str, required: bool) -> Dict[str, str]:
         if required:
             raise ConfigurationError(f"Config file {path!r} does not exist")
         return {}
+    # Imported here: most runs have no config file, and start-up time matters to cron jobs.
+    import configparser
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as handle:

@@ -9,8 +9,6 @@ image goes as the field ``image``, several as repeated ``image[]`` parts.
 The body is built once as bytes, so a retry resends exactly the same thing.
 """
 
-import email.parser
-import email.policy
 import json
 from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -65,6 +63,10 @@ class Part(NamedTuple):
 
 def parse(content_type: str, body: bytes) -> List[Part]:
     """Read a multipart/form-data ``body`` back into its parts, in order (``[]`` if it is not multipart)."""
+    # Imported here: only --dry-run and the stand-in read multipart bodies back.
+    import email.parser
+    import email.policy
+
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )

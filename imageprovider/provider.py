@@ -9,7 +9,7 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 """
 
 import logging
-import platform
+import sys
 from types import TracebackType
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, cast
 from urllib.parse import quote
@@ -31,6 +31,8 @@ from .streaming import ImageStream, check_event_stream
 
 log = logging.getLogger("imageprovider")
 
+_PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
+
 #: Endpoints OpenAI's Batch API runs for images (JSON bodies only).
 BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
 
@@ -40,7 +42,7 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 def user_agent() -> str:
     """The ``User-Agent`` sent with every request."""
-    return f"imageprovider/{__version__} (Python {platform.python_version()}; requests {requests.__version__})"
+    return f"imageprovider/{__version__} (Python {_PYTHON_VERSION}; requests {requests.__version__})"
 
 
 class OpenAIImageProvider:
