@@ -350,7 +350,7 @@ def _save(args: argparse.Namespace, response: ImageResponse) -> Dict[str, Any]:
         "model": response.request.get("model"),
         "created": response.created,
         "request_id": response.request_id,
-        "usage": response.raw.get("usage"),
+        "usage": response._body.get("usage"),  # not .raw, which rebuilds the base64 text
         "revised_prompts": [image.revised_prompt for image in response.images],
         "size": response.size,
     }

@@ -287,7 +287,7 @@ def run_batch(
             manifest.done(
                 item.id,
                 files=files,
-                usage=response.raw.get("usage"),
+                usage=response._body.get("usage"),  # not .raw, which rebuilds the base64 text
                 request_id=response.request_id,
                 revised_prompts=[image.revised_prompt for image in response.images],
                 attempts=attempts,
