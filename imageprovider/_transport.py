@@ -681,7 +681,10 @@ def _causes(exc: BaseException) -> Iterable[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        for nested in (getattr(current, "reason", None), current.__cause__, current.__context__, *current.args):
+        # A context raised "from None" is noise the raiser chose to hide (urllib3 1.26
+        # leaves a TypeError from its getresponse(buffering=True) probe there).
+        context = None if current.__suppress_context__ else current.__context__
+        for nested in (getattr(current, "reason", None), current.__cause__, context, *current.args):
             if isinstance(nested, BaseException):
                 pending.append(nested)
 
