@@ -144,6 +144,13 @@ def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
         error = best_match(validator.iter_errors(instance))
     except RecursionError:
         return SchemaViolation((), "is nested too deeply to validate")
+    except ValueError:
+        # Python refuses to turn integers of over 4300 digits into text, which
+        # jsonschema does to word its messages; blame the number, not the schema.
+        huge = _find_huge_integer(instance, ())
+        if huge is None:
+            raise
+        return SchemaViolation(huge, "is a number too large to handle")
     except Exception as exc:
         raise ImageProviderError(
             f"JSON Schema {_file_name(name)!r} could not be applied ({type(exc).__name__}: {exc}); the installed schema files "
@@ -156,6 +163,25 @@ def find_violation(name: str, instance: Any) -> Optional[SchemaViolation]:
     while error.parent is not None and _is_required_choice(error.parent):
         error = error.parent
     return SchemaViolation(_violation_path(error), _describe(error))
+
+
+#: Integers this long (in bits) may exceed ``sys.get_int_max_str_digits()`` when printed.
+_HUGE_INTEGER_BITS = 4000
+
+
+def _find_huge_integer(instance: Any, path: Tuple[Any, ...]) -> Optional[Tuple[Any, ...]]:
+    if isinstance(instance, int) and not isinstance(instance, bool):
+        return path if instance.bit_length() > _HUGE_INTEGER_BITS else None
+    items: Iterable[Tuple[Any, Any]] = ()
+    if isinstance(instance, dict):
+        items = instance.items()
+    elif isinstance(instance, (list, tuple)):
+        items = enumerate(instance)
+    for key, value in items:
+        found = _find_huge_integer(value, path + (key,))
+        if found is not None:
+            return found
+    return None
 
 
 def _is_required_choice(error: "ValidationError") -> bool:
