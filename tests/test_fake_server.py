@@ -1302,12 +1302,16 @@ def test_fault_options_that_do_not_apply_are_refused(spec: str) -> None:
         Fault.stream_cut,
         Fault.moderation_blocked,
         Fault.stream_error,
+        Fault.reset,
+        Fault.reset_mid_body,
+        Fault.html_error,
     ],
 )
 def test_every_fault_constructor_takes_a_path(factory: Callable[..., Fault]) -> None:
     """Any fault can be limited to one endpoint from Python."""
     assert factory(path="/v1/images/edits").path == "/v1/images/edits"
     assert Fault.delay(1.0, path="/v1/images/edits").path == "/v1/images/edits"
+    assert Fault.slow_body(1.0, path="/v1/images/edits").path == "/v1/images/edits"
 
 
 def test_edit_without_a_size_comes_back_1024_square(server: FakeImagesServer, client: OpenAIImageProvider) -> None:
@@ -1329,3 +1333,189 @@ def test_azure_path_without_model_uses_the_deployment(server: FakeImagesServer) 
     )
     assert response.status_code == 200, response.text
     assert response.json()["quality"] == "low"
+
+
+# -- resets, slow bodies and proxy pages ---------------------------------------------
+
+
+def raw_generation(server: FakeImagesServer) -> Tuple[bytes, Optional[BaseException]]:
+    """POST a generation over a bare socket; return every byte that arrived and how the connection ended.
+
+    ``None`` means an orderly close (FIN); a reset (RST) gives its ``ConnectionResetError``.
+    """
+    payload = json.dumps({"model": "gpt-image-2", "prompt": "A red fox", "size": "1024x1024"}).encode("utf-8")
+    port = port_of(server)
+    head = (
+        f"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {server.api_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    received = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT) as sock:
+        sock.sendall(head.encode("ascii") + payload)
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return bytes(received), None
+                received.extend(chunk)
+        except ConnectionResetError as exc:
+            return bytes(received), exc
+
+
+@pytest.mark.parametrize(
+    "fault, resets, answers",
+    [
+        ("drop", False, False),
+        (Fault.reset(), True, False),
+        ("reset", True, False),
+        ("drop-mid-body", False, True),
+        (Fault.reset_mid_body(), True, True),
+        ("reset-mid-body", True, True),
+    ],
+)
+def test_drop_closes_and_reset_resets_the_connection(
+    server: FakeImagesServer, fault: Any, resets: bool, answers: bool
+) -> None:
+    """``drop*`` end with a FIN, ``reset*`` with an RST; the ``-mid-body`` kinds after the headers and half the body."""
+    server.add_fault(fault)
+    received, ending = raw_generation(server)
+    assert isinstance(ending, ConnectionResetError) if resets else ending is None
+    if answers:
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+        declared = int({name.lower(): value for name, value in fields.items()}[b"content-length"])
+        assert 0 < len(body) < declared
+    else:
+        assert received == b""
+    assert generate(server).status_code == 200
+
+
+@pytest.mark.parametrize("fault", [Fault.reset(), Fault.reset_mid_body()])
+def test_a_reset_is_a_connection_error_that_is_not_retried(
+    server: FakeImagesServer, client: OpenAIImageProvider, sleeps: List[float], fault: Fault
+) -> None:
+    server.add_fault(fault)
+    with pytest.raises(APIConnectionError) as caught:
+        client.generate_image("A red fox")
+    assert not isinstance(caught.value, APITimeoutError)
+    assert caught.value.attempts == 1 and len(server.requests) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("fault", [Fault.slow_body(0.2), "slow-body=0.2"])
+def test_slow_body_sends_the_headers_at_once_then_the_body_in_pieces(server: FakeImagesServer, fault: Any) -> None:
+    added = server.add_fault(fault)
+    assert (added.kind, added.seconds) == ("slow-body", 0.2)
+    with generate_streamed(server) as response:
+        assert response.status_code == 200
+        started = time.monotonic()
+        body = b"".join(response.iter_content(chunk_size=65536))
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.2 * 3  # four pieces, three pauses
+    assert len(body) == int(response.headers["Content-Length"])
+    assert _schemas.find_violation("images_response", json.loads(body)) is None
+
+
+def test_slow_body_spaces_out_stream_events(server: FakeImagesServer) -> None:
+    server.add_fault("slow-body=0.15")
+    started = time.monotonic()
+    with post(
+        server,
+        "/images/generations",
+        stream=True,
+        json={"model": "gpt-image-2", "prompt": "A koi pond", "size": "1024x1024", "stream": True, "partial_images": 2},
+    ) as response:
+        text = b"".join(response.iter_content(chunk_size=65536)).decode("utf-8")
+    assert time.monotonic() - started >= 0.15 * 2
+    assert [name for name, _ in read_sse(text)] == [
+        "image_generation.partial_image",
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+
+
+def test_slow_body_past_the_read_timeout_is_a_read_timeout(
+    server: FakeImagesServer, make_client: Callable[..., OpenAIImageProvider], sleeps: List[float]
+) -> None:
+    server.add_fault(Fault.slow_body(30))
+    with pytest.raises(APITimeoutError) as caught:
+        make_client(server, timeout=0.2).generate_image("A red fox")
+    assert caught.value.phase == "read" and caught.value.attempts == 1
+    assert len(server.requests) == 1 and sleeps == []
+
+
+def test_stop_returns_promptly_while_a_body_trickles() -> None:
+    server = FakeImagesServer(detail_bits=0).start()
+    server.add_fault(Fault.slow_body(30))
+    try:
+        response = generate_streamed(server)
+        assert response.status_code == 200
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 5
+        received = bytearray()
+        # urllib3 2 raises on the short body; 1.26 ends it silently. Either way it is short.
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                received.extend(chunk)
+        except requests.exceptions.ChunkedEncodingError:
+            pass
+        assert len(received) < int(response.headers["Content-Length"])
+        response.close()
+    finally:
+        server.stop()
+    assert refused(port_of(server))
+
+
+@pytest.mark.parametrize(
+    "fault, status, reason",
+    [
+        (Fault.html_error(), 502, "Bad Gateway"),
+        ("html-error", 502, "Bad Gateway"),
+        (Fault.html_error(504), 504, "Gateway Timeout"),
+        ("html-error=503", 503, "Service Unavailable"),
+    ],
+)
+def test_html_error_is_a_proxy_page(server: FakeImagesServer, fault: Any, status: int, reason: str) -> None:
+    server.add_fault(fault)
+    response = generate(server)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "text/html"
+    assert "x-request-id" not in response.headers
+    assert response.text.startswith("<html>") and f"<h1>{status} {reason}</h1>" in response.text
+    assert generate(server).status_code == 200
+
+
+def test_html_error_reaches_the_client_as_its_status_error(
+    server: FakeImagesServer, make_client: Callable[..., OpenAIImageProvider]
+) -> None:
+    server.add_fault("html-error")
+    with pytest.raises(InternalServerError) as caught:
+        make_client(server, max_retries=0).generate_image("A red fox")
+    assert caught.value.status_code == 502 and caught.value.request_id is None
+    assert isinstance(caught.value.body, str) and caught.value.body.startswith("<html>")
+
+
+@pytest.mark.parametrize(
+    "spec, problem",
+    [
+        ("slow-body", "unknown fault"),
+        ("slow-body=-1", "slow-body needs"),
+        ("html-error=abc", "status code"),
+        ("html-error=200", "400-599"),
+        ("reset,retry-after=1", "do not apply"),
+        ("html-error,code=x", "do not apply"),
+        ("slow-body=1,shape=flat", "do not apply"),
+    ],
+)
+def test_bad_new_fault_strings_are_refused(spec: str, problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_fault(spec)
+    assert problem in str(caught.value)
+
+
+def test_new_fault_strings_keep_times_and_path() -> None:
+    fault = parse_fault("reset-mid-body,times=2,path=/v1/images/edits")
+    assert (fault.kind, fault.times, fault.path) == ("reset-mid-body", 2, "/v1/images/edits")
+    fault = parse_fault("html-error=504,times=3")
+    assert (fault.kind, fault.status, fault.times) == ("html-error", 504, 3)

@@ -4,6 +4,26 @@ imageprovider.testing._faults
 
 Faults the stand-in server injects on purpose, and the short text form used
 on the command line (``--fault 429,retry-after=1,times=2``).
+
+Kinds (see :data:`KINDS`), in Python and in text form:
+
+* a status with an API-shaped error body: ``Fault.error(503)``, ``503``;
+  ``Fault.moderation_blocked()``, ``moderation``;
+* an HTML error page, as a proxy in front of the API sends:
+  ``Fault.html_error(502)``, ``html-error`` or ``html-error=504``;
+* the connection closed (FIN) before any response: ``Fault.drop()``, ``drop``;
+  or after the headers and half the body: ``Fault.drop_mid_body()``, ``drop-mid-body``;
+* the connection reset (RST) at the same two points: ``Fault.reset()``,
+  ``reset``; ``Fault.reset_mid_body()``, ``reset-mid-body``;
+* slowness: ``Fault.delay(2.5)``, ``delay=2.5`` (nothing, then a normal
+  answer); ``Fault.slow_body(1.0)``, ``slow-body=1`` (the headers at once,
+  then the body in pieces one second apart);
+* bad success bodies: ``Fault.invalid_json()``, ``invalid-json``;
+  ``Fault.bad_schema()``, ``bad-schema``;
+* broken streams: ``Fault.stream_cut()``, ``stream-cut``;
+  ``Fault.stream_error()``, ``stream-error,code=rate_limit_exceeded,shape=flat``.
+
+Every kind takes ``times`` and ``path`` (``times=2,path=/v1/images/edits``).
 """
 
 from dataclasses import dataclass, field
@@ -16,7 +36,11 @@ KINDS = {
     "status": "answer with this status and an API-shaped error body",
     "drop": "close the connection before any response",
     "drop-mid-body": "send the headers and half the body, then close",
+    "reset": "reset the connection (TCP RST) before any response",
+    "reset-mid-body": "send the headers and half the body, then reset the connection (TCP RST)",
     "delay": "wait this many seconds, then answer normally",
+    "slow-body": "images: send the headers at once, then the body (or each stream event) this many seconds apart",
+    "html-error": "answer with this status (502 by default) and an HTML error page, as a proxy does",
     "invalid-json": "answer 200 with a body that is not JSON",
     "bad-schema": "answer 200 with JSON that breaks the response schema",
     "stream-cut": "streaming: send a partial image, then close before 'completed'",
@@ -45,7 +69,7 @@ class Fault:
     param: Optional[str] = None
     #: Extra response headers, e.g. ``retry-after``.
     headers: Dict[str, str] = field(default_factory=dict)
-    #: Seconds to wait, for ``delay``.
+    #: Seconds to wait, for ``delay``; between pieces of the body, for ``slow-body``.
     seconds: float = 0.0
     #: ``nested`` (``{"error": {...}}``) or ``flat`` (``{"type": "error", ...}``), for ``stream-error``.
     shape: str = "nested"
@@ -59,6 +83,10 @@ class Fault:
             raise ValueError("unknown fault kind {!r}; known: {}".format(self.kind, ", ".join(KINDS)))
         if self.times < 1:
             raise ValueError("times must be at least 1")
+        if self.kind == "html-error" and self.status == 200:
+            self.status = 502  # what a proxy answers when the API behind it fails
+        if self.kind == "slow-body" and not 0 <= self.seconds < float("inf"):
+            raise ValueError("slow-body needs a finite number of seconds >= 0")
         if self.kind == "status":
             default_type, default_code, default_message = _DEFAULT_ERRORS.get(
                 self.status, ("server_error", "server_error", "The server had an error (injected fault).")
@@ -127,9 +155,31 @@ class Fault:
         return cls("drop-mid-body", times=times, path=path)
 
     @classmethod
+    def reset(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
+        """Reset the connection (TCP RST) after reading the request, before any response."""
+        return cls("reset", times=times, path=path)
+
+    @classmethod
+    def reset_mid_body(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
+        """Send headers and half the body, then reset the connection (TCP RST)."""
+        return cls("reset-mid-body", times=times, path=path)
+
+    @classmethod
     def delay(cls, seconds: float, times: int = 1, path: Optional[str] = None) -> "Fault":
         """Wait before answering normally (to trigger timeouts)."""
         return cls("delay", seconds=seconds, times=times, path=path)
+
+    @classmethod
+    def slow_body(cls, seconds: float, times: int = 1, path: Optional[str] = None) -> "Fault":
+        """Images: send the headers at once, then the body in pieces ``seconds`` apart (a stream: each event)."""
+        return cls("slow-body", seconds=seconds, times=times, path=path)
+
+    @classmethod
+    def html_error(cls, status: int = 502, times: int = 1, path: Optional[str] = None) -> "Fault":
+        """``status`` with an HTML error page instead of the API's JSON, as a proxy sends."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"html-error needs an error status (400-599), not {status}")
+        return cls("html-error", status=status, times=times, path=path)
 
     @classmethod
     def invalid_json(cls, times: int = 1, path: Optional[str] = None) -> "Fault":
@@ -188,7 +238,8 @@ def parse_fault(spec: str) -> Fault:
     """Parse the command-line form: a kind (or a status code) then ``key=value`` options, comma-separated.
 
     Examples: ``429,retry-after=1,times=2``; ``503,x-should-retry=false``;
-    ``moderation``; ``drop``; ``drop-mid-body``; ``delay=2.5``; ``invalid-json``;
+    ``moderation``; ``html-error``; ``html-error=504``; ``drop``; ``drop-mid-body``;
+    ``reset``; ``reset-mid-body``; ``delay=2.5``; ``slow-body=1``; ``invalid-json``;
     ``bad-schema``; ``stream-cut``; ``stream-error,code=rate_limit_exceeded,shape=flat``.
 
     :raises ValueError: with a message naming the bad part.
@@ -214,6 +265,13 @@ def parse_fault(spec: str) -> Fault:
         raise ValueError("option(s) {} do not apply to {!r} in {!r}".format(", ".join(sorted(unused)), head, spec))
     if head.startswith("delay="):
         return Fault.delay(float(head.split("=", 1)[1]), times=times, path=path)
+    if head.startswith("slow-body="):
+        return Fault.slow_body(float(head.split("=", 1)[1]), times=times, path=path)
+    if head == "html-error" or head.startswith("html-error="):
+        status = head.partition("=")[2]
+        if status and not status.isdigit():
+            raise ValueError(f"html-error takes a status code, not {status!r}, in {spec!r}")
+        return Fault.html_error(int(status or 502), times=times, path=path)
     if head.isdigit():
         should_retry = options.pop("x-should-retry", None)
         return Fault.error(
@@ -238,7 +296,7 @@ def parse_fault(spec: str) -> Fault:
             times=times,
             path=path,
         )
-    if head in KINDS and head not in ("status", "delay"):
+    if head in KINDS and head not in ("status", "delay", "slow-body"):
         return Fault(head, times=times, path=path)
     raise ValueError(
         "unknown fault {!r}; use a status code, moderation, or one of: {}".format(

@@ -4,12 +4,16 @@ imageprovider.testing._server
 
 :class:`FakeImagesServer`: a local, standard-library HTTP server that speaks
 the images, files and batches endpoints of OpenAI's API, and misbehaves when
-told to. It records every request and counts TCP connections.
+told to (:class:`~imageprovider.testing.Fault`: error statuses, HTML proxy
+pages, connections closed or reset before or during the body, delays, slow
+bodies, bad JSON, broken streams). It records every request and counts TCP
+connections.
 """
 
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -37,6 +41,8 @@ _URL_STORE_ROUTE = re.compile(r"^/fake-files/([0-9a-f]+)\.(png|jpeg|webp)$")
 _INT_FIELDS = ("n", "output_compression", "partial_images")
 _BOOL_FIELDS = ("stream",)
 _REDACTED = "[REDACTED]"
+#: Pieces a ``slow-body`` fault splits a response body into.
+SLOW_BODY_PIECES = 4
 
 
 class RecordedRequest(NamedTuple):
@@ -255,6 +261,10 @@ class FakeImagesServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the
+    # body would wait for the client's delayed ACK (~40 ms on Linux) on every
+    # small response -- a stall real API servers do not have.
+    disable_nagle_algorithm = True
     server: _HTTPServer
     #: Idle keep-alive connections are closed after this many seconds.
     timeout = 30
@@ -382,8 +392,10 @@ class _Handler(BaseHTTPRequestHandler):
         if generated.stream:
             return self._stream(generated, limit_headers, fault)
         payload = json.dumps(fake.api.json_body(generated), separators=(",", ":")).encode("utf-8")
-        if fault is not None and fault.kind in ("drop-mid-body", "stream-cut"):
-            return self._send_partial(payload, limit_headers)
+        if fault is not None and fault.kind in ("drop-mid-body", "reset-mid-body", "stream-cut"):
+            return self._send_partial(payload, limit_headers, reset=fault.kind == "reset-mid-body")
+        if fault is not None and fault.kind == "slow-body":
+            return self._send_slowly(payload, limit_headers, fault.seconds)
         self._send_bytes(200, payload, "application/json", limit_headers)
 
     def _request_params(self, body: Any) -> Tuple[Dict[str, Any], Optional[Dict[str, List[Tuple[str, bytes, str]]]]]:
@@ -404,13 +416,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        breaks = fault is not None and fault.kind in ("stream-cut", "stream-error", "drop-mid-body")
-        for event in self.server.fake.api.events(generated):
+        breaks = fault is not None and fault.kind in ("stream-cut", "stream-error", "drop-mid-body", "reset-mid-body")
+        slow = fault.seconds if fault is not None and fault.kind == "slow-body" else None
+        for number, event in enumerate(self.server.fake.api.events(generated)):
             if breaks and event["type"].endswith(".completed"):
                 if fault is not None and fault.kind == "stream-error":
                     self._write_event(_error_event(fault), "error")
                     break
+                if fault is not None and fault.kind == "reset-mid-body":
+                    return self._reset(half_chunk=True)
                 return self._drop(half_chunk=True)
+            if slow is not None and number > 0 and self.server.fake.wait(slow):
+                return self._drop()
             self._write_event(event, event["type"])
         self._write_chunk(b"")
 
@@ -432,6 +449,12 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault.kind == "drop":
             self._drop()
+            return True
+        if fault.kind == "reset":
+            self._reset()
+            return True
+        if fault.kind == "html-error":
+            self._send_html_error(fault.status)
             return True
         if fault.kind == "delay":
             if self.server.fake.wait(fault.seconds):
@@ -456,7 +479,21 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _send_partial(self, payload: bytes, headers: Dict[str, str]) -> None:
+    def _reset(self, half_chunk: bool = False) -> None:
+        """Abort the connection: with a zero linger time, closing sends a TCP RST instead of a FIN."""
+        if half_chunk:
+            self.wfile.write(b"400\r\nevent: image_generation.parti")
+            self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # The socket closes for real once its buffered reader lets go of it.
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _send_partial(self, payload: bytes, headers: Dict[str, str], reset: bool = False) -> None:
         self.send_response(200)
         for name, value in self._common_headers(headers).items():
             self.send_header(name, value)
@@ -465,7 +502,39 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload[: len(payload) // 2])
         self.wfile.flush()
-        self._drop()
+        if reset:
+            self._reset()
+        else:
+            self._drop()
+
+    def _send_slowly(self, payload: bytes, headers: Dict[str, str], seconds: float) -> None:
+        """The headers at once, then the body in :data:`SLOW_BODY_PIECES` pieces, ``seconds`` apart."""
+        self.send_response(200)
+        for name, value in self._common_headers(headers).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        step = max(1, -(-len(payload) // SLOW_BODY_PIECES))
+        for start in range(0, len(payload), step):
+            if start and self.server.fake.wait(seconds):
+                return self._drop()
+            self.wfile.write(payload[start : start + step])
+            self.wfile.flush()
+
+    def _send_html_error(self, status: int) -> None:
+        # A proxy's page: HTML, and none of the API's headers (no x-request-id).
+        reason = self.responses.get(status, ("Error",))[0]
+        page = (
+            f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+        ).encode("ascii")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+        self.wfile.flush()
 
     # -- files and batches ---------------------------------------------------
 
