@@ -66,10 +66,14 @@ class ImageRetry(Retry):
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         attempt_log: Optional[List[str]] = None,
         observer: Optional[Callable[[int, Any], None]] = None,
+        retry_rate_limits: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
+        #: ``False`` hands every 429 straight back: a batch's shared limiter
+        #: schedules the item again, where a private retry would jump its queue.
+        self.retry_rate_limits = retry_rate_limits
         self.attempt_log: List[str] = attempt_log if attempt_log is not None else []
         #: Told ``(status, headers)`` of every error response, even those retried
         #: out of the caller's sight (a batch's shared limiter pauses on 429s).
@@ -80,6 +84,7 @@ class ImageRetry(Retry):
         kw.setdefault("max_retry_after", self.max_retry_after)
         kw.setdefault("attempt_log", self.attempt_log)
         kw.setdefault("observer", self.observer)
+        kw.setdefault("retry_rate_limits", self.retry_rate_limits)
         return super().new(**kw)
 
     def for_request(self, observer: Optional[Callable[[int, Any], None]] = None) -> "ImageRetry":
@@ -103,7 +108,14 @@ class ImageRetry(Retry):
         error = kwargs.get("error")
         if response is not None and self.observer is not None:
             self.observer(response.status, response.headers)
-        if response is not None and error is None and not should_retry_status(response.status, response.headers):
+        if (
+            response is not None
+            and error is None
+            and (
+                not should_retry_status(response.status, response.headers)
+                or (response.status == 429 and not self.retry_rate_limits)
+            )
+        ):
             raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
         new_retry = super().increment(method, url, *args, **kwargs)
         reason = f"status {response.status}" if response is not None else type(error).__name__

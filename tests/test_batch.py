@@ -517,6 +517,24 @@ def test_failed_items_are_recorded_and_retried_by_a_rerun(
     assert done_counts(manifest_records(out)) == {item.id: 1 for item in items}
 
 
+def test_a_429_goes_back_through_the_shared_limiter_not_a_private_retry(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, sleeps: List[float]
+) -> None:
+    """A worker resending on its own would add requests on top of the limiter's full schedule."""
+    items, out = make_items(1), tmp_path / "out"
+    server.add_fault("429,retry-after-ms=20,path=" + GENERATIONS)
+    summary = run_batch(items, out, provider=provider, concurrency=1)
+    assert (summary.done, summary.failed) == (1, 0)
+    assert len(image_requests(server)) == 2
+    assert sleeps == [], "urllib3 retried the 429 itself"
+    assert done_counts(manifest_records(out)) == {"item-000": 1}
+    # The provider's own policy is back once the run is over.
+    assert provider._transport.retry.retry_rate_limits is True
+    server.add_fault("429,retry-after-ms=20,path=" + GENERATIONS)
+    provider.generate_image("after the batch")
+    assert sleeps == [0.02]
+
+
 def test_no_retry_failed_leaves_failures_alone(
     tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, cli_env: None, capsys: Any
 ) -> None:

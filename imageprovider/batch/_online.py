@@ -316,13 +316,19 @@ def run_batch(
                 finished.add(item.id)
             return False
 
-        provider._transport.observers.append(limiter.observe)
+        transport = provider._transport
+        transport.observers.append(limiter.observe)
+        # A 429 goes back through the limiter (requeued), never retried by one
+        # worker on its own: that resend would come on top of a full schedule.
+        own_retry = transport.retry
+        transport.retry = own_retry.new(retry_rate_limits=False)
         try:
             _run_pool(work, do, concurrency, stop, report)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
-            provider._transport.observers.remove(limiter.observe)
+            transport.retry = own_retry
+            transport.observers.remove(limiter.observe)
         summary.interrupted = summary.interrupted or stop.is_set()
         summary.pending = len(work) - len(finished)
     summary.elapsed = time.monotonic() - started
