@@ -145,6 +145,12 @@ class PartFile:
             os.fsync(self.stream.fileno())
             self.stream.close()
 
+    def getvalue(self) -> bytes:
+        """Everything written so far."""
+        self.stream.flush()
+        with open(self.temporary, "rb") as handle:
+            return handle.read()
+
     def head(self, size: int = 16) -> bytes:
         """The first bytes of the closed file (to sniff its format)."""
         with open(self.temporary, "rb") as handle:

@@ -17,18 +17,19 @@ body the scanner cannot follow (not JSON, another encoding) simply stays in
 the skeleton and fails or succeeds in the JSON parser, as before.
 """
 
-import base64
 import binascii
+import json
 import re
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
 from .exceptions import ResponseValidationError
 
 #: Characters a base64 image string may hold before its padding.
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_ALPHABET_AND_PADDING = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 _STRUCTURE = re.compile(rb"[{}\[\]:,]")
-#: Keys are compared as raw bytes; one longer than this is never one we look for.
-_MAX_KEY_BYTES = 16
+_LAST_QUARTET = re.compile(rb"[A-Za-z0-9+/]{2}(?:==|[A-Za-z0-9+/]=|[A-Za-z0-9+/]{2})")
+#: Keys longer than this, even escaped (``\\u0062\\u0036...``), are never ones we look for.
+_MAX_KEY_BYTES = 64
 _SIMPLE_ESCAPES = {
     b"/": b"/",
     b"\\": b"\\",
@@ -43,6 +44,21 @@ _SIMPLE_ESCAPES = {
 _OUTSIDE, _IN_STRING, _IN_IMAGE = 0, 1, 2
 
 
+def strict_b64decode(text: bytes) -> bytes:
+    """Decode base64 as the scanner does: alphabet only, padding only at the end, length a multiple of 4.
+
+    Stricter, and the same on every Python, unlike ``b64decode(validate=True)``,
+    which on some versions takes stray padding.
+
+    :raises ValueError: ``text`` is not such base64.
+    """
+    if len(text) % 4 or text.translate(None, _ALPHABET_AND_PADDING):
+        raise ValueError("not base64")
+    if text and (b"=" in text[:-4] or not _LAST_QUARTET.fullmatch(text[-4:])):
+        raise ValueError("misplaced base64 padding")
+    return binascii.a2b_base64(text)
+
+
 class Sink(Protocol):
     """Where one image's decoded bytes go (memory, or a temporary file)."""
 
@@ -54,6 +70,9 @@ class Sink(Protocol):
 
     def discard(self) -> None:
         """The image will not be used (invalid, or replaced by a duplicate key)."""
+
+    def getvalue(self) -> bytes:
+        """What was written so far (an image found invalid half-way goes back to the parser as text)."""
 
 
 class MemorySink:
@@ -78,6 +97,10 @@ class MemorySink:
         self._pieces = []
         self.data = None
 
+    def getvalue(self) -> bytes:
+        """What was written so far."""
+        return b"".join(self._pieces)
+
 
 class Extracted:
     """One ``b64_json`` string taken out of the body: its sink, or why it is unusable."""
@@ -88,51 +111,65 @@ class Extracted:
         self.sink = sink
         #: Set when the text is not valid base64; raised when the image is used.
         self.error: Optional[ResponseValidationError] = None
+        #: The whole (invalid) text, when :attr:`error` was found only at its end.
+        self.text: Optional[str] = None
         self._pending = b""
         self._padded = False
         self._escape = b""
 
     def feed(self, text: bytes) -> None:
-        """Decode the next piece of base64 text (unescaped) into the sink."""
+        """Decode the next piece of base64 text (unescaped) into the sink.
+
+        On invalid text, :attr:`error` is set and nothing of ``text`` is used.
+        """
         if self.error is not None:
+            return
+        # Checked whole and at once, so that what is held (pending) is always
+        # plain base64 text: an invalid piece goes back to the parser untouched.
+        if text.translate(None, _ALPHABET_AND_PADDING):
+            self.error = self._invalid()
             return
         data = self._pending + text if self._pending else text
         padding = data.find(b"=")
         if self._padded or padding >= 0:
             # Padding may end only the last quartet; hold the tail until the string ends.
-            self._padded = True
             whole = 0 if padding < 0 else padding - padding % 4
             if len(data) - whole > 4:
-                self._fail()
+                self.error = self._invalid()
                 return
+            self._padded = True
         else:
             whole = len(data) - len(data) % 4
         if whole:
-            chunk = data[:whole]
-            if chunk.translate(None, _ALPHABET):
-                self._fail()
-                return
-            self.sink.write(binascii.a2b_base64(chunk))
+            self.sink.write(binascii.a2b_base64(data[:whole]))
         self._pending = data[whole:]
+
+    def text_so_far(self) -> bytes:
+        """The base64 text taken before :attr:`error` was set (escapes undone)."""
+        return binascii.b2a_base64(self.sink.getvalue(), newline=False) + self._pending
 
     def finish(self) -> None:
         """The string ended: decode the last quartet (padding checked) and close the sink."""
         if self.error is None and self._pending:
-            try:
-                self.sink.write(base64.b64decode(self._pending, validate=True))
-            except (binascii.Error, ValueError):
-                self._fail()
+            # Checked here rather than by b64decode, whose leniency about stray
+            # padding differs between Python versions.
+            if _LAST_QUARTET.fullmatch(self._pending):
+                self.sink.write(binascii.a2b_base64(self._pending))
+            else:
+                self.error = self._invalid()
+                # Kept so the image reads as received (raw, b64_json); it is only this short.
+                self.text = self.text_so_far().decode("ascii")
         self._pending = b""
         if self.error is None:
             self.sink.close()
+        else:
+            self.sink.discard()
 
-    def _fail(self) -> None:
-        self.error = ResponseValidationError(
+    def _invalid(self) -> ResponseValidationError:
+        return ResponseValidationError(
             f"Image {self.index} of the response is not valid base64",
             path=("data", self.index, "b64_json"),
         )
-        self._pending = b""
-        self.sink.discard()
 
 
 class ImageBodyScanner:
@@ -158,11 +195,23 @@ class ImageBodyScanner:
         self._escaped = False
         self._broken = False
         self._current: Optional[Extracted] = None
+        #: The first bytes, held until there are enough to tell the encoding.
+        self._start: Optional[bytes] = b""
         #: Image index -> its extracted string; a later duplicate key wins, as in ``json``.
         self.extracted: Dict[int, Extracted] = {}
 
     def feed(self, chunk: bytes) -> None:
         """Take the next bytes of the body."""
+        if self._start is not None:
+            chunk = self._start + chunk
+            if len(chunk) < 4:
+                self._start = chunk
+                return
+            self._start = None
+            # UTF-16 and UTF-32 JSON (which ``json`` accepts from bytes) is left
+            # whole to the parser: byte patterns mean nothing in it.
+            if chunk[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in chunk[:4]:
+                self._broken = True
         buffer = self._buffer + chunk if self._buffer else chunk
         self._buffer = b""
         position, end = 0, len(buffer)
@@ -176,6 +225,10 @@ class ImageBodyScanner:
 
     def finish(self) -> bytes:
         """The body is complete: return the skeleton (images elided) for the JSON parser."""
+        if self._start:
+            start, self._start = self._start, None
+            self._broken = b"\x00" in start or start[:2] in (b"\xff\xfe", b"\xfe\xff")
+            self._skeleton.append(start)
         if self._current is not None:
             # An unterminated image string: the parser will call the body invalid.
             self._skeleton.append(b'"')
@@ -184,6 +237,23 @@ class ImageBodyScanner:
         skeleton = b"".join(self._skeleton)
         self._skeleton = [skeleton]
         return skeleton
+
+    def images_in(self, parsed: Any) -> Dict[int, Extracted]:
+        """The extracted images that stand in the parsed skeleton, by index; the others are discarded.
+
+        An image decoded on arrival left ``""`` in the skeleton. Anything else
+        there is text the parser kept (a key the scanner could not read, say),
+        and it wins, as it would without the scanner.
+        """
+        data = parsed.get("data") if isinstance(parsed, dict) else None
+        kept = {}
+        for index, extracted in self.extracted.items():
+            item = data[index] if isinstance(data, list) and index < len(data) else None
+            if isinstance(item, dict) and item.get("b64_json") == "":
+                kept[index] = extracted
+            else:
+                extracted.sink.discard()
+        return kept
 
     # -- modes: each returns the position where it stopped
 
@@ -220,7 +290,7 @@ class ImageBodyScanner:
             search = close + 1
         self._take_string_piece(buffer[position : close + 1])
         head = self._string_head
-        self._last_string = head[:-1] if head is not None else None
+        self._last_string = _unescape_key(head[:-1]) if head is not None else None
         self._mode = _OUTSIDE
         return close + 1
 
@@ -241,6 +311,8 @@ class ImageBodyScanner:
         if backslash < 0:
             if stop > position:
                 current.feed(buffer[position:stop])
+                if current.error is not None:
+                    return self._keep_failed_image(position)
             if quote < 0:
                 return end
             current.finish()
@@ -256,6 +328,8 @@ class ImageBodyScanner:
         # An escape (``\/`` from some JSON encoders): unescape it on the fly.
         if backslash > position:
             current.feed(buffer[position:backslash])
+            if current.error is not None:
+                return self._keep_failed_image(position)
         letter = buffer[backslash + 1 : backslash + 2]
         needed = 6 if letter == b"u" else 2
         if end - backslash < needed:
@@ -270,14 +344,39 @@ class ImageBodyScanner:
             current.feed(bytes([code]) if 0 <= code < 0x80 else b"\x00")
         else:
             current.feed(_SIMPLE_ESCAPES.get(letter, b"\x00"))
+        if current.error is not None:
+            return self._keep_failed_image(backslash)
         return backslash + needed
+
+    def _keep_failed_image(self, position: int) -> int:
+        """The image string is not base64: the rest of it goes to the parser as text.
+
+        The parser then judges it as JSON (raw control characters, bad escapes
+        and invalid UTF-8 make the body invalid), and the image's ``b64_json``
+        is that text, which fails as base64 when used -- as if never scanned.
+        """
+        current = self._current
+        assert current is not None  # noqa: S101 (called from _in_image only)
+        self._skeleton.append(b'"' + current.text_so_far())
+        current.sink.discard()
+        self._current = None
+        self._mode = _IN_STRING
+        self._string_head = None
+        self._escaped = False
+        return position
 
     # -- structure
 
     def _structure(self, char: bytes) -> None:
         stack = self._stack
         if char == b"{" or char == b"[":
-            stack.append([char, self._key if stack and stack[-1][0] == b"{" else None, 0])
+            key = self._key if stack and stack[-1][0] == b"{" else None
+            if char == b"[" and key == b"data" and len(stack) == 1:
+                # A later duplicate "data" wins in ``json``: so it does here.
+                for extracted in self.extracted.values():
+                    extracted.sink.discard()
+                self.extracted = {}
+            stack.append([char, key, 0])
             self._key = None
         elif char == b"}" or char == b"]":
             if not stack or stack[-1][0] != (b"{" if char == b"}" else b"["):
@@ -304,6 +403,15 @@ class ImageBodyScanner:
             and stack[1][1] == b"data"
             and stack[2][0] == b"{"
         )
+
+
+def _unescape_key(raw: bytes) -> Optional[bytes]:
+    if b"\\" not in raw:
+        return raw
+    try:
+        return json.loads(b'"' + raw + b'"').encode("utf-8")  # type: ignore[no-any-return]
+    except (ValueError, UnicodeError):
+        return None
 
 
 def _ends_in_escape(buffer: bytes, start: int, stop: int, escaped_before: bool) -> bool:

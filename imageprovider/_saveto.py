@@ -13,13 +13,13 @@ only then published under its final name; if anything is wrong, the
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 from . import _files
 from ._files import PartFile, PathLike
 from ._imagebody import Extracted
 from ._imageinfo import sniff_mime_type
-from .exceptions import ResponseValidationError
+from .exceptions import ImageProviderError, ResponseValidationError
 from .results import ImageResponse, InlineImage, image_context, image_names, refuse_existing
 
 #: Builds the response from the parsed body and the images decoded on arrival.
@@ -36,6 +36,7 @@ class FolderSaver:
         self._stem = image_context(request, size=None, usage=None, request_id=None, created=None)[0]
         self._expected = request.get("n") if isinstance(request.get("n"), int) else 1
         self._parts: Dict[int, PartFile] = {}
+        self._others: List[PartFile] = []
 
     def check(self) -> None:
         """Before sending: create the folder and refuse names already taken (nothing is paid for in vain).
@@ -56,37 +57,46 @@ class FolderSaver:
         self._parts[index] = part
         return part
 
-    def finish(self, extracted: Mapping[int, Extracted], count: int, build: Build) -> ImageResponse:
+    def finish(self, extracted: Mapping[int, Extracted], build: Build) -> ImageResponse:
         """The body is complete and valid: publish every image and return the file-backed response.
 
+        Every image is first complete in its ``.part`` file (URL results are
+        downloaded too) and checked; only then are they all published.
+
         :raises ResponseValidationError: an image is invalid or not PNG, JPEG or WEBP (nothing is published).
+        :raises ImageExpiredError: a URL result could not be downloaded (nothing is published).
         :raises FileExistsError: a target appeared meanwhile and ``overwrite`` is false.
         """
-        names = image_names(self._stem, count)
-        targets: Dict[int, Path] = {}
-        for index, item in extracted.items():
-            if item.error is not None:
-                raise item.error
-            part = self._parts[index]
+        probe = build({})
+        names = image_names(self._stem, len(probe.images))
+        staged: List[Tuple[int, PartFile, Path]] = []
+        for image in probe.images:
+            item = extracted.get(image.index)
+            if item is not None:
+                if item.error is not None:
+                    raise item.error
+                part = self._parts[image.index]
+            else:
+                # Not decoded on arrival: a URL result, or text the parser kept.
+                part = PartFile(self.folder)
+                self._others.append(part)
+                if image.has_data:
+                    part.write(image.data or b"")
+                elif image.url is not None and image._fetch is not None:
+                    image._fetch(image.url, part.stream)
+                else:
+                    raise ImageProviderError("This image has only a URL and no provider to download it with")
+                part.close()
             mime_type = sniff_mime_type(part.head())
             if mime_type is None:
-                raise ResponseValidationError(f"Image {index} is not PNG, JPEG or WEBP; not saving it")
+                raise ResponseValidationError(f"Image {image.index} is not PNG, JPEG or WEBP; not saving it")
             if not self.overwrite:
-                refuse_existing(self.folder, names[index], mime_type, self.metadata)
-            targets[index] = self.folder / (names[index] + _files.EXTENSIONS[mime_type])
+                refuse_existing(self.folder, names[image.index], mime_type, self.metadata)
+            staged.append((image.index, part, self.folder / (names[image.index] + _files.EXTENSIONS[mime_type])))
         inline = {
-            index: InlineImage(path=self._parts[index].publish(target, overwrite=self.overwrite))
-            for index, target in targets.items()
+            index: InlineImage(path=part.publish(target, overwrite=self.overwrite)) for index, part, target in staged
         }
         response = build(inline)
-        # Images that did not arrive inline (URLs, or text the scanner left to the parser).
-        others = [image for image in response.images if image.index not in inline]
-        for image in others:
-            inline[image.index] = InlineImage(
-                path=image.save(self.folder / names[image.index], overwrite=self.overwrite)
-            )
-        if others:
-            response = build(inline)
         if self.metadata:
             for image in response.images:
                 image._write_metadata(image.path or self.folder, self.overwrite)
@@ -94,5 +104,5 @@ class FolderSaver:
 
     def discard(self) -> None:
         """Remove every ``.part`` file not yet published."""
-        for part in self._parts.values():
+        for part in [*self._parts.values(), *self._others]:
             part.discard()

@@ -650,9 +650,10 @@ class OpenAIImageProvider:
             def build(inline: Mapping[int, InlineImage]) -> ImageResponse:
                 return ImageResponse.from_body(parsed, response.headers, request=body, fetch=self._fetch, inline=inline)
 
+            images = scanner.images_in(parsed)
             if saver is None:
-                return build({index: _in_memory(item) for index, item in scanner.extracted.items()})
-            return saver.finish(scanner.extracted, len(parsed["data"]), build)
+                return build({index: _in_memory(item) for index, item in images.items()})
+            return saver.finish(images, build)
         finally:
             if saver is not None:
                 saver.discard()
@@ -662,8 +663,9 @@ class OpenAIImageProvider:
 
 
 def _in_memory(item: Extracted) -> InlineImage:
-    sink = cast(MemorySink, item.sink)
-    return InlineImage(data=sink.data, error=item.error)
+    if item.text is not None:  # invalid base64, kept as text: it fails on use, as received
+        return InlineImage(text=item.text)
+    return InlineImage(data=cast(MemorySink, item.sink).data, error=item.error)
 
 
 def _refuse_stream(body: Mapping[str, Any], method: str, streaming_method: str) -> None:

@@ -17,6 +17,7 @@ from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import _files
 from ._files import PathLike
+from ._imagebody import strict_b64decode
 from ._imageinfo import sniff_mime_type
 from .exceptions import ImageProviderError, ResponseValidationError
 
@@ -32,10 +33,13 @@ class InlineImage:
         data: Optional[bytes] = None,
         path: Optional[Path] = None,
         error: Optional[ResponseValidationError] = None,
+        text: Optional[str] = None,
     ) -> None:
         self.data = data
         self.path = path
         self.error = error
+        #: The base64 text, when it is kept as received (it is invalid).
+        self.text = text
 
 
 __all__ = [
@@ -181,8 +185,8 @@ class GeneratedImage:
         cached = self._decoded.get("data")
         if cached is None:
             try:
-                cached = base64.b64decode(self._b64, validate=True)
-            except (binascii.Error, ValueError) as exc:
+                cached = strict_b64decode(self._b64.encode("ascii"))
+            except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
                 raise ResponseValidationError(
                     f"Image {self.index} of the response is not valid base64",
                     path=("data", self.index, "b64_json"),
@@ -411,8 +415,9 @@ class ImageResponse:
         data = body.get("data")
         if isinstance(data, list):
             body["data"] = [
+                # "" stands where an image was decoded on arrival.
                 dict(item, b64_json=image.b64_json)
-                if isinstance(item, dict) and "b64_json" in item and image._b64 is None
+                if isinstance(item, dict) and item.get("b64_json") == "" and image._error is None
                 else item
                 for item, image in zip(data, self.images)
             ]
@@ -448,7 +453,7 @@ class ImageResponse:
         names = image_names(stem, len(body["data"]))
         images = tuple(
             GeneratedImage(
-                b64_json=item.get("b64_json") if index not in inline else None,
+                b64_json=item.get("b64_json") if index not in inline else inline[index].text,
                 url=item.get("url"),
                 revised_prompt=item.get("revised_prompt"),
                 index=index,
