@@ -50,6 +50,7 @@ from imageprovider import (
     ResponseValidationError,
 )
 from imageprovider._files import safe_stem
+from imageprovider.batch import _limiter
 from imageprovider.cli import main as cli_main
 from imageprovider.testing import FAKE_API_KEY, FakeImagesServer, RecordedRequest
 
@@ -118,6 +119,10 @@ class Row:
     max_seconds: Optional[float] = None
     #: Error class name recorded by the one-item batch (which never streams), or ``None`` for done.
     batch_error: Optional[str] = SAME
+    #: In a batch, 429s go back through the shared limiter, which waits them out (virtual time
+    #: here): its total wait, as (low, high), when the row has 429s; real time passing meanwhile
+    #: counts towards the pause, hence the slack below it. urllib3 then waits nothing.
+    batch_pause: Optional[Tuple[float, float]] = None
     #: Options of the stand-in server.
     server: Dict[str, Any] = field(default_factory=dict)
 
@@ -140,7 +145,8 @@ ROWS = [
         requests=2,
         waits=(2.0,),
         billed="no",
-        promise="retried, after exactly the server's retry-after",
+        promise="retried, after exactly the server's retry-after (in a batch: every worker pauses)",
+        batch_pause=(1.8, 2.3),
     ),
     Row(
         "429-no-retry-after",
@@ -149,7 +155,8 @@ ROWS = [
         requests=3,
         waits=(BACKOFF_1, BACKOFF_2),
         billed="no",
-        promise="retried with exponential backoff and jitter",
+        promise="retried with exponential backoff and jitter (in a batch: a 1 s pause of every worker)",
+        batch_pause=(1.8, 2.6),
     ),
     Row(
         "429-retry-after-ms",
@@ -159,6 +166,7 @@ ROWS = [
         waits=(0.25,),
         billed="no",
         promise="retried after retry-after-ms, which wins over retry-after",
+        batch_pause=(0.05, 0.55),
     ),
     Row(
         "429-absurd-retry-after",
@@ -168,6 +176,7 @@ ROWS = [
         waits=(60.0,),
         billed="no",
         promise="retried, the server's wait capped at max_retry_after (60 s)",
+        batch_pause=(59.8, 60.3),
     ),
     Row(
         "5xx-then-success",
@@ -660,9 +669,12 @@ def test_fault(
         assert err.startswith(f"imageprovider: {row.error.__name__}: "), err
         assert_folder(folder, [f"{STEM}-partial-1.png"] if row.call == "stream" else [])
 
-    # 3. A one-item online batch.
+    # 3. A one-item online batch, its limiter on virtual time (real time plus the waits it asked for).
     folder = tmp_path / "batch"
     sleeps.clear()
+    pauses: List[float] = []
+    monkeypatch.setattr(_limiter, "default_clock", lambda: time.monotonic() + sum(pauses))
+    monkeypatch.setattr(_limiter, "default_sleep", pauses.append)
     with target_for(row) as target, bounded(row):
         code, out, err = run_batch_cli(row, target, folder, capsys, monkeypatch)
     failed = row.batch_error_name is not None
@@ -672,7 +684,11 @@ def test_fault(
     if failed:
         assert summary["failures"][0]["error_class"] == row.batch_error_name
     assert_server_saw(row, target)
-    assert_waits(sleeps, row.waits)
+    if row.batch_pause is None:
+        assert_waits(sleeps, row.waits)
+    else:
+        assert sleeps == [], "a worker retried a 429 on its own, outside the shared limiter"
+        assert row.batch_pause[0] <= sum(pauses) <= row.batch_pause[1], f"limiter paused {sum(pauses)} s"
     assert_manifest(row, folder)
     assert json.loads((folder / "summary.json").read_text(encoding="utf-8")) == summary
     assert_folder(folder, [] if failed else [ITEM_ID + ".png"], allow=("manifest.jsonl", "summary.json"))

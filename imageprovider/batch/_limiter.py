@@ -38,6 +38,11 @@ __all__ = ["BatchLimiter"]
 #: second, which the server (whose window already holds earlier traffic, from
 #: this or other clients on the key) is likely to answer with a burst of 429s.
 INITIAL_BURST = 5.0
+#: The clock and the wait of limiters built without their own (run_batch's); tests
+#: replace them to run a batch on virtual time.
+default_clock: Callable[[], float] = time.monotonic
+default_sleep: Callable[[float], None] = time.sleep
+
 #: Longest single sleep while waiting, so a stop event is noticed promptly.
 WAIT_SLICE = 0.25
 #: Pause, in seconds, after a 429 that names no usable ``retry-after``, and after
@@ -90,8 +95,8 @@ class BatchLimiter:
 
     :param requests_per_minute: (optional) client-side request budget; ``None`` for no limit.
     :param images_per_minute: (optional) client-side image budget; ``None`` for no limit.
-    :param clock: monotonic seconds; tests pass a fake one.
-    :param sleep: waits that many seconds; tests pass a fake one.
+    :param clock: monotonic seconds (default: this module's :data:`default_clock`); tests pass a fake one.
+    :param sleep: waits that many seconds (default: this module's :data:`default_sleep`); tests pass a fake one.
     :raises ConfigurationError: a limit is not a positive finite number.
     """
 
@@ -100,18 +105,18 @@ class BatchLimiter:
         *,
         requests_per_minute: Optional[float] = None,
         images_per_minute: Optional[float] = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Optional[Callable[[], float]] = None,
+        sleep: Optional[Callable[[float], None]] = None,
     ) -> None:
         for name, value in (("requests_per_minute", requests_per_minute), ("images_per_minute", images_per_minute)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0
             ):
                 raise ConfigurationError(f"{name} must be a positive number, not {value!r}")
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock if clock is not None else default_clock
+        self._sleep = sleep if sleep is not None else default_sleep
         self._lock = threading.Lock()
-        now = clock()
+        now = self._clock()
         self._requests = _Bucket(requests_per_minute, now) if requests_per_minute is not None else None
         self._images = _Bucket(images_per_minute, now) if images_per_minute is not None else None
         self._paused_until = 0.0
