@@ -132,7 +132,19 @@ def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
         str(REPO),
         str(source),
         ignore=shutil.ignore_patterns(
-            ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".venv", "venv"
+            # Tool caches and virtualenvs (nox's hold whole interpreters) are not sources.
+            ".git",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".pytest_cache",
+            ".venv",
+            "venv",
+            ".nox",
+            ".tox",
+            ".mypy_cache",
+            ".ruff_cache",
         ),
     )
     build = subprocess.run(
