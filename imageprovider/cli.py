@@ -31,7 +31,7 @@ from .exceptions import (
     ResponseValidationError,
 )
 from .provider import OpenAIImageProvider
-from .results import ImageResponse
+from .results import ImageResponse, image_names, refuse_existing
 from .streaming import Completed, ImageStream, PartialImage
 from .testing import FakeImagesServer
 from .testing import _cli as _testing_cli
@@ -291,18 +291,14 @@ def _refuse_existing_targets(args: argparse.Namespace) -> None:
         return
     count = args.n or 1
     folder, single = _output(args, count)
-    extensions = sorted(set(_files.EXTENSIONS.values()))
-    if single is not None:
-        candidates = [_files.with_extension(single, extension) for extension in extensions]
-    else:
-        stem = _files.safe_stem(getattr(args, "prompt", None) or "image")
-        names = [stem] if count == 1 else [f"{stem}-{number}" for number in range(1, count + 1)]
-        candidates = [(folder or Path(".")) / (name + extension) for name in names for extension in extensions]
-    if args.metadata:
-        candidates += [candidate.with_suffix(".json") for candidate in candidates]
-    for candidate in candidates:
-        if candidate.exists():
-            raise FileExistsError(f"{candidate} already exists; pass --overwrite to replace it (nothing was sent)")
+    try:
+        if single is not None:
+            refuse_existing(single.parent, _files.with_extension(single, ".png").stem, None, args.metadata)
+        else:
+            for name in image_names(_files.safe_stem(getattr(args, "prompt", None) or "image"), count):
+                refuse_existing(folder or Path("."), name, None, args.metadata)
+    except FileExistsError as exc:
+        raise FileExistsError(f"{exc} (nothing was sent)") from None
 
 
 def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
@@ -311,6 +307,7 @@ def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
     stream = getattr(args, "stream", False)
     with _provider(args) as provider:
         if args.command == "vary":
+            _save_on_arrival(args, params)
             return _save(args, provider.create_variation(args.image, **params))
         if stream:
             params.pop("response_format", None)
@@ -323,9 +320,17 @@ def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
             return _save_stream(args, events, progress)
         if args.partial_images is not None:
             raise RequestValidationError("Parameter 'partial_images' needs --stream", param="partial_images")
+        _save_on_arrival(args, params)
         if args.command == "generate":
             return _save(args, provider.generate_image(args.prompt, **params))
         return _save(args, provider.edit_image(args.prompt, args.images, **params))
+
+
+def _save_on_arrival(args: argparse.Namespace, params: Dict[str, Any]) -> None:
+    """Into a folder (several images, or ``-o DIR/``), images are written as they arrive, never held whole."""
+    folder, single = _output(args, args.n or 1)
+    if single is None and not args.dry_run:
+        params.update(save_to=folder or Path("."), overwrite=args.overwrite, metadata=args.metadata)
 
 
 def _output(args: argparse.Namespace, count: int) -> Tuple[Optional[Path], Optional[Path]]:
@@ -340,7 +345,9 @@ def _output(args: argparse.Namespace, count: int) -> Tuple[Optional[Path], Optio
 
 def _save(args: argparse.Namespace, response: ImageResponse) -> Dict[str, Any]:
     folder, single = _output(args, len(response.images))
-    if single is not None:
+    if all(image.path is not None for image in response.images):  # saved on arrival (save_to)
+        files = [image.path for image in response.images if image.path is not None]
+    elif single is not None:
         files = [response.images[0].save(single, overwrite=args.overwrite, metadata=args.metadata)]
     else:
         files = response.save_all(folder or ".", overwrite=args.overwrite, metadata=args.metadata)
