@@ -76,7 +76,7 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
                 )
             with open(location, "rb") as handle:
                 data = handle.read()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL or an unencodable character in the path
             raise _fail(param, path, f"cannot be read: {exc}") from exc
     elif hasattr(value, "read"):
         if isinstance(value, io.TextIOBase):

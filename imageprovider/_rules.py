@@ -113,7 +113,7 @@ def check_params(body: Mapping[str, Any], spec: ModelSpec, endpoint: str = "gene
     if body.get("size") is not None:
         _check_size(body["size"], spec)
     quality = body.get("quality")
-    if quality is not None and quality not in spec.qualities:
+    if isinstance(quality, str) and quality not in spec.qualities:
         raise _fail(
             "quality",
             "must be one of {} for {}, not {!r}".format(", ".join(sorted(spec.qualities)), spec.name, quality),

@@ -564,7 +564,11 @@ class OpenAIImageProvider:
                 shown["prompt"] = _request.shorten(shown["prompt"])
             if isinstance(shown.get("images"), list):
                 shown["images"] = "[{} references]".format(len(shown["images"]))
-            log.debug("Request parameters: %s", shown, extra={"params": shown})
+            try:
+                text = repr(shown)
+            except ValueError:  # Python will not print ints of over 4300 digits
+                text = "<parameters too large to show>"
+            log.debug("Request parameters: %s", text, extra={"params": shown})
         return body
 
     def _multipart(
