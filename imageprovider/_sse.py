@@ -34,6 +34,8 @@ _CR = 0x0D
 _LF = 0x0A
 _BOM = b"\xef\xbb\xbf"
 _ASCII_DIGITS = frozenset("0123456789")
+#: A ``retry`` longer than this many digits (centuries of milliseconds) is read as 10**16.
+_MAX_RETRY_DIGITS = 16
 
 
 class ServerSentEvent(NamedTuple):
@@ -202,7 +204,9 @@ class SSEDecoder:
         elif field == "retry":
             # Only ASCII digits: str.isdigit() would also accept e.g. "²" or "١".
             if value and _ASCII_DIGITS.issuperset(value):
-                self._retry = int(value)
+                # Saturated: Python refuses to parse ints of over 4300 digits.
+                digits = value.lstrip("0") or "0"
+                self._retry = int(digits) if len(digits) <= _MAX_RETRY_DIGITS else 10**_MAX_RETRY_DIGITS
         return None
 
     def _dispatch(self) -> Optional[ServerSentEvent]:

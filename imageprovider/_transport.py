@@ -376,8 +376,13 @@ class Transport:
         return text
 
     def body_text(self, response: requests.Response) -> str:
-        """The response body as text, redacted (undecodable bytes replaced)."""
-        return self.redact(response.content.decode("utf-8", "replace"))
+        """The response body as text, redacted (undecodable bytes replaced); what arrived of it if cut."""
+        try:
+            content = response.content
+        except _READ_ERRORS:
+            # An error body cut short: the status says enough.
+            content = b""
+        return self.redact(content.decode("utf-8", "replace"))
 
     def redacted_headers(self, response: requests.Response) -> Dict[str, str]:
         """The response's headers, names lower-cased, secrets scrubbed, for an error to carry."""
@@ -612,6 +617,7 @@ def _check_download_url(url: str) -> None:
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
+        _ = parts.port  # parsed lazily: a port like ":99999" or ":abc" raises only here
     except ValueError:
         raise ResponseValidationError("The image URL is not a valid URL") from None
     if parts.scheme == "https" and host:
