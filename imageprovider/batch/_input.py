@@ -20,8 +20,10 @@ import os
 import re
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
+from .._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from .._files import _WINDOWS_RESERVED, PathLike
 from ..exceptions import ImageProviderError
+from ..results import image_names
 
 __all__ = [
     "BatchItem",
@@ -122,7 +124,20 @@ class DuplicateIdError(ImageProviderError, ValueError):
         duplicates: Mapping[str, Sequence[int]],
         source: str = "<input>",
         spellings: Optional[Mapping[str, Sequence[str]]] = None,
+        colliding_files: bool = False,
     ) -> None:
+        if colliding_files:
+            described = "; ".join(
+                "{} on lines {}".format(label, ", ".join(str(line) for line in lines))
+                for label, lines in duplicates.items()
+            )
+            super().__init__(
+                f"Items in {source} would overwrite each other's files: {described}. Give them ids that do not "
+                "collide (an id is the file name; several images add -1, -2...)."
+            )
+            self.duplicates = {label: tuple(lines) for label, lines in duplicates.items()}
+            self.source = source
+            return
         parts = []
         for ident, lines in duplicates.items():
             part = "{!r} on lines {}".format(ident, ", ".join(str(line) for line in lines))
@@ -197,7 +212,7 @@ def parse_items(lines: Iterable[str], format: str, source: str = "<input>") -> B
             items.append(entry)
         else:
             problems.append(entry)
-    _refuse_duplicates(items, source)
+    refuse_duplicates(items, source)
     return BatchInput(items, problems)
 
 
@@ -460,7 +475,11 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _refuse_duplicates(items: Sequence[BatchItem], source: str) -> None:
+def refuse_duplicates(items: Sequence[BatchItem], source: str = "<input>") -> None:
+    """Refuse items that share an id, or whose output files would share a name.
+
+    :raises DuplicateIdError: naming the ids and their lines.
+    """
     # Folded to lower case: "Fox" and "fox" are one file on Windows and macOS.
     lines: Dict[str, List[int]] = {}
     spellings: Dict[str, List[str]] = {}
@@ -474,3 +493,26 @@ def _refuse_duplicates(items: Sequence[BatchItem], source: str) -> None:
         raise DuplicateIdError(
             repeated, source, {spellings[key][0]: spellings[key] for key, found in lines.items() if len(found) > 1}
         )
+    # Distinct ids can still name one file: "cat" and "cat.png" both save as
+    # cat.png, and "fox" with n=2 writes fox-1.png, which is item "fox-1"'s file.
+    owners: Dict[str, BatchItem] = {}
+    clashes: Dict[str, List[int]] = {}
+    for item in items:
+        for stem in output_stems(item):
+            owner = owners.setdefault(stem, item)
+            if owner is not item:
+                label = f"{owner.id!r} and {item.id!r} (both would write {stem!r})"
+                clashes.setdefault(label, [owner.line, item.line])
+    if clashes:
+        raise DuplicateIdError(clashes, source, colliding_files=True)
+
+
+def output_stems(item: BatchItem) -> List[str]:
+    """The file names (without extension, case-folded) an item's images are saved under."""
+    base = item.id
+    suffix = os.path.splitext(base)[1].lower()
+    if suffix in IMAGE_SUFFIXES:  # saving replaces an image suffix with the one the bytes call for
+        base = base[: -len(suffix)]
+    count = item.params.get("n")
+    count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+    return [name.lower() for name in image_names(base, count)]

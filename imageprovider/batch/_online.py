@@ -20,8 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 from .._files import PathLike, write_atomic
 from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
 from ..provider import OpenAIImageProvider
-from ..results import ImageResponse
-from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items
+from ..results import ImageResponse, image_names
+from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items, refuse_duplicates
 from ._limiter import BatchLimiter
 from ._manifest import Manifest
 
@@ -124,24 +124,21 @@ def load_input(
 
     :raises RequestValidationError: two items share an id (nothing is sent).
     """
-    if isinstance(items, BatchInput):
-        return items
-    if isinstance(items, (list, tuple)):
-        return BatchInput(list(items), [])
     try:
+        if isinstance(items, BatchInput):
+            refuse_duplicates(items.items)
+            return items
+        if isinstance(items, (list, tuple)):
+            refuse_duplicates(items)
+            return BatchInput(list(items), [])
         return read_items(str(items), format=input_format)
     except DuplicateIdError as exc:
         raise RequestValidationError(str(exc), param="id") from exc
 
 
-def image_names(item: BatchItem, count: int) -> List[str]:
-    """File stems for an item's images: its id, numbered when there are several."""
-    return [item.id] if count == 1 else [f"{item.id}-{index + 1}" for index in range(count)]
-
-
 def save_item_images(response: ImageResponse, item: BatchItem, out_dir: Path, metadata: bool) -> List[str]:
     """Save an item's images atomically (replacing leftovers of an unfinished earlier try); return file names."""
-    names = image_names(item, len(response.images))
+    names = image_names(item.id, len(response.images))
     return [
         image.save(out_dir / name, overwrite=True, metadata=metadata).name
         for image, name in zip(response.images, names)
