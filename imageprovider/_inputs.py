@@ -75,7 +75,8 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
                     param, path, f"({filename!r}) is {os.path.getsize(location):,} bytes; the maximum is {max_bytes:,}"
                 )
             with open(location, "rb") as handle:
-                data = handle.read()
+                # Bounded even here: the file may have grown since it was measured.
+                data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
         except (OSError, ValueError) as exc:  # ValueError: a NUL or an unencodable character in the path
             raise _fail(param, path, f"cannot be read: {exc}") from exc
     elif hasattr(value, "read"):
@@ -116,14 +117,23 @@ def load_image(value: Any, param: str, path: Tuple[Any, ...], max_bytes: Optiona
     return ImageFile(filename or stem + EXTENSIONS[info.mime_type], data, info)
 
 
-def image_data_url(image: ImageInput) -> str:
+#: Longest ``image_url`` the JSON edits endpoint takes (``maxLength`` in its schema).
+MAX_IMAGE_URL_CHARS = 20 * 1024 * 1024
+#: Largest image whose data URL fits in :data:`MAX_IMAGE_URL_CHARS` (base64 grows it by 4/3).
+MAX_DATA_URL_BYTES = (MAX_IMAGE_URL_CHARS - len("data:image/webp;base64,")) // 4 * 3
+
+
+def image_data_url(image: ImageInput, max_bytes: Optional[int] = None, param: str = "image") -> str:
     """Return ``image`` as a ``data:`` URL, for ``{"image_url": ...}`` references in JSON edits.
 
     Usage::
 
         >>> ref = {"image_url": image_data_url("photo.png")}
 
-    :raises RequestValidationError: the input is unreadable or not PNG/JPEG/WEBP.
+    :param max_bytes: refuse a larger image without reading it whole; never
+        more than :data:`MAX_DATA_URL_BYTES`, whose data URL the API still takes.
+    :raises RequestValidationError: the input is unreadable, too large, or not PNG/JPEG/WEBP.
     """
-    loaded = load_image(image, "image", ("image",))
+    limit = MAX_DATA_URL_BYTES if max_bytes is None else min(max_bytes, MAX_DATA_URL_BYTES)
+    loaded = load_image(image, param, (param,), limit)
     return "data:{};base64,{}".format(loaded.mime_type, base64.b64encode(loaded.data).decode("ascii"))

@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
-from .. import _schemas
+from .. import _request, _schemas
 from .._files import PathLike, write_atomic
 from .._inputs import image_data_url
 from ..exceptions import ImageProviderError
+from ..model_specs import MASK_MAX_BYTES
 from ..provider import OpenAIImageProvider
 from ..results import ImageResponse
 from ._input import BatchInput, BatchItem
@@ -75,9 +76,12 @@ def request_line(provider: OpenAIImageProvider, item: BatchItem) -> Tuple[str, D
     params = dict(item.params, prompt=item.prompt)
     params["model"] = provider._model_for(params.get("model"), None)
     if item.kind == "edit":
-        params["images"] = [{"image_url": image_data_url(path)} for path in item.images]
+        # Each input is size-checked before it is read, as in an online edit.
+        spec = _request.model_spec_of(params)
+        limit = spec.inputs.max_bytes if spec is not None else None
+        params["images"] = [{"image_url": image_data_url(path, limit, "images")} for path in item.images]
         if item.mask:
-            params["mask"] = {"image_url": image_data_url(item.mask)}
+            params["mask"] = {"image_url": image_data_url(item.mask, MASK_MAX_BYTES, "mask")}
         body = provider._build("edit_image_body_json_param", "edits", params, None)
     else:
         body = provider._build("create_image_request", "generations", params, None)
