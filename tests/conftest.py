@@ -8,6 +8,9 @@ from helpers import API_KEY, ISOLATED_VARIABLES
 
 from imageprovider import OpenAIImageProvider, _retry
 
+#: Suite-wide canary: the test API key must never appear in logs, errors, output or files.
+pytest_plugins = ["canary_plugin"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:

@@ -7,7 +7,8 @@ import struct
 import zlib
 from typing import Any, Dict, List, Tuple
 
-API_KEY = "sk-test-0123456789abcdef"
+#: Also the canary that tests/canary_plugin.py looks for in everything the library emits.
+API_KEY = "sk-canary-5f1e0c7a9b3d4e2f8a6c"
 BASE_URL = "https://api.openai.com/v1"
 GENERATIONS_URL = BASE_URL + "/images/generations"
 
