@@ -407,29 +407,57 @@ def _usage_dict(usage: Any) -> Dict[str, Any]:
 # -- dry run -----------------------------------------------------------------------
 
 
-def _show_request(request: requests.PreparedRequest, out: IO[str]) -> None:
-    print(f"{request.method} {request.url}", file=out)
+def _describe_request(request: requests.PreparedRequest) -> Dict[str, Any]:
+    """What --dry-run shows: method, URL, headers (secrets redacted) and the body, read back."""
+    headers = {}
     for name, value in request.headers.items():
         if name.lower() in _SECRET_HEADERS:
             scheme = value.split(" ", 1)[0] + " " if " " in value else ""
             value = scheme + "[REDACTED]"
-        print(f"{name}: {value}", file=out)
-    print(file=out)
+        headers[name] = value
+    described: Dict[str, Any] = {"method": request.method, "url": request.url, "headers": headers}
     body = request.body or b""
     if isinstance(body, str):
         body = body.encode("utf-8")
     content_type = request.headers.get("Content-Type", "")
     if content_type.startswith("application/json"):
-        print(json.dumps(json.loads(body), indent=2, ensure_ascii=False), file=out)
+        described["body"] = json.loads(body)
     elif content_type.startswith("multipart/form-data"):
-        for part in _multipart.parse(content_type, body):
-            if part.filename is None:
-                print("part {}: {}".format(part.name, part.payload.decode("utf-8", "replace")), file=out)
-            else:
-                print(
-                    f"part {part.name}: file {part.filename!r}, {part.content_type}, {len(part.payload):,} bytes",
-                    file=out,
-                )
+        described["parts"] = [
+            {"name": part.name, "value": part.payload.decode("utf-8", "replace")}
+            if part.filename is None
+            else {
+                "name": part.name,
+                "filename": part.filename,
+                "content_type": part.content_type,
+                "bytes": len(part.payload),
+            }
+            for part in _multipart.parse(content_type, body)
+        ]
+    return described
+
+
+def _show_request(request: requests.PreparedRequest, out: IO[str], as_json: bool = False) -> None:
+    described = _describe_request(request)
+    if as_json:
+        print(json.dumps(described, indent=2, ensure_ascii=False), file=out)
+        return
+    print(f"{described['method']} {described['url']}", file=out)
+    for name, value in described["headers"].items():
+        print(f"{name}: {value}", file=out)
+    print(file=out)
+    if "body" in described:
+        print(json.dumps(described["body"], indent=2, ensure_ascii=False), file=out)
+    for part in described.get("parts", ()):
+        if "filename" not in part:
+            print("part {}: {}".format(part["name"], part["value"]), file=out)
+        else:
+            print(
+                "part {}: file {!r}, {}, {:,} bytes".format(
+                    part["name"], part["filename"], part["content_type"], part["bytes"]
+                ),
+                file=out,
+            )
 
 
 # -- main ----------------------------------------------------------------------------
@@ -551,7 +579,7 @@ def _single(args: argparse.Namespace) -> int:
         with Progress(sys.stderr, interactive, label) as progress:
             summary = _run(args, progress)
     except _DryRun as dry_run:
-        _show_request(dry_run.request, sys.stdout)
+        _show_request(dry_run.request, sys.stdout, as_json=args.json)
         return EXIT_OK
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))

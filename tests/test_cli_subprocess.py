@@ -584,6 +584,28 @@ def test_dry_run_edit_lists_the_multipart_parts(cli: Runner, server: FakeImagesS
     assert len(server.requests) == 0
 
 
+def test_dry_run_with_json_prints_the_request_as_json(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
+    """--json is machine-readable in --dry-run too: the same request, key redacted, body or parts read back."""
+    completed = cli("generate", "A lighthouse", "--size", "1536x1024", "--dry-run", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert SECRET_KEY not in completed.stdout and SECRET_KEY not in completed.stderr
+    shown = json.loads(completed.stdout)
+    assert (shown["method"], shown["url"]) == ("POST", f"{server.base_url}/images/generations")
+    assert shown["headers"]["Authorization"] == "Bearer [REDACTED]"
+    assert shown["body"] == {"prompt": "A lighthouse", "model": "gpt-image-2", "size": "1536x1024"}
+
+    square = make_png(64, 64)
+    write(tmp_path / "square.png", square)
+    completed = cli("vary", "square.png", "--size", "512x512", "--dry-run", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["parts"] == [
+        {"name": "model", "value": "dall-e-2"},
+        {"name": "size", "value": "512x512"},
+        {"name": "image", "filename": "square.png", "content_type": "image/png", "bytes": len(square)},
+    ]
+    assert len(server.requests) == 0
+
+
 def test_dry_run_vary(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     square = make_png(64, 64)
     write(tmp_path / "square.png", square)
