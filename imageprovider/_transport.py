@@ -450,7 +450,7 @@ class Transport:
             try:
                 content = response.content
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                raise self._connection_error(exc, 1, self.timeout) from exc
+                raise self.connection_error(exc) from exc
         else:
             with response:
                 chunks = response.iter_content(chunk_size=BODY_CHUNK_BYTES)
@@ -459,7 +459,7 @@ class Transport:
                     try:
                         chunk = next(chunks, b"")
                     except _READ_ERRORS as exc:
-                        raise self._connection_error(exc, 1, self.timeout) from exc
+                        raise self.connection_error(exc) from exc
                     if not chunk:
                         break
                     scanner.feed(chunk)
@@ -537,23 +537,33 @@ class Transport:
 
     def connection_error(self, exc: BaseException, attempts: int = 1) -> APIConnectionError:
         """Translate a transport exception raised while reading a response body."""
-        return self._connection_error(exc, attempts, self.timeout)
+        return self._connection_error(exc, attempts, self.timeout, in_body=True)
 
-    def _connection_error(self, exc: BaseException, attempts: int, timeout: Timeout) -> APIConnectionError:
+    def _connection_error(
+        self, exc: BaseException, attempts: int, timeout: Timeout, in_body: bool = False
+    ) -> APIConnectionError:
         host = urlsplit(self.base_url).netloc
         reason = self.redact(_root_reason(exc))
         tried = f" after {attempts} attempts" if attempts > 1 else ""
+        timed_out = (
+            isinstance(exc, requests.exceptions.ReadTimeout)
+            or _caused_by(exc, urllib3.exceptions.ReadTimeoutError)
+            or _caused_by(exc, socket.timeout)
+        )
+        if in_body and timed_out:
+            return APITimeoutError(
+                f"The response from {host} stalled for longer than the read timeout while its body was arriving; "
+                "not retried, because the request had been processed",
+                phase="read",
+                attempts=attempts,
+            )
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return APITimeoutError(
                 f"Timed out connecting to {host} (connect timeout {timeout[0]:g} s){tried}",
                 phase="connect",
                 attempts=attempts,
             )
-        if (
-            isinstance(exc, requests.exceptions.ReadTimeout)
-            or _caused_by(exc, urllib3.exceptions.ReadTimeoutError)
-            or _caused_by(exc, socket.timeout)
-        ):
+        if timed_out:
             return APITimeoutError(
                 f"No response from {host} within the read timeout of {timeout[1]:g} s{tried}. Not retried by default: the server "
                 "may already be generating (and billing) the image. Raise the timeout, or pass "

@@ -282,6 +282,7 @@ ROWS = [
         requests=1,
         waits=(),
         phase="read",
+        reason="stalled for longer than the read timeout while its body was arriving",
         timeout=SHORT,
         max_seconds=TIMEOUT_BOUND,
         billed="yes",
