@@ -35,20 +35,17 @@ LINT_TOOLS = [
     "ruff==0.17.6",
     "mypy==2.4.1",
     "types-requests==2.33.0.20261030",
+    "types-jsonschema==4.26.0.20261006",
     "vermin==1.9.2",
 ]
 # The oldest Python version mypy can still check against (it cannot target 3.8);
 # vermin covers the distance down to 3.8.
 MYPY_OLDEST_TARGET = "3.10"
-# --strict, with real stubs for requests (types-requests) and urllib3 (its own).
-# jsonschema alone has none that fit: types-jsonschema marks attributes of
-# ValidationError as possibly unset, which the library does not handle yet.
+# --strict, with real stubs for requests (types-requests), jsonschema
+# (types-jsonschema) and urllib3 (its own): no missing import is ignored.
 MYPY_CONFIG = """\
 [mypy]
 strict = True
-
-[mypy-jsonschema,jsonschema.*]
-ignore_missing_imports = True
 """
 
 nox.needs_version = ">=2024.3.2"

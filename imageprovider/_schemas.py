@@ -185,10 +185,12 @@ def _find_huge_integer(instance: Any, path: Tuple[Any, ...]) -> Optional[Tuple[A
 
 
 def _is_required_choice(error: "ValidationError") -> bool:
+    # Typed as possibly unset; errors that come from a validator always carry them.
+    branches: Any = error.validator_value
     return (
         error.validator in ("oneOf", "anyOf")
         and isinstance(error.instance, dict)
-        and all(set(branch) == {"required"} for branch in error.validator_value)
+        and all(set(branch) == {"required"} for branch in branches)
     )
 
 
@@ -209,12 +211,14 @@ def _json_type(value: Any) -> str:
 
 def _violation_path(error: "ValidationError") -> Tuple[Any, ...]:
     path = tuple(error.absolute_path)
+    required: Any = error.validator_value
+    schema: Any = error.schema
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [key for key in error.validator_value if key not in error.instance]
+        missing = [key for key in required if key not in error.instance]
         if missing:
             return path + (missing[0],)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = set(error.schema.get("properties", {}))
+        known = set(schema.get("properties", {}))
         extra = sorted(str(key) for key in error.instance if key not in known)
         if extra:
             return path + (extra[0],)
@@ -223,8 +227,8 @@ def _violation_path(error: "ValidationError") -> Tuple[Any, ...]:
 
 def _describe(error: "ValidationError") -> str:
     keyword = error.validator
-    value = error.validator_value
-    instance = error.instance
+    value: Any = error.validator_value
+    instance: Any = error.instance
     if keyword == "type":
         expected = value if isinstance(value, list) else [value]
         return "must be of type {}, not {}".format(" or ".join(expected), _json_type(instance))
