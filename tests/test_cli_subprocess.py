@@ -936,6 +936,35 @@ def test_terminal_shows_partial_images_as_they_stream(server: FakeImagesServer, 
 
 
 @posix_only
+def test_terminal_shows_batch_progress_and_clears_it(server: FakeImagesServer, tmp_path: Path) -> None:
+    """A batch on a terminal keeps one status line (done/total, failed, rate) and clears it at the end."""
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"item-{n}", "prompt": f"Fox {n}"}) + "\n" for n in range(4)))
+    server.add_fault("400,path=/v1/images/generations")
+    status, out, shown = run_on_terminal(
+        ["batch", "items.jsonl", "-o", "out", "--concurrency", "1"], child_env(tmp_path, server), tmp_path
+    )
+    assert status == 3, shown  # one item failed
+    updates = [line for line in shown.split("\r\033[K") if line]
+    assert updates, repr(shown)
+    # An update per finished item, in order (one worker; the first item is the one refused), and
+    # a repeat each second nothing finishes: compare the distinct counts.
+    counts: List[List[str]] = []
+    for update in updates:
+        if not counts or counts[-1] != update.split(",")[:2]:
+            counts.append(update.split(",")[:2])
+    assert counts == [
+        ["0/4 done", " 1 failed"],
+        ["1/4 done", " 1 failed"],
+        ["2/4 done", " 1 failed"],
+        ["3/4 done", " 1 failed"],
+    ], updates
+    assert all(re.fullmatch(r"\d/4 done, 1 failed, [0-9.]+ images/min(, ETA [0-9]+s)?", update) for update in updates)
+    assert shown.endswith("\r\033[K"), repr(shown)  # cleared before the summary on stdout
+    assert out.startswith("4 items: 3 done, 1 failed"), out
+
+
+@posix_only
 def test_terminal_dry_run_shows_no_progress(server: FakeImagesServer, tmp_path: Path) -> None:
     status, out, shown = run_on_terminal(["generate", "x", "--dry-run"], child_env(tmp_path, server), tmp_path)
     assert status == 0
