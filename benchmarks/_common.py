@@ -146,15 +146,15 @@ class StandIn:
 
     def stats(self) -> Dict[str, int]:
         """``connections`` accepted, image ``requests`` received and ``rate_limited`` (429s sent) so far."""
-        return self._ask("stats")  # type: ignore[no-any-return]
+        return self._ask("stats")  # type: ignore[no-any-return]  # replies come over a pipe, untyped
 
     def last_headers(self) -> Dict[str, str]:
         """The headers of the last request received, with the real key in ``Authorization``."""
-        return self._ask("headers")  # type: ignore[no-any-return]
+        return self._ask("headers")  # type: ignore[no-any-return]  # replies come over a pipe, untyped
 
     def drain(self) -> Dict[str, Any]:
         """Use up the simulated images-per-minute window (a key that was busy a moment ago)."""
-        return self._ask("drain")  # type: ignore[no-any-return]
+        return self._ask("drain")  # type: ignore[no-any-return]  # replies come over a pipe, untyped
 
     def close(self) -> None:
         """Stop the child (it exits when its stdin closes) and wait for it."""
@@ -224,7 +224,7 @@ def _serve(options_json: str) -> int:
                 counts["rate_limited"] += 1
         return allowed, headers
 
-    server.limiter.acquire = counting_acquire  # type: ignore[method-assign]
+    server.limiter.acquire = counting_acquire  # type: ignore[method-assign]  # counts 429s in the child
     server.start()
     print(json.dumps({"base_url": server.base_url, "nodelay": nodelay}), flush=True)
     try:

@@ -151,14 +151,14 @@ def child(variant: str, base_url: str, api_key: str, out_dir: str, profile: bool
 
         else:
             try:
-                provider.generate_image(PROMPT, save_to=None, **warm)  # type: ignore[call-arg]
+                provider.generate_image(PROMPT, save_to=None, **warm)  # type: ignore[call-arg]  # save_to is newer than some installed versions
             except TypeError as exc:
                 if "save_to" in str(exc):
                     return {"implemented": False}
                 raise
 
             def run() -> None:
-                response = provider.generate_image(PROMPT, save_to=out_dir, **params)  # type: ignore[call-arg]
+                response = provider.generate_image(PROMPT, save_to=out_dir, **params)  # type: ignore[call-arg]  # save_to is newer than some installed versions
                 paths = [getattr(image, "path", None) for image in response.images]
                 if not all(paths):
                     raise RuntimeError("save_to returned images without a path")

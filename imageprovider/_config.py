@@ -309,8 +309,10 @@ def resolve_settings(
     default_timeout = resolve_timeout(
         (from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]), from_file.get("read_timeout", DEFAULT_TIMEOUT[1]))
     )
-    if max_retries is None and "max_retries" in from_file:
-        max_retries = from_file["max_retries"]  # type: ignore[assignment]
+    # An int from the argument, or the file's text; _check_max_retries reads and checks either.
+    retries: Any = max_retries
+    if retries is None and "max_retries" in from_file:
+        retries = from_file["max_retries"]
     return Settings(
         api_key=key,
         base_url=check_base_url(str(values["base_url"] or DEFAULT_BASE_URL), allow_insecure_http),
@@ -318,7 +320,7 @@ def resolve_settings(
         project=values["project"],
         default_model=model,
         timeout=resolve_timeout(timeout, default_timeout),
-        max_retries=_check_max_retries(DEFAULT_MAX_RETRIES if max_retries is None else max_retries),
+        max_retries=_check_max_retries(DEFAULT_MAX_RETRIES if retries is None else retries),
         max_retry_after=_positive_seconds("max_retry_after", max_retry_after),
         retry_read_timeouts=bool(retry_read_timeouts),
         check_model_rules=bool(check_model_rules),

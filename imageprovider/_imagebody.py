@@ -409,9 +409,10 @@ def _unescape_key(raw: bytes) -> Optional[bytes]:
     if b"\\" not in raw:
         return raw
     try:
-        return json.loads(b'"' + raw + b'"').encode("utf-8")  # type: ignore[no-any-return]
+        key = json.loads(b'"' + raw + b'"')
     except (ValueError, UnicodeError):
         return None
+    return key.encode("utf-8") if isinstance(key, str) else None
 
 
 def _ends_in_escape(buffer: bytes, start: int, stop: int, escaped_before: bool) -> bool:

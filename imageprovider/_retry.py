@@ -116,7 +116,7 @@ class ImageRetry(Retry):
                 or (response.status == 429 and not self.retry_rate_limits)
             )
         ):
-            raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]
+            raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]  # urllib3 passes _pool
         new_retry = super().increment(method, url, *args, **kwargs)
         reason = f"status {response.status}" if response is not None else type(error).__name__
         self.attempt_log.append(reason)
@@ -141,7 +141,7 @@ class ImageRetry(Retry):
         retries_taken = max(len(self.history) - 1, 0)
         base = min(INITIAL_BACKOFF * float(2 ** min(retries_taken, 32)), MAX_BACKOFF)
         # Jitter only spreads clients apart in time; it guards no secret.
-        return base * (1.0 - JITTER * random.random())  # noqa: S311
+        return base * (1.0 - JITTER * random.random())  # noqa: S311 (jitter, not a secret)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(total={self.total}, connect={self.connect}, read={self.read}, status={self.status}, max_retry_after={self.max_retry_after})"

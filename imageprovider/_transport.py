@@ -92,8 +92,11 @@ class CredentialAuth(AuthBase):
         return request
 
     def _fresh_token(self) -> str:
+        provider = self._token_provider
+        if provider is None:  # __call__ asks only when there is one
+            raise ConfigurationError("No token provider is configured")
         try:
-            token = self._token_provider()  # type: ignore[misc]
+            token = provider()
         except Exception as exc:
             raise ConfigurationError(f"The token provider failed: {type(exc).__name__}") from exc
         if not isinstance(token, str) or not is_header_token(token):
@@ -117,7 +120,7 @@ class _PerRequestRetryAdapter(HTTPAdapter):
         self._local = threading.local()
         super().__init__(max_retries=retry, **kwargs)
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override]  # a per-thread property over requests' plain attribute
     def max_retries(self) -> ImageRetry:
         return getattr(self._local, "retry", None) or self._default_retry
 

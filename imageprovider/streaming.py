@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Optional, Type, Union
+from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Optional, Type, Union, cast
 
 import requests
 
@@ -46,7 +46,7 @@ def _chunk_reader(response: requests.Response) -> Callable[[int], bytes]:
         return raw.read1
     inner = getattr(raw, "_fp", None)
     if inner is not None and hasattr(inner, "read1"):
-        return inner.read1  # type: ignore[no-any-return]
+        return cast(Callable[[int], bytes], inner.read1)  # http.client's response, untyped behind urllib3
     chunks = response.iter_content(chunk_size=1024)
     return lambda size: next(chunks, b"")
 
@@ -295,7 +295,7 @@ class _EventReader:
                 request_id=self._request_id,
                 body=self._transport.excerpt(self._transport.redact(sse.data)),
             )
-        return payload  # type: ignore[no-any-return]
+        return cast(Dict[str, Any], payload)  # checked to be a dict just above
 
     def _build(self, payload: Dict[str, Any]) -> StreamEvent:
         common = dict(

@@ -303,7 +303,7 @@ class CanaryPlugin:
         for cls in _error_classes():
             if "__init__" in cls.__dict__:
                 original = cls.__dict__["__init__"]
-                cls.__init__ = _wrap_init(cls)  # type: ignore[misc]
+                cls.__init__ = _wrap_init(cls)  # type: ignore[misc]  # instrumented on purpose
                 self._undo.append(functools.partial(setattr, cls, "__init__", original))
 
         self._patch(CaptureFixture, "readouterr", self._readouterr)

@@ -547,7 +547,7 @@ def test_unsendable_key_from_config_file_is_refused_without_echoing_it(tmp_path:
 def test_non_string_key_argument_is_refused() -> None:
     """An api_key that is not a string raises ConfigurationError."""
     with pytest.raises(ConfigurationError):
-        OpenAIImageProvider(api_key=12345)  # type: ignore[arg-type]
+        OpenAIImageProvider(api_key=12345)  # type: ignore[arg-type]  # the wrong type is the test
 
 
 # -- organization and project -------------------------------------------

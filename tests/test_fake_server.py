@@ -113,7 +113,7 @@ def assert_api_error(response: requests.Response, status: int, param: Optional[s
     assert isinstance(error["type"], str) and error["type"]
     if param is not None:
         assert error["param"] == param, error
-    return error  # type: ignore[no-any-return]
+    return error  # type: ignore[no-any-return]  # pytest.raises' value is untyped
 
 
 def decode_png(data: bytes) -> Tuple[int, int, int, bytes]:
@@ -185,7 +185,7 @@ def upload(
 ) -> Dict[str, Any]:
     response = post(server, "/files", data={"purpose": purpose}, files={"file": (filename, data)})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()  # type: ignore[no-any-return]  # requests' json() is untyped
 
 
 # -- fixtures ---------------------------------------------------------------
@@ -277,7 +277,7 @@ def test_command_line_prints_base_url_first_and_takes_faults() -> None:
     ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]  # stdout=PIPE was given
         reader.start()
         try:
             first = lines.get(timeout=20).strip()
@@ -652,10 +652,10 @@ def test_streams_through_the_client(client: OpenAIImageProvider) -> None:
     with client.stream_image("A koi pond", partial_images=2, size="1024x1024") as stream:
         events = list(stream)
     assert [type(event) for event in events] == [PartialImage, PartialImage, Completed]
-    assert [event.index for event in events[:2]] == [0, 1]  # type: ignore[union-attr]
+    assert [event.index for event in events[:2]] == [0, 1]  # type: ignore[union-attr]  # partial events
     assert events[-1].type == "image_generation.completed"
     assert decode_png(events[-1].data)[:2] == (1024, 1024)
-    assert events[-1].usage is not None  # type: ignore[union-attr]
+    assert events[-1].usage is not None  # type: ignore[union-attr]  # the completed event
 
     with client.stream_edit("Add a hat", SMALL_PNG, partial_images=1, size="1024x1536") as stream:
         events = list(stream)
@@ -910,7 +910,7 @@ def test_status_faults_map_to_the_clients_errors(
     server.add_fault(Fault.error(status))
     with pytest.raises(error_class) as caught:
         make_client(server, max_retries=0).generate_image("A red fox")
-    assert caught.value.status_code == status  # type: ignore[attr-defined]
+    assert caught.value.status_code == status  # type: ignore[attr-defined]  # an APIStatusError here
 
 
 @pytest.mark.parametrize(
@@ -1087,7 +1087,7 @@ def test_stream_error_event_raises_the_typed_error(
         with pytest.raises(error_class) as caught:
             for event in stream:
                 received.append(event)
-    assert caught.value.code == code  # type: ignore[attr-defined]
+    assert caught.value.code == code  # type: ignore[attr-defined]  # an APIStatusError here
     assert [type(event) for event in received] == [PartialImage]
 
 

@@ -119,7 +119,7 @@ def say(text: str) -> None:
 
 
 def _load_schema(name: str) -> Dict[str, Any]:
-    return json.loads((SCHEMA_DIR / (name + ".json")).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads((SCHEMA_DIR / (name + ".json")).read_text(encoding="utf-8"))  # type: ignore[no-any-return]  # a schema is an object
 
 
 SCHEMAS = {
@@ -708,7 +708,7 @@ def response_body(data: Any) -> bytes:
     """A valid body as is, mutated, or damaged as text; an error body, mutated; or any bytes."""
     kind = data.draw(st.sampled_from(["valid", "mutated", "damaged", "valid", "error", "bytes"]), label="body kind")
     if kind == "bytes":
-        return data.draw(st.binary(max_size=300), label="body")  # type: ignore[no-any-return]
+        return data.draw(st.binary(max_size=300), label="body")  # type: ignore[no-any-return]  # hypothesis draws are untyped
     if kind == "error":
         return serialise(data, mutate(data, ERROR_BODY, "body"), "body")
     document = valid_images_body(data)
@@ -886,9 +886,9 @@ def stream_body(data: Any, completed_count: int) -> bytes:
     """Bytes for a streamed response: a valid stream (maybe damaged), events with mutated payloads, or noise."""
     kind = data.draw(st.sampled_from(["valid", "mutated", "mutated", "sse tokens", "bytes"]), label="stream kind")
     if kind == "bytes":
-        return data.draw(st.binary(max_size=300), label="body")  # type: ignore[no-any-return]
+        return data.draw(st.binary(max_size=300), label="body")  # type: ignore[no-any-return]  # hypothesis draws are untyped
     if kind == "sse tokens":
-        return data.draw(sse_bytes, label="body")  # type: ignore[no-any-return]
+        return data.draw(sse_bytes, label="body")  # type: ignore[no-any-return]  # hypothesis draws are untyped
     if kind == "valid":
         raw, _ = valid_stream(data, completed_count)
         if data.draw(st.booleans(), label="truncate"):

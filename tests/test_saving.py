@@ -597,7 +597,7 @@ def test_the_download_is_streamed_to_disk_in_chunks(tmp_path: Path) -> None:
 
                     return real_download(url, CountingSink(), **options)
 
-                provider._transport.download = download  # type: ignore[assignment]
+                provider._transport.download = download  # type: ignore[assignment]  # a stub in its place
                 saved = result.images[0].save(tmp_path / "big")
     assert saved == tmp_path / "big.png" and saved.read_bytes() == body
     assert len(writes) >= 4 and max(writes) <= len(body) // 4
@@ -624,7 +624,7 @@ def test_a_download_interrupted_midway_leaves_nothing(tmp_path: Path) -> None:
 
                     return real_download(url, FailingSink(), **options)
 
-                provider._transport.download = download  # type: ignore[assignment]
+                provider._transport.download = download  # type: ignore[assignment]  # a stub in its place
                 with pytest.raises(RuntimeError, match="interrupted"):
                     result.images[0].save(tmp_path / "x.png")
     assert listing(tmp_path) == []
@@ -646,7 +646,7 @@ def test_a_full_disk_during_a_download_is_not_reported_as_a_connection_error(tmp
 
                     return real_download(url, FullDisk(), **options)
 
-                provider._transport.download = download  # type: ignore[assignment]
+                provider._transport.download = download  # type: ignore[assignment]  # a stub in its place
                 with pytest.raises(Exception) as raised:
                     result.images[0].save(tmp_path / "x.png")
     assert not isinstance(raised.value, APIConnectionError), raised.value

@@ -1053,7 +1053,7 @@ def test_a_batch_api_edit_with_an_oversized_image_is_refused_without_reading_it(
             try:
                 summary = run_batch_api(str(items), str(tmp_path / "out"), provider=provider)
             except ImageProviderError as exc:  # the upload of an 80 MB line to nowhere
-                summary = exc  # type: ignore[assignment]
+                summary = exc  # type: ignore[assignment]  # both carry .failures
     assert peak[0] < 16 * MB, f"peak {peak[0]:,} bytes for a {GPT_LIMIT + 1:,}-byte input"
     assert [failure["error_class"] for failure in summary.failures] == ["RequestValidationError"]
     assert len(mocked.calls) == 0

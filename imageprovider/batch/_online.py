@@ -345,7 +345,7 @@ def _run_pool(
     # an item handed back (rate limited) joins the end of the queue.
     pending = deque(work)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="imageprovider-batch") as pool:
-        running: Dict[Future, BatchItem] = {}  # type: ignore[type-arg]
+        running: Dict["Future[bool]", BatchItem] = {}  # noqa: UP037 (Future is subscriptable from 3.9 only)
         try:
             while True:
                 while not stop.is_set() and len(running) < concurrency and pending:

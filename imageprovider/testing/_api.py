@@ -319,7 +319,7 @@ class ImagesAPI:
         if isinstance(latency, (tuple, list)):
             low, high = latency
             # Simulated latency, not a secret.
-            return sum(random.uniform(low, high) for _ in range(generated_count))  # noqa: S311
+            return sum(random.uniform(low, high) for _ in range(generated_count))  # noqa: S311 (latency, not a secret)
         return float(latency) * generated_count
 
 

@@ -86,9 +86,10 @@ class BatchStore:
         """
         input_file_id = body.get("input_file_id")
         endpoint = body.get("endpoint")
-        if not isinstance(input_file_id, str) or self._files.get(input_file_id) is None:
+        stored = self._files.get(input_file_id) if isinstance(input_file_id, str) else None
+        if stored is None:
             raise BatchInputError(f"No such file: {input_file_id!r}", "input_file_id")
-        if self._files.get(input_file_id)[0]["purpose"] != "batch":  # type: ignore[index]
+        if stored[0]["purpose"] != "batch":
             raise BatchInputError("The input file must be uploaded with purpose 'batch'", "input_file_id")
         if endpoint not in BATCH_ENDPOINTS:
             raise BatchInputError("endpoint must be one of {}".format(", ".join(BATCH_ENDPOINTS)), "endpoint")

@@ -147,7 +147,7 @@ def _make_png(width: int, height: int, seed: str, transparent: bool, detail_bits
     sample_mask = bytes([(1 << detail_bits) - 1]) * 3 + (b"\x00" if transparent else b"")
     mask_row = b"\x00" + sample_mask * width
     # Seeded noise that makes the PNG incompressible, not a secret.
-    rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311
+    rng = random.Random(int.from_bytes(digest, "big"))  # noqa: S311 (image noise, not a secret)
 
     compressor = zlib.compressobj(_ZLIB_LEVEL)
     compressed: List[bytes] = []

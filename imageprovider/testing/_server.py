@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Union
+from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Union, cast
 from urllib.parse import unquote, urlsplit
 
 from .. import _multipart
@@ -211,7 +211,7 @@ class FakeImagesServer:
                     entry[1] = remaining - 1
                     if entry[1] == 0:
                         self._faults.remove(entry)
-                    return fault  # type: ignore[no-any-return]
+                    return cast(Fault, fault)  # entries are [Fault, remaining] lists
         return None
 
     @property
