@@ -30,7 +30,7 @@ from .exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
-from .provider import OpenAIImageProvider
+from .provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, VARIATION_PARAMETERS, OpenAIImageProvider
 from .results import ImageResponse, image_names, refuse_existing
 from .streaming import Completed, ImageStream, PartialImage
 from .testing import FakeImagesServer
@@ -222,33 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _PARAMS = {
-    "generate": (
-        "model",
-        "n",
-        "size",
-        "quality",
-        "background",
-        "output_format",
-        "output_compression",
-        "moderation",
-        "style",
-        "response_format",
-        "user",
-    ),
-    "edit": (
-        "mask",
-        "model",
-        "n",
-        "size",
-        "quality",
-        "background",
-        "output_format",
-        "output_compression",
-        "input_fidelity",
-        "response_format",
-        "user",
-    ),
-    "vary": ("model", "n", "size", "response_format", "user"),
+    "generate": GENERATION_PARAMETERS,
+    "edit": ("mask", *EDIT_PARAMETERS),
+    "vary": VARIATION_PARAMETERS,
 }
 
 

@@ -36,6 +36,36 @@ _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 #: Endpoints OpenAI's Batch API runs for images (JSON bodies only).
 BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
 
+#: The API parameters generate_image, edit_image and create_variation take as
+#: keywords, besides their prompt, input images and mask: what the command line
+#: and batch items may set. (A test holds them to the signatures.)
+GENERATION_PARAMETERS = (
+    "model",
+    "n",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "style",
+    "response_format",
+    "user",
+)
+EDIT_PARAMETERS = (
+    "model",
+    "n",
+    "size",
+    "quality",
+    "background",
+    "output_format",
+    "output_compression",
+    "input_fidelity",
+    "response_format",
+    "user",
+)
+VARIATION_PARAMETERS = ("model", "n", "size", "response_format", "user")
+
 #: Largest image downloaded from a URL result, by default.
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 

@@ -108,3 +108,19 @@ def test_broken_schema_file_raises_our_error_not_jsonschemas(monkeypatch):
 def test_every_exception_is_exported_from_the_package():
     """The package's explicit __all__ (which type checkers need) keeps up with exceptions.__all__."""
     assert set(exceptions.__all__) <= set(imageprovider.__all__)
+
+
+@pytest.mark.parametrize(
+    "method, names, besides",
+    [
+        ("generate_image", provider.GENERATION_PARAMETERS, set()),
+        ("edit_image", provider.EDIT_PARAMETERS, {"mask"}),
+        ("create_variation", provider.VARIATION_PARAMETERS, set()),
+    ],
+)
+def test_the_parameter_lists_match_the_method_signatures(method, names, besides):
+    """The command line and batch items accept exactly the API keywords each method takes."""
+    not_api = {"extra_body", "timeout", "save_to", "overwrite", "metadata"}
+    signature = inspect.signature(getattr(provider.OpenAIImageProvider, method))
+    keywords = [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert [name for name in keywords if name not in not_api | besides] == list(names)

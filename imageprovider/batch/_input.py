@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Opt
 from .._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from .._files import _WINDOWS_RESERVED, PathLike
 from ..exceptions import ImageProviderError
+from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS
 from ..results import image_names
 
 __all__ = [
@@ -42,22 +43,7 @@ _FORMAT_BY_EXTENSION = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: Generation and edit parameters an item may set (keyword names of
 #: ``generate_image``/``edit_image``). Streaming ones (``partial_images``) are
 #: left out: batch items are not streamed.
-PARAMETERS = frozenset(
-    {
-        "model",
-        "n",
-        "size",
-        "quality",
-        "background",
-        "output_format",
-        "output_compression",
-        "moderation",
-        "style",
-        "response_format",
-        "user",
-        "input_fidelity",
-    }
-)
+PARAMETERS = frozenset(GENERATION_PARAMETERS) | frozenset(EDIT_PARAMETERS)
 #: Parameters whose CSV cells are converted to ``int`` (when they are allowed at all).
 INT_PARAMETERS = frozenset({"n", "output_compression", "partial_images"})
 #: Every key (JSONL) or column (CSV) an item may have.

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 from .._files import PathLike, write_atomic
 from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
-from ..provider import OpenAIImageProvider
+from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, OpenAIImageProvider
 from ..results import ImageResponse, image_names
 from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items, refuse_duplicates
 from ._limiter import BatchLimiter
@@ -32,37 +32,7 @@ DEFAULT_CONCURRENCY = 4
 #: Times an item goes back in the queue after running out of retries on 429s, before it counts as failed.
 MAX_RATE_LIMIT_REQUEUES = 10
 #: Parameters each kind of item takes (the keywords of generate_image and edit_image).
-_KIND_PARAMS = {
-    "generate": frozenset(
-        {
-            "model",
-            "n",
-            "size",
-            "quality",
-            "background",
-            "output_format",
-            "output_compression",
-            "moderation",
-            "style",
-            "response_format",
-            "user",
-        }
-    ),
-    "edit": frozenset(
-        {
-            "model",
-            "n",
-            "size",
-            "quality",
-            "background",
-            "output_format",
-            "output_compression",
-            "input_fidelity",
-            "response_format",
-            "user",
-        }
-    ),
-}
+_KIND_PARAMS = {"generate": frozenset(GENERATION_PARAMETERS), "edit": frozenset(EDIT_PARAMETERS)}
 
 
 def check_item_params(item: BatchItem) -> None:
