@@ -16,7 +16,7 @@ import logging
 import socket
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Type, cast
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Type, cast
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -324,6 +324,22 @@ class Transport:
                 return written
         raise ResponseValidationError(f"The image URL redirected more than {_MAX_REDIRECTS} times")
 
+    def body_chunks(self, response: requests.Response) -> Iterator[bytes]:
+        """The body of an open (``stream=True``) response, in chunks as they arrive.
+
+        Only the network reads are translated into :class:`APIConnectionError`:
+        what the caller raises while handling a chunk (a full disk) stays its own.
+        """
+        chunks = response.iter_content(chunk_size=BODY_CHUNK_BYTES)
+        while True:
+            try:
+                chunk = next(chunks, b"")
+            except _READ_ERRORS as exc:
+                raise self.connection_error(exc) from exc
+            if not chunk:
+                return
+            yield chunk
+
     def copy_body(self, response: requests.Response, sink: IO[bytes], max_bytes: Optional[int] = None) -> int:
         """Stream an open (``stream=True``) response's body into ``sink``; return the bytes written."""
         with response:
@@ -337,15 +353,7 @@ class Transport:
                 status_code=response.status_code,
             )
         written = 0
-        chunks = response.iter_content(chunk_size=BODY_CHUNK_BYTES)
-        while True:
-            # Only the network read is translated: a full disk while writing is a local OSError.
-            try:
-                chunk = next(chunks, b"")
-            except _READ_ERRORS as exc:
-                raise self.connection_error(exc) from exc
-            if not chunk:
-                break
+        for chunk in self.body_chunks(response):
             written += len(chunk)
             if max_bytes is not None and written > max_bytes:
                 raise ResponseValidationError(
@@ -452,19 +460,11 @@ class Transport:
         if scanner is None:
             try:
                 content = response.content
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            except _READ_ERRORS as exc:
                 raise self.connection_error(exc) from exc
         else:
             with response:
-                chunks = response.iter_content(chunk_size=BODY_CHUNK_BYTES)
-                while True:
-                    # Only the network read is translated: a full disk while saving is a local OSError.
-                    try:
-                        chunk = next(chunks, b"")
-                    except _READ_ERRORS as exc:
-                        raise self.connection_error(exc) from exc
-                    if not chunk:
-                        break
+                for chunk in self.body_chunks(response):
                     scanner.feed(chunk)
             content = scanner.finish()
             cut = _cut_short(response)
