@@ -90,7 +90,7 @@ def write_atomic_from(path: PathLike, fill: Callable[[IO[bytes]], object], *, ov
     Whatever ``fill`` raises, no file is left under ``path`` and the temporary file is removed.
     """
     target = Path(os.fspath(path))
-    _refuse_existing(target, overwrite)
+    refuse_existing_file(target, overwrite)
     return write_atomic_sniffed(target.parent, fill, lambda head: target, overwrite=overwrite)
 
 
@@ -161,7 +161,7 @@ class PartFile:
 
         :raises FileExistsError: ``target`` exists and ``overwrite`` is false.
         """
-        _refuse_existing(target, overwrite)
+        refuse_existing_file(target, overwrite)
         if overwrite:
             os.replace(self.temporary, str(target))
         else:
@@ -178,9 +178,14 @@ class PartFile:
             os.unlink(self.temporary)
 
 
-def _refuse_existing(target: Path, overwrite: bool) -> None:
+def refuse_existing_file(target: Path, overwrite: bool = False) -> None:
+    """Raise ``FileExistsError`` if ``target`` exists and ``overwrite`` is false."""
     if not overwrite and target.exists():
-        raise FileExistsError(f"{target} already exists; pass overwrite=True (or --overwrite) to replace it")
+        raise _exists(target)
+
+
+def _exists(target: Path) -> FileExistsError:
+    return FileExistsError(f"{target} already exists; pass overwrite=True (or --overwrite) to replace it")
 
 
 def _publish_exclusive(temporary: str, target: Path) -> None:
@@ -189,12 +194,9 @@ def _publish_exclusive(temporary: str, target: Path) -> None:
     try:
         os.link(temporary, str(target))
     except FileExistsError:
-        raise FileExistsError(f"{target} already exists; pass overwrite=True (or --overwrite) to replace it") from None
+        raise _exists(target) from None
     except OSError:
-        if target.exists():
-            raise FileExistsError(
-                f"{target} already exists; pass overwrite=True (or --overwrite) to replace it"
-            ) from None
+        refuse_existing_file(target)
         os.replace(temporary, str(target))
     else:
         os.unlink(temporary)

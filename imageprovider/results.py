@@ -86,8 +86,7 @@ def refuse_existing(folder: Path, name: str, mime_type: Optional[str], metadata:
     if metadata:
         candidates.append(folder / (name + ".json"))
     for candidate in candidates:
-        if candidate.exists():
-            raise FileExistsError(f"{candidate} already exists; pass overwrite=True (or --overwrite) to replace it")
+        _files.refuse_existing_file(candidate)
 
 
 @dataclass(frozen=True, init=False)

@@ -278,7 +278,9 @@ def test_a_fill_that_fails_midway_leaves_nothing(tmp_path: Path, error: BaseExce
 def test_a_name_that_appears_during_the_write_is_not_clobbered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The final publish is exclusive: a file created after the existence checks still wins."""
     target = tmp_path / "x.png"
-    monkeypatch.setattr(_files, "_refuse_existing", lambda target, overwrite: None)  # the checks lose the race
+    monkeypatch.setattr(
+        _files, "refuse_existing_file", lambda target, overwrite=False: None
+    )  # the checks lose the race
 
     def fill(stream: Any) -> None:
         target.write_bytes(b"theirs")  # another process, mid-write
