@@ -20,7 +20,7 @@ from ._files import PartFile, PathLike
 from ._imagebody import Extracted
 from ._imageinfo import sniff_mime_type
 from .exceptions import ImageProviderError, ResponseValidationError
-from .results import ImageResponse, InlineImage, image_context, image_names, refuse_existing
+from .results import ImageResponse, InlineImage, expected_images, image_names, refuse_existing, request_stem
 
 #: Builds the response from the parsed body and the images decoded on arrival.
 Build = Callable[[Mapping[int, InlineImage]], ImageResponse]
@@ -33,8 +33,8 @@ class FolderSaver:
         self.folder = Path(os.fspath(folder))
         self.overwrite = overwrite
         self.metadata = metadata
-        self._stem = image_context(request, size=None, usage=None, request_id=None, created=None)[0]
-        self._expected = request.get("n") if isinstance(request.get("n"), int) else 1
+        self._stem = request_stem(request)
+        self._expected = expected_images(request)
         self._parts: Dict[int, PartFile] = {}
         self._others: List[PartFile] = []
 
@@ -45,7 +45,7 @@ class FolderSaver:
         """
         _files.ensure_folder(self.folder)
         if not self.overwrite:
-            for name in image_names(self._stem, max(self._expected or 1, 1)):
+            for name in image_names(self._stem, self._expected):
                 refuse_existing(self.folder, name, None, self.metadata)
 
     def open_sink(self, index: int) -> PartFile:

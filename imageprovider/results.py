@@ -58,7 +58,7 @@ def image_context(
 ) -> Tuple[str, Dict[str, Any]]:
     """The file stem (from the prompt) and the sidecar metadata of an image made for ``request``."""
     prompt = request.get("prompt")
-    stem = _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
+    stem = request_stem(request)
     return stem, {
         "stem": stem,
         "prompt": prompt,
@@ -69,6 +69,18 @@ def image_context(
         "request_id": request_id,
         "created": created,
     }
+
+
+def request_stem(request: Mapping[str, Any]) -> str:
+    """The file stem for images made for ``request``: its prompt, sanitised (``image`` without one)."""
+    prompt = request.get("prompt")
+    return _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
+
+
+def expected_images(request: Mapping[str, Any]) -> int:
+    """How many images ``request`` asks for: its ``n``, or 1."""
+    count = request.get("n")
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
 
 
 def image_names(stem: str, count: int) -> List[str]:

@@ -24,7 +24,7 @@ from .._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from .._files import _WINDOWS_RESERVED, PathLike
 from ..exceptions import ImageProviderError
 from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS
-from ..results import image_names
+from ..results import expected_images, image_names
 
 __all__ = [
     "BatchItem",
@@ -499,6 +499,4 @@ def output_stems(item: BatchItem) -> List[str]:
     suffix = os.path.splitext(base)[1].lower()
     if suffix in IMAGE_SUFFIXES:  # saving replaces an image suffix with the one the bytes call for
         base = base[: -len(suffix)]
-    count = item.params.get("n")
-    count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
-    return [name.lower() for name in image_names(base, count)]
+    return [name.lower() for name in image_names(base, expected_images(item.params))]
