@@ -423,9 +423,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault is not None and fault.kind == "stream-error":
                     self._write_event(_error_event(fault), "error")
                     break
+                # Cut inside a chunk: its size line promises more than arrives.
+                self.wfile.write(b"400\r\nevent: image_generation.parti")
+                self.wfile.flush()
                 if fault is not None and fault.kind == "reset-mid-body":
-                    return self._reset(half_chunk=True)
-                return self._drop(half_chunk=True)
+                    return self._reset()
+                return self._drop()
             if slow is not None and number > 0 and self.server.fake.wait(slow):
                 return self._drop()
             self._write_event(event, event["type"])
@@ -469,21 +472,15 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
-    def _drop(self, half_chunk: bool = False) -> None:
-        if half_chunk:
-            self.wfile.write(b"400\r\nevent: image_generation.parti")
-            self.wfile.flush()
+    def _drop(self) -> None:
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
-    def _reset(self, half_chunk: bool = False) -> None:
+    def _reset(self) -> None:
         """Abort the connection: with a zero linger time, closing sends a TCP RST instead of a FIN."""
-        if half_chunk:
-            self.wfile.write(b"400\r\nevent: image_generation.parti")
-            self.wfile.flush()
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
