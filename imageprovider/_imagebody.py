@@ -115,7 +115,6 @@ class Extracted:
         self.text: Optional[str] = None
         self._pending = b""
         self._padded = False
-        self._escape = b""
 
     def feed(self, text: bytes) -> None:
         """Decode the next piece of base64 text (unescaped) into the sink.
@@ -234,9 +233,7 @@ class ImageBodyScanner:
             self._skeleton.append(b'"')
             self._current.sink.discard()
             self._current = None
-        skeleton = b"".join(self._skeleton)
-        self._skeleton = [skeleton]
-        return skeleton
+        return b"".join(self._skeleton)
 
     def images_in(self, parsed: Any) -> Dict[int, Extracted]:
         """The extracted images that stand in the parsed skeleton, by index; the others are discarded.
