@@ -31,7 +31,7 @@ from .exceptions import (
     ResponseValidationError,
 )
 from .provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, VARIATION_PARAMETERS, OpenAIImageProvider
-from .results import ImageResponse, image_names, refuse_existing
+from .results import ImageResponse, image_names, refuse_existing, request_stem
 from .streaming import Completed, ImageStream, PartialImage
 from .testing import FakeImagesServer
 from .testing import _cli as _testing_cli
@@ -271,7 +271,7 @@ def _refuse_existing_targets(args: argparse.Namespace) -> None:
         if single is not None:
             refuse_existing(single.parent, _files.with_extension(single, ".png").stem, None, args.metadata)
         else:
-            for name in image_names(_files.safe_stem(getattr(args, "prompt", None) or "image"), count):
+            for name in image_names(request_stem(vars(args)), count):
                 refuse_existing(folder or Path("."), name, None, args.metadata)
     except FileExistsError as exc:
         raise FileExistsError(f"{exc} (nothing was sent)") from None
