@@ -491,12 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _send_partial(self, payload: bytes, headers: Dict[str, str], reset: bool = False) -> None:
-        self.send_response(200)
-        for name, value in self._common_headers(headers).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
+        self._send_head(200, len(payload), "application/json", headers)
         self.wfile.write(payload[: len(payload) // 2])
         self.wfile.flush()
         if reset:
@@ -506,12 +501,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_slowly(self, payload: bytes, headers: Dict[str, str], seconds: float) -> None:
         """The headers at once, then the body in :data:`SLOW_BODY_PIECES` pieces, ``seconds`` apart."""
-        self.send_response(200)
-        for name, value in self._common_headers(headers).items():
-            self.send_header(name, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
+        self._send_head(200, len(payload), "application/json", headers)
         step = max(1, -(-len(payload) // SLOW_BODY_PIECES))
         for start in range(0, len(payload), step):
             if start and self.server.fake.wait(seconds):
@@ -621,14 +611,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_bytes(
         self, status: int, payload: bytes, content_type: str, headers: Optional[Dict[str, str]] = None
     ) -> None:
+        self._send_head(status, len(payload), content_type, headers)
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _send_head(self, status: int, length: int, content_type: str, headers: Optional[Dict[str, str]]) -> None:
+        """The status line and headers (the API's own, ``headers``, type and length) of a body to follow."""
         self.send_response(status)
         for name, value in self._common_headers(headers).items():
             self.send_header(name, value)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(payload)
-        self.wfile.flush()
 
 
 def _typed_field(name: str, value: Any) -> Any:
