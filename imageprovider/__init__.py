@@ -23,7 +23,9 @@ from .exceptions import (
     ContentPolicyError,
     ImageExpiredError,
     ImageProviderError,
+    ImageProviderWarning,
     InternalServerError,
+    ModelShutdownWarning,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -31,16 +33,18 @@ from .exceptions import (
     ResponseValidationError,
     UnprocessableEntityError,
 )
-from .model_specs import DEFAULT_MODEL, MODEL_SPECS, ModelSpec
+from .model_specs import DEFAULT_MODEL, MODEL_SPECS, TABLE_CHECKED, ModelSpec, ModelTable
 from .provider import OpenAIImageProvider
-from .results import GeneratedImage, ImageResponse, ImageUsage, RateLimits
+from .results import GeneratedImage, ImageResponse, ImageUsage, RateLimits, SvgUsage
 from .streaming import Completed, ImageStream, PartialImage
 
 __all__ = [
     "__version__",
     "DEFAULT_MODEL",
     "MODEL_SPECS",
+    "TABLE_CHECKED",
     "ModelSpec",
+    "ModelTable",
     "OpenAIImageProvider",
     "AzureOpenAIImageProvider",
     "generate_image",
@@ -52,6 +56,7 @@ __all__ = [
     "ImageResponse",
     "ImageUsage",
     "RateLimits",
+    "SvgUsage",
     "ImageProviderError",
     "ConfigurationError",
     "RequestValidationError",
@@ -69,6 +74,8 @@ __all__ = [
     "InternalServerError",
     "ImageExpiredError",
     "ResponseValidationError",
+    "ImageProviderWarning",
+    "ModelShutdownWarning",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

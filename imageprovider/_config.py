@@ -37,6 +37,7 @@ ENV_ORGANIZATION = "OPENAI_ORG_ID"
 ENV_PROJECT = "OPENAI_PROJECT_ID"
 ENV_MODEL = "IMAGEPROVIDER_MODEL"
 ENV_CONFIG = "IMAGEPROVIDER_CONFIG"
+ENV_MODELS = "IMAGEPROVIDER_MODELS"
 
 _ENV_NAMES = {
     "api_key": ENV_API_KEY,
@@ -44,6 +45,7 @@ _ENV_NAMES = {
     "organization": ENV_ORGANIZATION,
     "project": ENV_PROJECT,
     "default_model": ENV_MODEL,
+    "models_file": ENV_MODELS,
 }
 #: INI key -> setting name.
 _FILE_KEYS = {
@@ -55,6 +57,7 @@ _FILE_KEYS = {
     "timeout": "read_timeout",
     "connect_timeout": "connect_timeout",
     "max_retries": "max_retries",
+    "models_file": "models_file",
 }
 
 TimeoutArg = Union[None, float, int, Tuple[float, float]]
@@ -86,6 +89,8 @@ class Settings:
     max_retry_after: float
     retry_read_timeouts: bool
     check_model_rules: bool
+    #: An overlay of model table entries merged over the built-in table.
+    models_file: Optional[str]
     #: Setting name -> where its value came from ("argument", "environment", a file path, "default").
     sources: Mapping[str, str]
 
@@ -121,6 +126,11 @@ def _read_config_file(path: str, required: bool) -> Dict[str, str]:
                 )
             )
         values[_FILE_KEYS[key]] = value.strip()
+    if values.get("models_file"):
+        # A relative path in a config file is relative to that file, not to wherever the program runs.
+        values["models_file"] = os.path.join(
+            os.path.dirname(os.path.abspath(path)), os.path.expanduser(values["models_file"])
+        )
     if values.get("api_key"):
         _warn_if_readable_by_others(path)
     return values
@@ -227,6 +237,14 @@ def resolve_timeout(timeout: Any, default: Tuple[float, float] = DEFAULT_TIMEOUT
     return (default[0], _positive_seconds("timeout", timeout))
 
 
+def _check_path(name: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigurationError(f"{name} must be a file path, not {type(value).__name__}")
+    return os.path.expanduser(os.fspath(value))
+
+
 def _check_max_retries(value: Any) -> int:
     if isinstance(value, str):
         try:
@@ -252,6 +270,7 @@ def resolve_settings(
     check_model_rules: bool = True,
     allow_insecure_http: bool = False,
     config_file: Optional[str] = None,
+    models_file: Optional[str] = None,
     environ: Optional[Mapping[str, str]] = None,
     require_api_key: bool = True,
 ) -> Settings:
@@ -273,6 +292,7 @@ def resolve_settings(
         "organization": organization,
         "project": project,
         "default_model": default_model,
+        "models_file": models_file,
     }
     values: Dict[str, Optional[str]] = {}
     sources: Dict[str, str] = {}
@@ -324,5 +344,6 @@ def resolve_settings(
         max_retry_after=_positive_seconds("max_retry_after", max_retry_after),
         retry_read_timeouts=bool(retry_read_timeouts),
         check_model_rules=bool(check_model_rules),
+        models_file=_check_path("models_file", values["models_file"]),
         sources=sources,
     )

@@ -24,9 +24,17 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 #: File extension for each sniffed MIME type.
-EXTENSIONS: Dict[str, str] = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
+EXTENSIONS: Dict[str, str] = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+}
+#: What the formats the library saves are called, for messages.
+FORMAT_NAMES = "PNG, JPEG, WEBP, GIF or SVG"
 #: Suffixes recognised as image extensions (and replaced when they do not match the bytes).
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".svg"}
 #: Longest file stem made from a prompt, in characters and in UTF-8 bytes (file
 #: systems count bytes: 255 at most, with room left for "-16.webp" and ".json").
 MAX_STEM_LENGTH = 80
@@ -151,7 +159,7 @@ class PartFile:
         with open(self.temporary, "rb") as handle:
             return handle.read()
 
-    def head(self, size: int = 16) -> bytes:
+    def head(self, size: int = 4096) -> bytes:
         """The first bytes of the closed file (to sniff its format)."""
         with open(self.temporary, "rb") as handle:
             return handle.read(size)

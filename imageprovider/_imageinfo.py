@@ -16,6 +16,7 @@ __all__ = [
     "ImageInfo",
     "read_image_info",
     "sniff_mime_type",
+    "SNIFF_BYTES",
 ]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,14 +58,47 @@ class ImageInfo(NamedTuple):
     has_alpha: bool
 
 
+#: Bytes of a file read to tell its format: enough for an SVG's XML prolog and a comment or two.
+SNIFF_BYTES = 4096
+
+_SVG_SKIPPED = ((b"<?", b"?>"), (b"<!--", b"-->"), (b"<!", b">"))
+
+
 def sniff_mime_type(data: bytes) -> Optional[str]:
-    """Return ``image/png``, ``image/jpeg`` or ``image/webp`` from the file signature, else ``None``."""
+    """The format of an image from its first bytes (:data:`SNIFF_BYTES` suffice), else ``None``.
+
+    ``image/png``, ``image/jpeg``, ``image/webp``, ``image/gif`` (GIF87a,
+    GIF89a) or ``image/svg+xml`` (an ``<svg`` element after an optional byte
+    order mark, whitespace, XML declaration, comments and doctype).
+    """
     for signature, mime_type in _SIGNATURES:
         if data.startswith(signature):
             return mime_type
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if _is_svg(data[:SNIFF_BYTES]):
+        return "image/svg+xml"
     return None
+
+
+def _is_svg(head: bytes) -> bool:
+    position = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    # Each step skips one declaration, comment or doctype, so this ends within len(head) steps.
+    while True:
+        while position < len(head) and head[position] in b" \t\r\n":
+            position += 1
+        for start, end in _SVG_SKIPPED:
+            if head.startswith(start, position):
+                close = head.find(end, position + len(start))
+                if close < 0:
+                    return False
+                position = close + len(end)
+                break
+        else:
+            tag = head[position : position + 5]
+            return tag[:4] == b"<svg" and (len(tag) == 4 or tag[4:] in b" \t\r\n/>")
 
 
 def read_image_info(data: bytes) -> Optional[ImageInfo]:

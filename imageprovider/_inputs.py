@@ -137,3 +137,23 @@ def image_data_url(image: ImageInput, max_bytes: Optional[int] = None, param: st
     limit = MAX_DATA_URL_BYTES if max_bytes is None else min(max_bytes, MAX_DATA_URL_BYTES)
     loaded = load_image(image, param, (param,), limit)
     return "data:{};base64,{}".format(loaded.mime_type, base64.b64encode(loaded.data).decode("ascii"))
+
+
+def image_from_data_url(url: Any, param: str, path: Tuple[Any, ...]) -> Optional[ImageFile]:
+    """The image inside a base64 ``data:`` URL, read like any input; ``None`` for another kind of URL.
+
+    :raises RequestValidationError: a data URL that is not base64 of a PNG, JPEG or WEBP image.
+    """
+    if not isinstance(url, str) or not url[:5].lower() == "data:":
+        return None
+    header, _, payload = url.partition(",")
+    if not header.lower().endswith(";base64"):
+        raise _fail(param, path, "is a data URL that is not base64-encoded")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except ValueError:
+        raise _fail(param, path, "is a data URL whose base64 is invalid") from None
+    declared = header[len("data:") : -len(";base64")]
+    if not declared:
+        return load_image(data, param, path)
+    return load_image(("data URL", data, declared), param, path)

@@ -9,12 +9,12 @@ that go on the wire.
 """
 
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import AbstractSet, Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from . import _rules, _schemas
-from ._inputs import ImageFile, load_image
+from ._inputs import ImageFile, image_from_data_url, load_image
 from .exceptions import RequestValidationError
-from .model_specs import MASK_MAX_BYTES, ModelSpec, get_model_spec
+from .model_specs import MASK_MAX_BYTES, ModelSpec
 
 
 def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter") -> RequestValidationError:
@@ -27,19 +27,34 @@ def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter"
     return RequestValidationError(message, param=param, path=violation.path)
 
 
+class Body(NamedTuple):
+    """A request body that passed its schema, and which of its fields came from ``extra_body``."""
+
+    fields: Dict[str, Any]
+    #: Fields ``extra_body`` set: type-checked by the schema, never value-checked.
+    from_extra: FrozenSet[str]
+
+
 def build_body(
     schema: str, params: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]] = None
 ) -> Dict[str, Any]:
-    """Return the validated request body for ``schema``.
+    """Return the validated request body for ``schema`` (see :func:`assemble`)."""
+    return assemble(schema, params, extra_body).fields
+
+
+def assemble(schema: str, params: Mapping[str, Any], extra_body: Optional[Mapping[str, Any]] = None) -> Body:
+    """Merge ``params`` and ``extra_body`` into a body and check it against ``schema``.
 
     ``None`` values in ``params`` mean "not given" and are left out.
-    ``extra_body`` carries fields the library does not know (for compatible
-    servers); those the schema does know are validated like any other.
+    ``extra_body`` may set any field: those the schema knows are type-checked
+    like any other, the rest are sent as they are; none is value-checked by
+    the model rules.
 
     :raises RequestValidationError: naming the parameter at fault.
     """
     body = {key: value for key, value in params.items() if value is not None}
     unknown: Dict[str, Any] = {}
+    from_extra = set()
     if extra_body is not None:
         if not isinstance(extra_body, Mapping):
             raise RequestValidationError(
@@ -55,6 +70,7 @@ def build_body(
                 raise RequestValidationError(
                     f"Parameter {key!r} is given both as an argument and in extra_body", param=key
                 )
+            from_extra.add(key)
             if key in known:
                 body[key] = value
             else:
@@ -63,36 +79,40 @@ def build_body(
     if violation is not None:
         raise _schema_error(violation)
     body.update(unknown)
-    return body
+    return Body(body, frozenset(from_extra))
 
 
-def check_form(schema: str, endpoint: str, body: Mapping[str, Any]) -> None:
+def check_form(
+    schema: str, endpoint: str, body: Mapping[str, Any], known: AbstractSet[str], skip: AbstractSet[str] = frozenset()
+) -> None:
     """Refuse API parameters of ``endpoint`` that this request form does not take.
 
-    ``extra_body`` passes fields the library does not know; a field the API
-    defines for the endpoint but not for this form (``moderation`` in a
-    multipart edit) is a mistake, not an extension.
+    A field the API defines for the endpoint but not for this form
+    (``moderation`` in a multipart edit) is a mistake when passed as a
+    parameter; ``extra_body`` (``skip``) may send anything.
+
+    :param known: every parameter the model table knows for ``endpoint``.
     """
     allowed = set(_schemas.schema_properties(schema))
-    known = _rules.known_params(endpoint)
     for key in body:
-        if key not in allowed and key in known:
+        if key not in allowed and key in known and key not in skip:
             raise RequestValidationError(
                 f"Parameter {key!r} is not accepted in this form of the {endpoint} request ({schema})", param=key
             )
 
 
-def check_model_rules(body: Mapping[str, Any], endpoint: str = "generations") -> None:
-    """Apply the per-model rules for ``body["model"]``; unknown models pass unchecked."""
-    spec = model_spec_of(body)
-    if spec is not None:
-        _rules.check_params(body, spec, endpoint)
-
-
-def model_spec_of(body: Mapping[str, Any]) -> Optional[ModelSpec]:
-    """The table entry for the body's model, or ``None`` for an unknown or absent model."""
-    model = body.get("model")
-    return get_model_spec(model) if isinstance(model, str) else None
+def check_markup_refs(body: Mapping[str, Any]) -> None:
+    """A ``markup`` given as a data URL: a PNG with an alpha channel, the size of the first image (when also a data URL)."""
+    markup = body.get("markup")
+    if not isinstance(markup, Mapping):
+        return
+    overlay = image_from_data_url(markup.get("image_url"), "markup", ("markup", "image_url"))
+    if overlay is None:
+        return
+    images = body.get("images")
+    first_ref = images[0] if isinstance(images, list) and images and isinstance(images[0], Mapping) else {}
+    first = image_from_data_url(first_ref.get("image_url"), "images", ("images", 0, "image_url"))
+    _rules.check_overlay("markup", overlay, first if first is not None else overlay)
 
 
 def as_input_list(images: Any) -> List[Any]:
@@ -115,7 +135,7 @@ def load_inputs(
     spec: Optional[ModelSpec],
 ) -> Tuple[List[ImageFile], Optional[ImageFile]]:
     """Read and check the input images (and mask) of an edit or variation."""
-    limit = spec.inputs.max_bytes if spec is not None else None
+    limit = spec.inputs.max_bytes if spec is not None and spec.inputs is not None else None
     if len(images) > _rules.MAX_INPUT_IMAGES:
         raise RequestValidationError(
             f"Parameter {param!r} has {len(images)} images; the API accepts at most {_rules.MAX_INPUT_IMAGES}",

@@ -63,7 +63,7 @@ class FolderSaver:
         Every image is first complete in its ``.part`` file (URL results are
         downloaded too) and checked; only then are they all published.
 
-        :raises ResponseValidationError: an image is invalid or not PNG, JPEG or WEBP (nothing is published).
+        :raises ResponseValidationError: an image is invalid or not a format the library saves (nothing is published).
         :raises ImageExpiredError: a URL result could not be downloaded (nothing is published).
         :raises FileExistsError: a target appeared meanwhile and ``overwrite`` is false.
         """
@@ -89,7 +89,7 @@ class FolderSaver:
                 part.close()
             mime_type = sniff_mime_type(part.head())
             if mime_type is None:
-                raise ResponseValidationError(f"Image {image.index} is not PNG, JPEG or WEBP; not saving it")
+                raise ResponseValidationError(f"Image {image.index} is not {_files.FORMAT_NAMES}; not saving it")
             if not self.overwrite:
                 refuse_existing(self.folder, names[image.index], mime_type, self.metadata)
             staged.append((image.index, part, self.folder / (names[image.index] + _files.EXTENSIONS[mime_type])))

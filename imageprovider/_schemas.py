@@ -39,6 +39,8 @@ SCHEMA_NAMES = (
     "error_response",
     "openai_file",
     "batch",
+    "model_list",
+    "model_table",
 )
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -50,6 +50,9 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
     :param azure_ad_token: an Entra ID token, sent as ``Authorization: Bearer``;
         default ``AZURE_OPENAI_AD_TOKEN`` (which wins over the key in the environment).
     :param azure_ad_token_provider: a callable returning a fresh token, asked before each request.
+    :param models_file: (optional) an overlay of model table entries, as for
+        :class:`OpenAIImageProvider`. OpenAI's shutdown dates are not acted on:
+        Azure retires models on dates of its own.
     :raises ConfigurationError: no endpoint, no API version, no credential, or more than one credential given.
     """
 
@@ -72,6 +75,7 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         config_file: Optional[str] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        models_file: Optional[str] = None,
     ) -> None:
         given = [
             name
@@ -118,6 +122,7 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
             check_model_rules=check_model_rules,
             allow_insecure_http=allow_insecure_http,
             config_file=config_file,
+            models_file=models_file,
             environ=environ,
         )
         if api_key is not None:
@@ -135,6 +140,9 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
             extra_headers,
             token_provider=azure_ad_token_provider,
             max_download_bytes=max_download_bytes,
+            # Azure retires models on dates of its own (gpt-image-1.5 two weeks after OpenAI),
+            # and a deployment may carry any name: OpenAI's shutdown dates do not apply.
+            rules=self._model_rules(settings, None, shutdowns=False),
         )
 
     def __repr__(self) -> str:

@@ -30,6 +30,8 @@ __all__ = [
     "InternalServerError",
     "ImageExpiredError",
     "ResponseValidationError",
+    "ImageProviderWarning",
+    "ModelShutdownWarning",
 ]
 
 _E = TypeVar("_E", bound="ImageProviderError")
@@ -247,3 +249,15 @@ class ResponseValidationError(ImageProviderError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status_code={self.status_code!r}, request_id={self.request_id!r}, path={self.path!r}, message={self.message!r})"
+
+
+class ImageProviderWarning(UserWarning):
+    """Base class of every warning imageprovider issues."""
+
+
+class ModelShutdownWarning(ImageProviderWarning, FutureWarning):
+    """A call names a model whose shutdown date is announced and not yet reached.
+
+    Issued once per model per process; shown by default (it is a ``FutureWarning``).
+    On and after the date, the call raises :class:`RequestValidationError` instead.
+    """

@@ -11,7 +11,7 @@ and returns a plain :class:`~imageprovider.results.ImageResponse`.
 import logging
 import sys
 from types import TracebackType
-from typing import IO, Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type, cast
+from typing import IO, AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, cast
 from urllib.parse import quote
 
 import requests
@@ -23,9 +23,11 @@ from ._files import PathLike
 from ._imagebody import Extracted, ImageBodyScanner, MemorySink
 from ._inputs import ImageInput
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
+from ._rules import ClockArg, ModelRules, as_clock
 from ._saveto import FolderSaver
 from ._transport import Transport
 from .exceptions import ConfigurationError, RequestValidationError
+from .model_specs import ModelTable, builtin_table, load_overlay
 from .results import ImageResponse, InlineImage
 from .streaming import ImageStream, check_event_stream
 
@@ -50,7 +52,12 @@ GENERATION_PARAMETERS = (
     "moderation",
     "style",
     "response_format",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
+    "svg",
     "user",
+    "safety_identifier",
 )
 EDIT_PARAMETERS = (
     "model",
@@ -62,7 +69,11 @@ EDIT_PARAMETERS = (
     "output_compression",
     "input_fidelity",
     "response_format",
+    "complexity",
+    "frame_count",
+    "frame_duration_ms",
     "user",
+    "safety_identifier",
 )
 VARIATION_PARAMETERS = ("model", "n", "size", "response_format", "user")
 
@@ -109,7 +120,12 @@ class OpenAIImageProvider:
     :param extra_headers: (optional) headers added to every API request, for
         compatible servers and gateways; treated as secrets in errors and logs.
     :param max_download_bytes: largest image downloaded from a URL result (default 64 MiB).
-    :raises ConfigurationError: no API key anywhere, or an unusable setting.
+    :param models_file: (optional) a JSON overlay of model table entries merged
+        over the built-in table; default ``IMAGEPROVIDER_MODELS``, then
+        ``models_file`` in the config file.
+    :param clock: (optional) today's date for shutdown dates: a ``datetime.date``,
+        or a callable returning one; default today in UTC. For tests.
+    :raises ConfigurationError: no API key anywhere, an unusable setting, or a bad models file.
     """
 
     def __init__(
@@ -129,6 +145,8 @@ class OpenAIImageProvider:
         config_file: Optional[str] = None,
         extra_headers: Optional[Mapping[str, str]] = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        models_file: Optional[str] = None,
+        clock: ClockArg = None,
     ) -> None:
         settings = resolve_settings(
             api_key=api_key,
@@ -143,13 +161,21 @@ class OpenAIImageProvider:
             check_model_rules=check_model_rules,
             allow_insecure_http=allow_insecure_http,
             config_file=config_file,
+            models_file=models_file,
         )
         credentials = {"Authorization": "Bearer " + settings.api_key}
         if settings.organization:
             credentials["OpenAI-Organization"] = settings.organization
         if settings.project:
             credentials["OpenAI-Project"] = settings.project
-        self._connect(settings, credentials, (settings.api_key,), extra_headers, max_download_bytes=max_download_bytes)
+        self._connect(
+            settings,
+            credentials,
+            (settings.api_key,),
+            extra_headers,
+            max_download_bytes=max_download_bytes,
+            rules=self._model_rules(settings, clock),
+        )
 
     def _connect(
         self,
@@ -159,11 +185,13 @@ class OpenAIImageProvider:
         extra_headers: Optional[Mapping[str, str]],
         token_provider: Optional[Callable[[], str]] = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        rules: Optional[ModelRules] = None,
     ) -> None:
         """Keep ``settings`` and open the transport; shared with the Azure provider."""
         if isinstance(max_download_bytes, bool) or not isinstance(max_download_bytes, int) or max_download_bytes < 1:
             raise ConfigurationError("max_download_bytes must be a positive whole number of bytes")
         self.settings: Settings = settings
+        self._rules = rules if rules is not None else self._model_rules(settings, None)
         self.max_download_bytes = max_download_bytes
         extra = check_extra_headers(extra_headers)
         self._transport = Transport(
@@ -180,6 +208,11 @@ class OpenAIImageProvider:
             secrets=tuple(secrets) + tuple(extra.values()),
             token_provider=token_provider,
         )
+
+    @staticmethod
+    def _model_rules(settings: Settings, clock: ClockArg, shutdowns: bool = True) -> ModelRules:
+        table = load_overlay(settings.models_file) if settings.models_file else builtin_table()
+        return ModelRules(table, enabled=settings.check_model_rules, shutdowns=shutdowns, clock=as_clock(clock))
 
     # -- lifecycle -----------------------------------------------------
 
@@ -211,6 +244,11 @@ class OpenAIImageProvider:
         """The model used when a call names none."""
         return self.settings.default_model
 
+    @property
+    def models(self) -> ModelTable:
+        """The model table this provider checks requests against (built-in, with any overlay)."""
+        return self._rules.table
+
     # -- endpoints -----------------------------------------------------
 
     def generate_image(
@@ -227,7 +265,12 @@ class OpenAIImageProvider:
         moderation: Optional[str] = None,
         style: Optional[str] = None,
         response_format: Optional[str] = None,
+        complexity: Optional[str] = None,
+        frame_count: Optional[int] = None,
+        frame_duration_ms: Optional[int] = None,
+        svg: Optional[Mapping[str, Any]] = None,
         user: Optional[str] = None,
+        safety_identifier: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
         save_to: Optional[PathLike] = None,
@@ -242,7 +285,14 @@ class OpenAIImageProvider:
 
         :param prompt: what to draw.
         :param model: default :attr:`default_model`.
-        :param extra_body: extra JSON fields for compatible servers.
+        :param complexity: ``low``, ``medium`` or ``high`` (gpt-image-2.6).
+        :param frame_count: frames of an animated GIF (``output_format="gif"``); ``size`` is one frame's.
+        :param frame_duration_ms: how long each GIF frame shows, in milliseconds.
+        :param svg: for ``output_format="svg"``: ``{"model": ..., "reasoning": {"effort": ...}}``.
+        :param safety_identifier: a stable id of your end user, for OpenAI's abuse monitoring.
+        :param extra_body: extra JSON fields, sent as given: type-checked when
+            the schema knows them, never value-checked (for new options and
+            compatible servers).
         :param timeout: this call's timeout; see the class docstring.
         :param save_to: a folder to write the images into as they arrive
             (named from the prompt, extension from the bytes), never holding
@@ -271,7 +321,12 @@ class OpenAIImageProvider:
             "moderation": moderation,
             "style": style,
             "response_format": response_format,
+            "complexity": complexity,
+            "frame_count": frame_count,
+            "frame_duration_ms": frame_duration_ms,
+            "svg": svg,
             "user": user,
+            "safety_identifier": safety_identifier,
         }
         body = self._build("create_image_request", "generations", params, extra_body)
         _refuse_stream(body, "generate_image", "stream_image")
@@ -291,7 +346,9 @@ class OpenAIImageProvider:
         output_format: Optional[str] = None,
         output_compression: Optional[int] = None,
         moderation: Optional[str] = None,
+        complexity: Optional[str] = None,
         user: Optional[str] = None,
+        safety_identifier: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
     ) -> ImageStream:
@@ -312,7 +369,9 @@ class OpenAIImageProvider:
             "output_format": output_format,
             "output_compression": output_compression,
             "moderation": moderation,
+            "complexity": complexity,
             "user": user,
+            "safety_identifier": safety_identifier,
             "stream": True,
             "partial_images": partial_images,
         }
@@ -337,7 +396,11 @@ class OpenAIImageProvider:
         output_compression: Optional[int] = None,
         input_fidelity: Optional[str] = None,
         response_format: Optional[str] = None,
+        complexity: Optional[str] = None,
+        frame_count: Optional[int] = None,
+        frame_duration_ms: Optional[int] = None,
         user: Optional[str] = None,
+        safety_identifier: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
         save_to: Optional[PathLike] = None,
@@ -363,7 +426,11 @@ class OpenAIImageProvider:
             "output_compression": output_compression,
             "input_fidelity": input_fidelity,
             "response_format": response_format,
+            "complexity": complexity,
+            "frame_count": frame_count,
+            "frame_duration_ms": frame_duration_ms,
             "user": user,
+            "safety_identifier": safety_identifier,
         }
         body, payload, content_type = self._multipart(
             "create_image_edit_request", "edits", params, extra_body, "images", images, mask
@@ -387,7 +454,9 @@ class OpenAIImageProvider:
         output_format: Optional[str] = None,
         output_compression: Optional[int] = None,
         input_fidelity: Optional[str] = None,
+        complexity: Optional[str] = None,
         user: Optional[str] = None,
+        safety_identifier: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
     ) -> ImageStream:
@@ -402,7 +471,9 @@ class OpenAIImageProvider:
             "output_format": output_format,
             "output_compression": output_compression,
             "input_fidelity": input_fidelity,
+            "complexity": complexity,
             "user": user,
+            "safety_identifier": safety_identifier,
             "stream": True,
             "partial_images": partial_images,
         }
@@ -427,7 +498,12 @@ class OpenAIImageProvider:
         output_compression: Optional[int] = None,
         input_fidelity: Optional[str] = None,
         moderation: Optional[str] = None,
+        complexity: Optional[str] = None,
+        frame_count: Optional[int] = None,
+        frame_duration_ms: Optional[int] = None,
+        markup: Optional[Mapping[str, str]] = None,
         user: Optional[str] = None,
+        safety_identifier: Optional[str] = None,
         extra_body: Optional[Mapping[str, Any]] = None,
         timeout: TimeoutArg = None,
         save_to: Optional[PathLike] = None,
@@ -439,6 +515,9 @@ class OpenAIImageProvider:
         :param images: up to 16 references, each ``{"image_url": ...}`` (an
             https URL, or a data URL from :func:`image_data_url`) or ``{"file_id": ...}``.
         :param mask: a reference of the same kind.
+        :param markup: a reference to a transparent PNG drawn over the first
+            image, the same width and height (gpt-image-2.6); a data URL is
+            checked before sending.
         """
         params = {
             "prompt": prompt,
@@ -453,11 +532,18 @@ class OpenAIImageProvider:
             "output_compression": output_compression,
             "input_fidelity": input_fidelity,
             "moderation": moderation,
+            "complexity": complexity,
+            "frame_count": frame_count,
+            "frame_duration_ms": frame_duration_ms,
+            "markup": markup,
             "user": user,
+            "safety_identifier": safety_identifier,
         }
         body = self._build("edit_image_body_json_param", "edits", params, extra_body)
-        spec = _request.model_spec_of(body)
-        if spec is not None and not spec.json_edits and self.settings.check_model_rules:
+        spec = self._rules.spec_for(body)
+        if spec is not None and "markup" in params and markup is not None:
+            _request.check_markup_refs(body)
+        if spec is not None and spec.json_edits is False:
             raise RequestValidationError(
                 f"Parameter 'model' {spec.name!r} takes edits as multipart uploads only; use edit_image()",
                 param="model",
@@ -545,6 +631,11 @@ class OpenAIImageProvider:
         )
         return self._transport.read_json(response, "batch")
 
+    def list_models(self, *, timeout: TimeoutArg = None) -> List[Dict[str, Any]]:
+        """The models the API offers this key (``GET /models``): dicts with ``id`` and, when announced, ``shutdown_date``."""
+        response = self._transport.request("GET", "/models", timeout=self._timeout(timeout))
+        return list(self._transport.read_json(response, "model_list")["data"])
+
     def retrieve_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
         """The batch object as it stands (``GET /batches/{id}``)."""
         response = self._transport.request(
@@ -582,12 +673,16 @@ class OpenAIImageProvider:
         return model if model is not None else self.settings.default_model
 
     def _build(
-        self, schema: str, endpoint: str, params: Dict[str, Any], extra_body: Optional[Mapping[str, Any]]
+        self,
+        schema: str,
+        endpoint: str,
+        params: Dict[str, Any],
+        extra_body: Optional[Mapping[str, Any]],
+        files: AbstractSet[str] = frozenset(),
     ) -> Dict[str, Any]:
-        body = _request.build_body(schema, params, extra_body)
-        _request.check_form(schema, endpoint, body)
-        if self.settings.check_model_rules:
-            _request.check_model_rules(body, endpoint)
+        body, from_extra = _request.assemble(schema, params, extra_body)
+        _request.check_form(schema, endpoint, body, self._rules.table.known_params(endpoint), from_extra)
+        self._rules.check(body, endpoint, given_by_extra=from_extra, files=files)
         if log.isEnabledFor(logging.DEBUG):
             shown = dict(body)
             if isinstance(shown.get("prompt"), str):
@@ -611,8 +706,10 @@ class OpenAIImageProvider:
         images: Any,
         mask: Any,
     ) -> Tuple[Dict[str, Any], bytes, str]:
-        body = self._build(schema, endpoint, params, extra_body)
-        spec = _request.model_spec_of(body) if self.settings.check_model_rules else None
+        body = self._build(
+            schema, endpoint, params, extra_body, frozenset({"mask"}) if mask is not None else frozenset()
+        )
+        spec = self._rules.spec_for(body)
         files, mask_file = _request.load_inputs(file_param, _request.as_input_list(images), mask, spec)
         payload, content_type = _multipart.encode(body, _multipart.image_fields(files), mask_file)
         # What was sent, for records and sidecar metadata: the files by name, type and size.

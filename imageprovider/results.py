@@ -18,7 +18,7 @@ from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from . import _files
 from ._files import PathLike
 from ._imagebody import strict_b64decode
-from ._imageinfo import sniff_mime_type
+from ._imageinfo import SNIFF_BYTES, sniff_mime_type
 from .exceptions import ImageProviderError, ResponseValidationError
 
 #: Downloads ``url`` into a binary stream (the provider supplies one bound to its session).
@@ -49,6 +49,7 @@ __all__ = [
     "InputTokensDetails",
     "OutputTokensDetails",
     "RateLimits",
+    "SvgUsage",
     "sniff_mime_type",
 ]
 
@@ -212,10 +213,11 @@ class GeneratedImage:
 
     @property
     def mime_type(self) -> Optional[str]:
-        """``image/png``, ``image/jpeg`` or ``image/webp``, sniffed from the decoded bytes; ``None`` if unknown."""
+        """``image/png``, ``image/jpeg``, ``image/webp``, ``image/gif`` or ``image/svg+xml``, sniffed from
+        the decoded bytes; ``None`` if unknown."""
         if self._path is not None and self._error is None:
             with open(self._path, "rb") as handle:
-                return sniff_mime_type(handle.read(16))
+                return sniff_mime_type(handle.read(SNIFF_BYTES))
         data = self.data
         return sniff_mime_type(data) if data is not None else None
 
@@ -238,7 +240,7 @@ class GeneratedImage:
             data = self.data or b""
             mime_type = sniff_mime_type(data)
             if mime_type is None:
-                raise ResponseValidationError(f"Image {self.index} is not PNG, JPEG or WEBP; not saving it")
+                raise ResponseValidationError(f"Image {self.index} is not {_files.FORMAT_NAMES}; not saving it")
             target = _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
             _files.ensure_folder(target.parent)
             saved = _files.write_atomic(target, data, overwrite=overwrite)
@@ -263,7 +265,7 @@ class GeneratedImage:
             mime_type = sniff_mime_type(head)
             if mime_type is None:
                 raise ResponseValidationError(
-                    f"The image downloaded from the URL of image {self.index} is not PNG, JPEG or WEBP; not saving it"
+                    f"The image downloaded from the URL of image {self.index} is not {_files.FORMAT_NAMES}; not saving it"
                 )
             return _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
 
@@ -335,6 +337,41 @@ class ImageUsage:
             if outputs is not None
             else None,
         )
+
+
+@dataclass(frozen=True)
+class SvgUsage:
+    """Tokens the SVG model used to turn an image into SVG (``output_format="svg"``), billed at its own rates."""
+
+    input_tokens: Optional[int] = None
+    output_tokens: Optional[int] = None
+    reasoning_tokens: Optional[int] = None
+    total_tokens: Optional[int] = None
+    #: The SVG model that did the work.
+    model: Optional[str] = None
+
+    @classmethod
+    def from_body(cls, usage: Optional[Mapping[str, Any]]) -> Optional["SvgUsage"]:
+        """Build from a validated ``svg_usage`` object; ``None`` stays ``None``."""
+        if usage is None:
+            return None
+        return cls(
+            input_tokens=usage.get("input_tokens"),
+            output_tokens=usage.get("output_tokens"),
+            reasoning_tokens=usage.get("reasoning_tokens"),
+            total_tokens=usage.get("total_tokens"),
+            model=usage.get("model"),
+        )
+
+
+def total_tokens(body: Mapping[str, Any]) -> int:
+    """All tokens a response body reports: ``usage`` plus ``svg_usage``."""
+    total = 0
+    for key in ("usage", "svg_usage"):
+        usage = body.get(key)
+        if isinstance(usage, Mapping) and isinstance(usage.get("total_tokens"), int):
+            total += usage["total_tokens"]
+    return total
 
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)")
@@ -414,6 +451,8 @@ class ImageResponse:
     _body: Dict[str, Any] = field(repr=False, compare=False)
     #: The parameters that were sent (file parts summarised), for records and metadata.
     request: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Tokens of the SVG model, for ``output_format="svg"``.
+    svg_usage: Optional[SvgUsage] = None
 
     @property
     def raw(self) -> Dict[str, Any]:
@@ -489,6 +528,7 @@ class ImageResponse:
             rate_limits=RateLimits.from_headers(lowered),
             _body=body,
             request=request,
+            svg_usage=SvgUsage.from_body(body.get("svg_usage")),
         )
 
     def save_all(

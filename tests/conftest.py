@@ -4,7 +4,7 @@ from typing import Any, List
 
 import pytest
 import responses
-from helpers import API_KEY, ISOLATED_VARIABLES
+from helpers import API_KEY, BEFORE_SHUTDOWNS, ISOLATED_VARIABLES
 
 from imageprovider import OpenAIImageProvider, _retry
 
@@ -38,6 +38,10 @@ def mocked() -> Any:
 
 @pytest.fixture
 def provider() -> Any:
-    """A provider with a known key, closed after the test."""
-    with OpenAIImageProvider(api_key=API_KEY) as instance:
+    """A provider with a known key, closed after the test.
+
+    Its clock is set before every shutdown, so tests of the older models'
+    rules (dall-e-2 edits, gpt-image-1's input_fidelity) still describe them.
+    """
+    with OpenAIImageProvider(api_key=API_KEY, clock=BEFORE_SHUTDOWNS) as instance:
         yield instance

@@ -1,6 +1,7 @@
 """Constants and builders shared by the tests."""
 
 import base64
+import datetime
 import email.parser
 import email.policy
 import struct
@@ -19,7 +20,17 @@ ISOLATED_VARIABLES = (
     "OPENAI_PROJECT_ID",
     "IMAGEPROVIDER_MODEL",
     "IMAGEPROVIDER_CONFIG",
+    "IMAGEPROVIDER_MODELS",
 )
+
+#: A day before every shutdown in the model table: the older models (DALL-E,
+#: gpt-image-1 and 1.5) are still served, so their rules can be tested.
+BEFORE_SHUTDOWNS = datetime.date(2026, 1, 1)
+
+
+def before_shutdowns() -> datetime.date:
+    """A provider clock set to :data:`BEFORE_SHUTDOWNS`."""
+    return BEFORE_SHUTDOWNS
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

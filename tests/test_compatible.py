@@ -48,7 +48,7 @@ def test_rules_off_lets_a_known_model_take_other_values(mocked):
     with OpenAIImageProvider(api_key=API_KEY, base_url=BASE, check_model_rules=False) as provider:
         provider.generate_image("x", model="dall-e-3", size="2048x2048", n=4)
         with pytest.raises(RequestValidationError) as caught:
-            provider.generate_image("x", model="dall-e-3", n=11)
+            provider.generate_image("x", model="dall-e-3", n=0)
     assert caught.value.param == "n"
     assert json.loads(mocked.calls[0].request.body)["size"] == "2048x2048"
     assert len(mocked.calls) == 1

@@ -21,21 +21,21 @@ ARG = {
     "base_url": "https://arg.example.com/v1",
     "organization": "org-argument",
     "project": "proj_argument",
-    "default_model": "gpt-image-1",
+    "default_model": "gpt-image-2.5-flare",
 }
 ENV = {
     "api_key": "sk-from-environment-222",
     "base_url": "https://env.example.com/v1",
     "organization": "org-environment",
     "project": "proj_environment",
-    "default_model": "gpt-image-1-mini",
+    "default_model": "gpt-image-2.5-sunburst",
 }
 FILE = {
     "api_key": "sk-from-config-file-333",
     "base_url": "https://file.example.com/v1",
     "organization": "org-file",
     "project": "proj_file",
-    "default_model": "gpt-image-1.5",
+    "default_model": "gpt-image-2.6-flare",
 }
 ENV_NAMES = {
     "api_key": "OPENAI_API_KEY",
@@ -134,7 +134,10 @@ def test_arguments_override_environment_and_config_file(
         assert provider.settings.organization == ARG["organization"]
         assert provider.settings.project == ARG["project"]
         assert provider.default_model == ARG["default_model"]
-        assert dict(provider.settings.sources) == {name: "argument" for name in SETTING_NAMES}
+        assert dict(provider.settings.sources) == {
+            **{name: "argument" for name in SETTING_NAMES},
+            "models_file": "default",
+        }
         generate_once(mocked, provider, ARG["base_url"])
     assert_wire(mocked, ARG)
 
@@ -146,7 +149,10 @@ def test_environment_overrides_config_file(mocked: Any, monkeypatch: pytest.Monk
     set_env(monkeypatch, ENV)
     with OpenAIImageProvider() as provider:
         assert provider.default_model == ENV["default_model"]
-        assert dict(provider.settings.sources) == {name: "environment" for name in SETTING_NAMES}
+        assert dict(provider.settings.sources) == {
+            **{name: "environment" for name in SETTING_NAMES},
+            "models_file": "default",
+        }
         generate_once(mocked, provider, ENV["base_url"])
     assert_wire(mocked, ENV)
 
@@ -157,7 +163,7 @@ def test_config_file_overrides_defaults(mocked: Any, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("IMAGEPROVIDER_CONFIG", path)
     with OpenAIImageProvider() as provider:
         assert provider.default_model == FILE["default_model"]
-        assert dict(provider.settings.sources) == {name: path for name in SETTING_NAMES}
+        assert dict(provider.settings.sources) == {**{name: path for name in SETTING_NAMES}, "models_file": "default"}
         generate_once(mocked, provider, FILE["base_url"])
     assert_wire(mocked, FILE)
 
@@ -221,7 +227,9 @@ def test_each_setting_resolves_independently(
 
 def test_mixed_sources_are_recorded_per_setting(mocked: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """Each setting's source is recorded separately when they come from different layers."""
-    path = write_config(default_config_path(tmp_path), ini({"organization": "org-file", "model": "gpt-image-1.5"}))
+    path = write_config(
+        default_config_path(tmp_path), ini({"organization": "org-file", "model": "gpt-image-2.6-flare"})
+    )
     monkeypatch.setenv("OPENAI_BASE_URL", "https://env.example.com/v1")
     monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_environment")
     with OpenAIImageProvider(api_key="sk-mixed-444") as provider:
@@ -231,6 +239,7 @@ def test_mixed_sources_are_recorded_per_setting(mocked: Any, monkeypatch: pytest
             "organization": path,
             "project": "environment",
             "default_model": path,
+            "models_file": "default",
         }
         generate_once(mocked, provider, "https://env.example.com/v1")
     assert_wire(
@@ -240,17 +249,17 @@ def test_mixed_sources_are_recorded_per_setting(mocked: Any, monkeypatch: pytest
             "base_url": "https://env.example.com/v1",
             "organization": "org-file",
             "project": "proj_environment",
-            "default_model": "gpt-image-1.5",
+            "default_model": "gpt-image-2.6-flare",
         },
     )
 
 
 def test_per_call_model_overrides_default_model(mocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A model named in the call beats the configured default model."""
-    monkeypatch.setenv("IMAGEPROVIDER_MODEL", "gpt-image-1-mini")
+    monkeypatch.setenv("IMAGEPROVIDER_MODEL", "gpt-image-2.5-sunburst")
     with OpenAIImageProvider(api_key=API_KEY) as provider:
-        generate_once(mocked, provider, "https://api.openai.com/v1", model="gpt-image-1")
-    assert sent_body(mocked)["model"] == "gpt-image-1"
+        generate_once(mocked, provider, "https://api.openai.com/v1", model="gpt-image-2.5-flare")
+    assert sent_body(mocked)["model"] == "gpt-image-2.5-flare"
 
 
 # -- the config file -----------------------------------------------------
@@ -866,10 +875,10 @@ def test_reprs_never_contain_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def test_repr_shows_useful_non_secret_settings() -> None:
     """repr() of the settings still shows the base URL and model."""
     with OpenAIImageProvider(
-        api_key=API_KEY, base_url="https://proxy.example.com/v1", default_model="gpt-image-1"
+        api_key=API_KEY, base_url="https://proxy.example.com/v1", default_model="gpt-image-2.5-flare"
     ) as provider:
         assert "https://proxy.example.com/v1" in repr(provider)
-        assert "gpt-image-1" in repr(provider.settings)
+        assert "gpt-image-2.5-flare" in repr(provider.settings)
         assert API_KEY not in repr(provider._transport._auth)
 
 

@@ -193,12 +193,15 @@ def test_errors_survive_pickling_with_their_fields():
 
 
 def test_hierarchy_roots_at_image_provider_error():
-    """Every public error derives from ImageProviderError; input errors are also ValueErrors."""
+    """Every public error derives from ImageProviderError, every warning from ImageProviderWarning;
+    input errors are also ValueErrors."""
     import imageprovider
 
     for name in imageprovider.__all__:
         value = getattr(imageprovider, name)
-        if isinstance(value, type) and issubclass(value, Exception):
+        if isinstance(value, type) and issubclass(value, Warning):
+            assert issubclass(value, imageprovider.ImageProviderWarning), name
+        elif isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, ImageProviderError), name
     assert issubclass(imageprovider.ConfigurationError, ValueError)
     assert issubclass(imageprovider.RequestValidationError, ValueError)

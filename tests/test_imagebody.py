@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import pytest
 import requests
 import responses
-from helpers import API_KEY, GENERATIONS_URL, PNG, make_jpeg, make_png, make_webp
+from helpers import API_KEY, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, make_jpeg, make_png, make_webp
 from scripted_server import Reply, ScriptedServer
 
 from imageprovider import (
@@ -47,7 +47,7 @@ from imageprovider.provider import _in_memory
 from imageprovider.testing import FakeImagesServer, Fault
 
 HEADERS = {"x-request-id": "req_imagebody"}
-REQUEST = {"prompt": "A koi pond", "model": "gpt-image-1"}
+REQUEST = {"prompt": "A koi pond", "model": "gpt-image-2"}
 USAGE = {
     "total_tokens": 100,
     "input_tokens": 50,
@@ -499,7 +499,7 @@ def test_generate_image_reads_the_body_like_the_old_path(
     monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", chunk_bytes)
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json", headers=HEADERS)
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
-        result = provider.generate_image("A koi pond", model="gpt-image-1")
+        result = provider.generate_image("A koi pond", model="gpt-image-2")
     assert b"".join(fed) == body
     assert max(len(chunk) for chunk in fed) <= chunk_bytes
     assert len(fed) == -(-len(body) // chunk_bytes)  # really read piece by piece
@@ -518,7 +518,7 @@ def test_generate_image_matches_the_old_path_for_every_body(
     monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 7)
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
-        result = provider.generate_image("A koi pond", model="gpt-image-1")
+        result = provider.generate_image("A koi pond", model="gpt-image-2")
     assert summary(result) == summary(old_path(body))
 
 
@@ -614,7 +614,7 @@ def test_generate_image_reads_odd_bodies_like_the_old_path(
     monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 5)
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
-        result = provider.generate_image("A koi pond", model="gpt-image-1")
+        result = provider.generate_image("A koi pond", model="gpt-image-2")
     assert summary(result) == summary(old_path(body))
     assert result.images[0].data == PLAIN_IMAGE
     assert result.raw == PLAIN
@@ -651,7 +651,7 @@ def test_broken_bodies_give_a_short_error(name: str, mocked: Any) -> None:
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
         with pytest.raises(ResponseValidationError) as caught:
-            provider.generate_image("A koi pond", model="gpt-image-1")
+            provider.generate_image("A koi pond", model="gpt-image-2")
     error = caught.value
     assert error.status_code == 200
     assert error.body is not None and len(error.body) <= _transport.BODY_EXCERPT_CHARS + 40
@@ -697,13 +697,16 @@ def test_large_images_over_sockets_equal_a_plain_requests_decode(monkeypatch: py
 
 @pytest.fixture
 def server() -> Iterator[FakeImagesServer]:
-    with FakeImagesServer(detail_bits=0) as running:
+    # Before the shutdowns: dall-e-2, the model of URL results and variations, is still served.
+    with FakeImagesServer(detail_bits=0, today=BEFORE_SHUTDOWNS) as running:
         yield running
 
 
 @pytest.fixture
 def client(server: FakeImagesServer) -> Iterator[OpenAIImageProvider]:
-    with OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, max_retries=0) as provider:
+    with OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url, max_retries=0, clock=BEFORE_SHUTDOWNS
+    ) as provider:
         yield provider
 
 
@@ -841,7 +844,7 @@ def image_item(data: bytes) -> str:
         ([image_item(PNG), '{"b64_json":"QQ=A"}'], ("data", 1, "b64_json")),
         (['{"b64_json":"QUJ"}', image_item(PNG)], ("data", 0, "b64_json")),
         ([image_item(PNG), '{"b64_json":"' + base64.b64encode(PNG).decode() + '\\n"}'], ("data", 1, "b64_json")),
-        ([image_item(PNG), image_item(b"GIF89a not an image we take")], None),
+        ([image_item(PNG), image_item(b"BM a bitmap, not a format we save")], None),
         ([image_item(PNG), image_item(PNG)[:-5]], ()),  # not JSON
         ([image_item(PNG), '{"b64_json":42}'], ("data", 1, "b64_json")),  # off-schema
     ],
@@ -1049,7 +1052,7 @@ def test_create_variation_with_save_to(
 def provider_result(body: bytes, mocked: Any, **params: Any) -> ImageResponse:
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
-        return provider.generate_image("A koi pond", model="gpt-image-1", **params)
+        return provider.generate_image("A koi pond", model="gpt-image-2", **params)
 
 
 A, B = base64.b64encode(b"first image").decode(), base64.b64encode(b"later image").decode()
@@ -1136,7 +1139,9 @@ def test_a_failed_url_download_leaves_the_folder_as_it_was(tmp_path: Path) -> No
             Reply(200, PNG, {"Content-Type": "image/png"}),
             Reply(404, b"gone", {"Content-Type": "text/plain"}),
         ]
-        with OpenAIImageProvider(api_key=API_KEY, base_url=scripted.base_url, max_retries=0) as provider:
+        with OpenAIImageProvider(
+            api_key=API_KEY, base_url=scripted.base_url, max_retries=0, clock=BEFORE_SHUTDOWNS
+        ) as provider:
             with pytest.raises(ImageExpiredError):
                 provider.generate_image("Owls", model="dall-e-2", response_format="url", n=2, save_to=tmp_path)
     assert snapshot(tmp_path) == {}

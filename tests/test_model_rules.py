@@ -3,6 +3,10 @@
 Every rejected request must raise :class:`imageprovider.RequestValidationError`
 naming the parameter at fault, and the mock must have seen no call at all.
 Every accepted request must reach the (mocked) API exactly once.
+
+The providers here run on a clock before every shutdown (``before_shutdowns``),
+so the older models' rules are tested as they applied while they were served;
+shutdowns themselves are tested in test_model_table.py.
 """
 
 import json
@@ -10,7 +14,7 @@ from typing import Any, Dict
 
 import pytest
 import responses
-from helpers import API_KEY, GENERATIONS_URL, images_body
+from helpers import API_KEY, GENERATIONS_URL, before_shutdowns, images_body
 
 from imageprovider import OpenAIImageProvider, RequestValidationError
 
@@ -40,7 +44,8 @@ def assert_rejected(
     **kwargs: Any,
 ) -> RequestValidationError:
     """Call generate_image, expect a RequestValidationError naming ``param``, and check nothing was sent."""
-    with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
+    options = {"clock": before_shutdowns(), **(provider_options or {})}
+    with OpenAIImageProvider(api_key=API_KEY, **options) as provider:
         with pytest.raises(RequestValidationError) as excinfo:
             provider.generate_image(prompt, **kwargs)
     error = excinfo.value
@@ -56,7 +61,8 @@ def assert_sent(
 ) -> Dict[str, Any]:
     """Call generate_image against a 200 response; check it was sent once and return the JSON body sent."""
     mocked.add(responses.POST, GENERATIONS_URL, json=images_body())
-    with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
+    options = {"clock": before_shutdowns(), **(provider_options or {})}
+    with OpenAIImageProvider(api_key=API_KEY, **options) as provider:
         result = provider.generate_image(prompt, **kwargs)
     assert len(result.images) == 1
     assert len(mocked.calls) == 1
@@ -260,10 +266,19 @@ def test_gpt_only_parameter_rejected_for_dalle(mocked: Any, model: str, param: s
 
 
 @pytest.mark.parametrize("model", DALLE_MODELS)
-@pytest.mark.parametrize("param, value", [("stream", True), ("partial_images", 1)])
-def test_gpt_only_extra_body_field_rejected_for_dalle(mocked: Any, model: str, param: str, value: Any) -> None:
-    """stream and partial_images, known to the schema, are GPT-image-only too."""
-    assert_rejected(mocked, param, "not supported by " + model, model=model, extra_body={param: value})
+@pytest.mark.parametrize("param, value", [("moderation", "low"), ("partial_images", 1), ("quality", "ultra")])
+def test_extra_body_fields_are_type_checked_never_value_checked(
+    mocked: Any, model: str, param: str, value: Any
+) -> None:
+    """extra_body may set any field, even one the rules would refuse as a keyword: it is sent as given."""
+    sent = assert_sent(mocked, model=model, extra_body={param: value})
+    assert sent[param] == value
+
+
+@pytest.mark.parametrize("param, value", [("stream", "yes"), ("partial_images", 1.5), ("quality", 3)])
+def test_extra_body_fields_the_schema_knows_are_type_checked(mocked: Any, param: str, value: Any) -> None:
+    """A known field of the wrong type is refused, wherever it comes from."""
+    assert_rejected(mocked, param, "must be of type", model="gpt-image-2", extra_body={param: value})
 
 
 @pytest.mark.parametrize("model", GPT_IMAGE_MODELS)
@@ -361,7 +376,7 @@ def test_transparent_background_with_jpeg_is_rejected(mocked: Any, model: str) -
     assert_rejected(
         mocked,
         "background",
-        "'transparent' needs output_format",
+        "'transparent' is not possible with output_format 'jpeg'",
         model=model,
         background="transparent",
         output_format="jpeg",
@@ -391,7 +406,7 @@ def test_output_compression_without_jpeg_or_webp_is_rejected(mocked: Any, output
     assert_rejected(
         mocked,
         "output_compression",
-        "applies only to output_format",
+        "does not apply with output_format 'png'",
         model="gpt-image-2",
         output_compression=50,
         output_format=output_format,
@@ -415,7 +430,7 @@ def test_output_compression_with_jpeg_or_webp_is_sent(mocked: Any, output_format
 
 
 @pytest.mark.parametrize("compression, fragment", [(101, "at most 100"), (-1, "at least 0")])
-def test_output_compression_out_of_range_fails_schema(mocked: Any, compression: int, fragment: str) -> None:
+def test_output_compression_out_of_range_is_refused(mocked: Any, compression: int, fragment: str) -> None:
     """output_compression must be 0-100 whatever the format."""
     assert_rejected(
         mocked,
@@ -427,9 +442,15 @@ def test_output_compression_out_of_range_fails_schema(mocked: Any, compression: 
     )
 
 
-def test_partial_images_without_stream_is_rejected(mocked: Any) -> None:
-    """partial_images only makes sense when streaming."""
-    assert_rejected(mocked, "partial_images", "streaming", model="gpt-image-2", extra_body={"partial_images": 2})
+def test_partial_images_without_stream_is_rejected() -> None:
+    """partial_images only makes sense when streaming (a rule for batch items and other keyword sources)."""
+    from imageprovider import _rules
+    from imageprovider.model_specs import MODEL_SPECS
+
+    with pytest.raises(RequestValidationError) as excinfo:
+        _rules.check_params({"prompt": "x", "partial_images": 2}, MODEL_SPECS["gpt-image-2"])
+    assert excinfo.value.param == "partial_images"
+    assert "streaming" in str(excinfo.value)
 
 
 # -- models the table does not know; turning the rules off -------------------------
@@ -456,15 +477,22 @@ def test_unknown_model_gets_schema_checks_only(mocked: Any) -> None:
     "kwargs, param",
     [
         ({"n": 0}, "n"),
-        ({"n": 11}, "n"),
-        ({"quality": "ultra"}, "quality"),
+        ({"n": "2"}, "n"),
+        ({"quality": 5}, "quality"),
         ({"size": ""}, "size"),
         ({"output_compression": 101}, "output_compression"),
     ],
 )
 def test_unknown_model_still_gets_schema_checks(mocked: Any, kwargs: Dict[str, Any], param: str) -> None:
-    """The JSON Schema applies to every model, known or not."""
+    """The JSON Schema (shape and types) applies to every model, known or not."""
     assert_rejected(mocked, param, param, model="my-compatible-model", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"n": 11}, {"quality": "ultra"}, {"output_format": "avif"}, {"size": "999x1"}])
+def test_unknown_model_is_not_held_to_any_value_list(mocked: Any, kwargs: Dict[str, Any]) -> None:
+    """Value lists and limits live in the model table only: a model it does not know gets none of them."""
+    sent = assert_sent(mocked, model="my-compatible-model", **kwargs)
+    assert {key: sent[key] for key in kwargs} == kwargs
 
 
 def test_check_model_rules_false_lets_dalle_3_n_2_through(mocked: Any) -> None:
@@ -473,6 +501,13 @@ def test_check_model_rules_false_lets_dalle_3_n_2_through(mocked: Any) -> None:
     assert sent == {"prompt": "A lighthouse", "model": "dall-e-3", "n": 2}
 
 
+@pytest.mark.parametrize("kwargs", [{"quality": "ultra"}, {"n": 99}, {"output_format": "avif"}, {"style": "x"}])
+def test_check_model_rules_false_lets_any_well_typed_value_through(mocked: Any, kwargs: Dict[str, Any]) -> None:
+    """With the rules off, gpt-image-2 is sent any value of the right type."""
+    sent = assert_sent(mocked, model="gpt-image-2", provider_options={"check_model_rules": False}, **kwargs)
+    assert {key: sent[key] for key in kwargs} == kwargs
+
+
 def test_check_model_rules_false_still_applies_schema(mocked: Any) -> None:
     """Turning the model rules off does not turn the schema off."""
-    assert_rejected(mocked, "n", "at most 10", model="dall-e-3", n=11, provider_options={"check_model_rules": False})
+    assert_rejected(mocked, "n", "at least 1", model="dall-e-3", n=0, provider_options={"check_model_rules": False})

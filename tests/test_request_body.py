@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 import pytest
 import responses
-from helpers import API_KEY, GENERATIONS_URL, images_body
+from helpers import API_KEY, BEFORE_SHUTDOWNS, GENERATIONS_URL, images_body
 
 import imageprovider
 from imageprovider import DEFAULT_MODEL, OpenAIImageProvider, RequestValidationError
@@ -24,7 +24,7 @@ OTTER = "A cute baby sea otter"
 def send(mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: Any = None, **kwargs: Any) -> Any:
     """Call generate_image against a 200 response and return the one request that was sent."""
     mocked.add(responses.POST, GENERATIONS_URL, json=images_body())
-    with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
+    with OpenAIImageProvider(api_key=API_KEY, **{"clock": BEFORE_SHUTDOWNS, **(provider_options or {})}) as provider:
         provider.generate_image(prompt, **kwargs)
     assert len(mocked.calls) == 1
     return mocked.calls[0].request
@@ -43,7 +43,7 @@ def rejected(
     mocked: responses.RequestsMock, prompt: Any = OTTER, provider_options: Any = None, **kwargs: Any
 ) -> RequestValidationError:
     """Call generate_image expecting a RequestValidationError; check nothing was sent and return the error."""
-    with OpenAIImageProvider(api_key=API_KEY, **(provider_options or {})) as provider:
+    with OpenAIImageProvider(api_key=API_KEY, **{"clock": BEFORE_SHUTDOWNS, **(provider_options or {})}) as provider:
         with pytest.raises(RequestValidationError) as excinfo:
             provider.generate_image(prompt, **kwargs)
     assert type(excinfo.value) is RequestValidationError
@@ -249,17 +249,29 @@ def test_extra_body_known_field_is_sent(mocked: Any) -> None:
     "extra_body, param",
     [
         ({"n": "two"}, "n"),
-        ({"quality": "ultra"}, "quality"),
+        ({"quality": 5}, "quality"),
         ({"output_compression": 101}, "output_compression"),
-        ({"partial_images": 4}, "partial_images"),
+        ({"partial_images": "4"}, "partial_images"),
         ({"stream": "yes"}, "stream"),
+        ({"svg": "potrace"}, "svg"),
+        ({"frame_count": 2.5}, "frame_count"),
     ],
 )
-def test_extra_body_known_field_is_validated(mocked: Any, extra_body: Dict[str, Any], param: str) -> None:
-    """Fields the schema knows are validated even when they come through extra_body."""
+def test_extra_body_known_field_is_type_checked(mocked: Any, extra_body: Dict[str, Any], param: str) -> None:
+    """Fields the schema knows are type-checked even when they come through extra_body."""
     error = rejected(mocked, extra_body=extra_body)
     assert error.param == param
     assert repr(param) in str(error)
+
+
+@pytest.mark.parametrize(
+    "extra_body",
+    [{"quality": "ultra"}, {"partial_images": 4}, {"n": 40}, {"output_format": "avif"}, {"svg": {"model": "x"}}],
+)
+def test_extra_body_known_field_is_never_value_checked(mocked: Any, extra_body: Dict[str, Any]) -> None:
+    """A well-typed value the model table would refuse as a keyword goes out as given through extra_body."""
+    sent = json.loads(sent_body(mocked, extra_body=extra_body))
+    assert {key: sent[key] for key in extra_body} == extra_body
 
 
 @pytest.mark.parametrize(

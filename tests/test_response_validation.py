@@ -185,14 +185,23 @@ def test_image_bytes_are_decoded_lazily_and_sniffed(mocked, provider):
                 {"b64_json": base64.b64encode(JPEG).decode()},
                 {"b64_json": base64.b64encode(WEBP).decode()},
                 {"b64_json": base64.b64encode(b"GIF89a").decode()},
+                {"b64_json": base64.b64encode(b"\xef\xbb\xbf<?xml version='1.0'?>\n<svg/>").decode()},
+                {"b64_json": base64.b64encode(b"BM not an image we know").decode()},
             ],
         ),
     )
-    result = provider.generate_image("an otter", n=4)
+    result = provider.generate_image("an otter", n=6)
     assert result.images[0]._decoded == {}
     assert result.images[0].data == PNG
     assert result.images[0].data is result.images[0].data
-    assert [image.mime_type for image in result.images] == ["image/png", "image/jpeg", "image/webp", None]
+    assert [image.mime_type for image in result.images] == [
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/gif",
+        "image/svg+xml",
+        None,
+    ]
 
 
 def test_invalid_base64_raises_on_access(mocked, provider):

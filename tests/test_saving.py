@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
-from helpers import API_KEY, BASE_URL, GENERATIONS_URL, PNG, PNG_B64, images_body, make_jpeg, make_png, make_webp
+from helpers import (
+    API_KEY,
+    BASE_URL,
+    BEFORE_SHUTDOWNS,
+    GENERATIONS_URL,
+    PNG,
+    PNG_B64,
+    images_body,
+    make_jpeg,
+    make_png,
+    make_webp,
+)
 from scripted_server import Reply, ScriptedServer
 
 from imageprovider import (
@@ -104,7 +115,7 @@ def scripted(replies: List[Reply]) -> ScriptedServer:
 
 def generate_url_result(api: ScriptedServer, **options: Any) -> Any:
     """A provider pointed at ``api`` and the (URL) response it gives to a dall-e-3 generation."""
-    provider = OpenAIImageProvider(api_key=API_KEY, base_url=api.base_url, **options)
+    provider = OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=api.base_url, **options)
     return provider, provider.generate_image("An otter", model="dall-e-3", response_format="url")
 
 
@@ -222,8 +233,8 @@ def test_save_all_of_one_image_has_no_number(tmp_path: Path) -> None:
 
 
 def test_bytes_that_are_not_an_image_are_not_saved(tmp_path: Path) -> None:
-    response = response_of(GIF)
-    with pytest.raises(ResponseValidationError, match="not PNG, JPEG or WEBP"):
+    response = response_of(b"BM\x36\x00 a bitmap header")
+    with pytest.raises(ResponseValidationError, match="not PNG, JPEG, WEBP, GIF or SVG"):
         response.images[0].save(tmp_path / "x.png")
     assert listing(tmp_path) == []
 
@@ -362,7 +373,7 @@ def test_save_all_of_url_results_checks_every_target_before_downloading_any(tmp_
     with scripted([image_reply(PNG)]) as storage:
         root = root_of(storage)
         with scripted([Reply(200, url_body(root + "/a.png", root + "/b.png"))]) as api:
-            provider = OpenAIImageProvider(api_key=API_KEY, base_url=api.base_url)
+            provider = OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=api.base_url)
             with provider:
                 response = provider.generate_image("An otter", model="dall-e-2", n=2, response_format="url")
                 with pytest.raises(FileExistsError, match="an-otter-2"):
@@ -695,7 +706,9 @@ def test_a_body_exactly_at_the_cap_is_saved(tmp_path: Path) -> None:
     body = PNG + b"\x00" * 927
     with StreamingStorage(body) as storage, scripted([image_reply(body)]) as declared:
         with scripted([Reply(200, url_body(storage.url, root_of(declared) + "/x.png"))]) as api:
-            with OpenAIImageProvider(api_key=API_KEY, base_url=api.base_url, max_download_bytes=len(body)) as provider:
+            with OpenAIImageProvider(
+                clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=api.base_url, max_download_bytes=len(body)
+            ) as provider:
                 result = provider.generate_image("An otter", model="dall-e-2", n=2, response_format="url")
                 paths = result.save_all(tmp_path)
     assert [path.read_bytes() for path in paths] == [body, body]
@@ -727,8 +740,8 @@ def test_only_https_or_loopback_http_urls_are_fetched(
 
 
 def test_an_expired_url_raises_image_expired_error(tmp_path: Path) -> None:
-    with FakeImagesServer(url_ttl=0.2, detail_bits=0) as server:
-        with OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url) as provider:
+    with FakeImagesServer(url_ttl=0.2, detail_bits=0, today=BEFORE_SHUTDOWNS) as server:
+        with OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=server.api_key, base_url=server.base_url) as provider:
             result = provider.generate_image("An otter", model="dall-e-2", size="256x256", response_format="url")
             assert result.images[0].url and "/fake-files/" in result.images[0].url
             time.sleep(0.3)
@@ -769,7 +782,7 @@ def test_a_download_that_is_not_an_image_is_not_saved(tmp_path: Path) -> None:
         with scripted([Reply(200, url_body(root_of(storage) + "/x.png"))]) as api:
             provider, result = generate_url_result(api)
             with provider:
-                with pytest.raises(ResponseValidationError, match="not PNG, JPEG or WEBP"):
+                with pytest.raises(ResponseValidationError, match="not PNG, JPEG, WEBP, GIF or SVG"):
                     result.images[0].save(tmp_path / "x.png")
     assert listing(tmp_path) == []
 
@@ -840,7 +853,9 @@ def test_sidecar_of_a_url_result_has_the_revised_prompt_and_url(tmp_path: Path) 
         url = root_of(storage) + "/blob/x.png"
         body = url_body(url, revised_prompt="A photorealistic otter")
         with scripted([Reply(200, body, {"x-request-id": "req_url_1"})]) as api:
-            with OpenAIImageProvider(api_key=API_KEY, base_url=api.base_url, organization=ORGANIZATION) as provider:
+            with OpenAIImageProvider(
+                clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=api.base_url, organization=ORGANIZATION
+            ) as provider:
                 result = provider.generate_image("An otter", model="dall-e-3", size="1024x1024", response_format="url")
                 saved = result.images[0].save(tmp_path, metadata=True)
     assert saved == tmp_path / "an-otter.png"
@@ -862,8 +877,10 @@ def test_sidecar_of_a_url_result_has_the_revised_prompt_and_url(tmp_path: Path) 
 
 
 def test_no_saved_file_contains_the_api_key(tmp_path: Path) -> None:
-    with FakeImagesServer(detail_bits=0) as server:
-        with OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, project=PROJECT) as provider:
+    with FakeImagesServer(detail_bits=0, today=BEFORE_SHUTDOWNS) as server:
+        with OpenAIImageProvider(
+            clock=BEFORE_SHUTDOWNS, api_key=server.api_key, base_url=server.base_url, project=PROJECT
+        ) as provider:
             result = provider.generate_image("An otter", size="1024x1024", n=2, quality="low")
             b64_paths = result.save_all(tmp_path / "b64", metadata=True)
             urls = provider.generate_image("An otter", model="dall-e-2", size="256x256", response_format="url")

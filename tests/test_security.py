@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
 import responses
-from helpers import API_KEY, GENERATIONS_URL, PNG, PNG_B64, images_body, make_jpeg, make_png
+from helpers import API_KEY, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, PNG_B64, images_body, make_jpeg, make_png
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scripted_server import Reply, ScriptedServer, unused_port
@@ -440,6 +440,7 @@ def _root(server: ScriptedServer, host: str = "127.0.0.1") -> str:
 
 def _api_provider(api: ScriptedServer, max_retries: int = 0) -> OpenAIImageProvider:
     return OpenAIImageProvider(
+        clock=BEFORE_SHUTDOWNS,
         api_key=API_KEY,
         base_url=api.base_url,
         organization=ORGANIZATION,
@@ -559,7 +560,9 @@ def test_a_url_on_the_api_host_with_another_scheme_gets_no_credentials(mocked: A
     base = "https://127.0.0.1:8443/v1"
     mocked.add("POST", base + "/images/generations", json=_url_result("http://127.0.0.1:8443/v1/img.png"))
     mocked.add("GET", "http://127.0.0.1:8443/v1/img.png", body=PNG, content_type="image/png")
-    with OpenAIImageProvider(api_key=API_KEY, base_url=base, organization=ORGANIZATION, project=PROJECT) as provider:
+    with OpenAIImageProvider(
+        clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=base, organization=ORGANIZATION, project=PROJECT
+    ) as provider:
         provider.generate_image("An otter", model="dall-e-3", response_format="url").images[0].save(tmp_path)
     api_call, download = (call.request for call in mocked.calls)
     assert {"authorization", "openai-organization", "openai-project"} <= _credentials(dict(api_call.headers))
@@ -662,7 +665,7 @@ def test_plain_http_to_a_host_other_than_this_machine_is_refused_with_a_key(mock
 def test_plain_http_to_this_machine_is_allowed_with_a_key(mocked: Any, url: str) -> None:
     """All of 127.0.0.0/8, ::1 and localhost (with or without the root dot)."""
     mocked.add("POST", url + "/images/generations", json=images_body())
-    with OpenAIImageProvider(api_key=API_KEY, base_url=url) as provider:
+    with OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=url) as provider:
         provider.generate_image("An otter")
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer " + API_KEY
 
@@ -672,7 +675,7 @@ def test_the_key_really_travels_over_plain_http_to_loopback(host: str) -> None:
     """On real sockets: the OpenAI key and the Azure api-key reach a loopback http server."""
     with ScriptedServer([Reply(200, images_body())]) as server:
         root = _root(server, host)
-        with OpenAIImageProvider(api_key=API_KEY, base_url=root + "/v1") as provider:
+        with OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=root + "/v1") as provider:
             provider.generate_image("An otter")
         with AzureOpenAIImageProvider(
             api_key=API_KEY, endpoint=root, deployment="img", api_version="2024-02-01"
@@ -890,7 +893,9 @@ def test_batch_item_ids_never_write_outside_the_output_folder(
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             mock.add("POST", GENERATIONS_URL, json=images_body())
-            with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider, writes_recorded(case) as written:
+            with OpenAIImageProvider(
+                clock=BEFORE_SHUTDOWNS, api_key=API_KEY, max_retries=0
+            ) as provider, writes_recorded(case) as written:
                 summary = run_batch(str(items), str(folder), provider=provider, concurrency=1, metadata=True)
         # Every item is accounted for: done, failed, or refused as a malformed line (recorded as failed).
         assert summary.done + summary.failed + len(summary.problems) == len(ids)
@@ -930,7 +935,7 @@ def test_distinct_batch_item_ids_that_would_share_a_file_are_refused_before_send
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        with OpenAIImageProvider(api_key=API_KEY) as provider:
+        with OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=API_KEY) as provider:
             with pytest.raises(RequestValidationError) as caught:
                 run_batch(str(items), str(tmp_path / "out"), provider=provider, concurrency=1)
             with pytest.raises(RequestValidationError):
@@ -1048,7 +1053,7 @@ def test_a_batch_api_edit_with_an_oversized_image_is_refused_without_reading_it(
     big = _sparse_png(tmp_path / "huge.png", GPT_LIMIT + 1)
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"id": "big", "prompt": "x", "images": [str(big)], "model": "gpt-image-1.5"}) + "\n")
-    with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
+    with OpenAIImageProvider(clock=BEFORE_SHUTDOWNS, api_key=API_KEY, max_retries=0) as provider:
         with peak_memory() as peak:
             try:
                 summary = run_batch_api(str(items), str(tmp_path / "out"), provider=provider)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 import pytest
 import requests
 import responses
-from helpers import API_KEY, BASE_URL, GENERATIONS_URL, PNG, PNG_B64
+from helpers import API_KEY, BASE_URL, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, PNG_B64
 
 from imageprovider import (
     APIConnectionError,
@@ -308,9 +308,9 @@ def client(server: SSEServer) -> Iterator[OpenAIImageProvider]:
                 "size": "1024x1536",
                 "quality": "low",
                 "output_format": "webp",
-                "model": "gpt-image-1.5",
+                "model": "gpt-image-2.5-flare",
             },
-            b'{"prompt":"A koi pond","model":"gpt-image-1.5","size":"1024x1536","quality":"low",'
+            b'{"prompt":"A koi pond","model":"gpt-image-2.5-flare","size":"1024x1536","quality":"low",'
             b'"output_format":"webp","stream":true,"partial_images":3}',
         ),
     ],
@@ -387,7 +387,7 @@ def test_partial_images_outside_0_to_3_is_refused_before_sending(mocked, partial
 )
 def test_dall_e_models_refuse_streaming_before_sending(mocked, call, model, endpoint):
     """'stream' is a GPT-image-only parameter: the per-model rules name it, and nothing is sent."""
-    with OpenAIImageProvider(api_key=API_KEY) as provider:
+    with OpenAIImageProvider(api_key=API_KEY, clock=BEFORE_SHUTDOWNS) as provider:
         method = getattr(provider, call)
         args = (PROMPT, PNG) if call == "stream_edit" else (PROMPT,)
         with pytest.raises(RequestValidationError) as caught:

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
-from .. import _request, _schemas
+from .. import _schemas
 from .._files import PathLike, write_atomic
 from .._inputs import image_data_url
 from ..exceptions import ImageProviderError
 from ..model_specs import MASK_MAX_BYTES
 from ..provider import OpenAIImageProvider
-from ..results import ImageResponse
+from ..results import ImageResponse, total_tokens
 from ._input import BatchInput, BatchItem
 from ._manifest import Manifest
 from ._online import (
@@ -33,6 +33,7 @@ from ._online import (
     record_problems,
     save_item_images,
     select_work,
+    svg_usage_of,
     write_summary,
 )
 
@@ -74,17 +75,18 @@ def request_line(provider: OpenAIImageProvider, item: BatchItem) -> Tuple[str, D
     Edits use the JSON form: local images travel as data URLs.
     """
     params = dict(item.params, prompt=item.prompt)
-    params["model"] = provider._model_for(params.get("model"), None)
+    extra_body = params.pop("extra_body", None)
+    params["model"] = provider._model_for(params.get("model"), extra_body)
     if item.kind == "edit":
         # Each input is size-checked before it is read, as in an online edit.
-        spec = _request.model_spec_of(params)
-        limit = spec.inputs.max_bytes if spec is not None else None
+        spec = provider.models.get(params.get("model") or "") if provider.settings.check_model_rules else None
+        limit = spec.inputs.max_bytes if spec is not None and spec.inputs is not None else None
         params["images"] = [{"image_url": image_data_url(path, limit, "images")} for path in item.images]
         if item.mask:
             params["mask"] = {"image_url": image_data_url(item.mask, MASK_MAX_BYTES, "mask")}
-        body = provider._build("edit_image_body_json_param", "edits", params, None)
+        body = provider._build("edit_image_body_json_param", "edits", params, extra_body)
     else:
-        body = provider._build("create_image_request", "generations", params, None)
+        body = provider._build("create_image_request", "generations", params, extra_body)
     return _ENDPOINTS[item.kind], body
 
 
@@ -319,9 +321,10 @@ def _record_line(
             request_id=request_id,
             revised_prompts=[image.revised_prompt for image in result.images],
             attempts=attempts,
+            extra=svg_usage_of(body),
         )
         summary.images += len(files)
-        summary.tokens += int((body.get("usage") or {}).get("total_tokens") or 0)
+        summary.tokens += total_tokens(body)
         return
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):

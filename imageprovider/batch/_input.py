@@ -45,9 +45,12 @@ _FORMAT_BY_EXTENSION = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 #: left out: batch items are not streamed.
 PARAMETERS = frozenset(GENERATION_PARAMETERS) | frozenset(EDIT_PARAMETERS)
 #: Parameters whose CSV cells are converted to ``int`` (when they are allowed at all).
-INT_PARAMETERS = frozenset({"n", "output_compression", "partial_images"})
-#: Every key (JSONL) or column (CSV) an item may have.
-FIELDS = PARAMETERS | {"prompt", "id", "images", "mask"}
+INT_PARAMETERS = frozenset({"n", "output_compression", "partial_images", "frame_count", "frame_duration_ms"})
+#: Parameters whose CSV cells hold JSON objects.
+JSON_PARAMETERS = frozenset({"svg", "extra_body"})
+#: Every key (JSONL) or column (CSV) an item may have. ``extra_body`` passes
+#: fields the library does not know yet, as the provider's methods take it.
+FIELDS = PARAMETERS | {"prompt", "id", "images", "mask", "extra_body"}
 #: Longest id an item may give.
 MAX_ID_LENGTH = 100
 #: Hex digits of SHA-256 kept in a derived id.
@@ -348,6 +351,11 @@ def _csv_item(header: List[str], row: List[str], line: int) -> Entry:
                 reasons.append(f"{name} must be an integer, got {cell!r}")
         elif name == "images":
             fields[name] = [path.strip() for path in _CSV_IMAGE_SEPARATORS.split(cell) if path.strip()]
+        elif name in JSON_PARAMETERS:
+            try:
+                fields[name] = json.loads(cell)
+            except (ValueError, RecursionError):
+                reasons.append(f"{name} must be a JSON object, got {cell[:40]!r}")
         else:
             fields[name] = cell
     return _make_item(fields, line, "column", reasons)
@@ -408,10 +416,16 @@ def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optiona
             # item would silently become a generation.
             reasons.append("mask given without images")
 
+    extra_body = fields.get("extra_body")
+    if extra_body is not None and not isinstance(extra_body, dict):
+        reasons.append(f"extra_body must be an object, not {_json_type(extra_body)}")
+
     if reasons:
         return _problem(line, *reasons)
     # JSON null means "not given", as None does for the provider's keyword arguments.
-    params = {key: value for key, value in fields.items() if key in PARAMETERS and value is not None}
+    params = {
+        key: value for key, value in fields.items() if (key in PARAMETERS or key == "extra_body") and value is not None
+    }
     text = cast(str, prompt)
     ident = given_id if given_id is not None else item_id(text, params, images, mask)
     return BatchItem(ident, text, params, images, mask, line)

@@ -15,12 +15,12 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
 
 from .._files import PathLike, write_atomic
 from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
 from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, OpenAIImageProvider
-from ..results import ImageResponse, image_names
+from ..results import ImageResponse, image_names, total_tokens
 from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items, refuse_duplicates
 from ._limiter import BatchLimiter
 from ._manifest import Manifest
@@ -31,8 +31,11 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_CONCURRENCY = 4
 #: Times an item goes back in the queue after running out of retries on 429s, before it counts as failed.
 MAX_RATE_LIMIT_REQUEUES = 10
-#: Parameters each kind of item takes (the keywords of generate_image and edit_image).
-_KIND_PARAMS = {"generate": frozenset(GENERATION_PARAMETERS), "edit": frozenset(EDIT_PARAMETERS)}
+#: Parameters each kind of item takes (the keywords of generate_image and edit_image, ``extra_body`` included).
+_KIND_PARAMS = {
+    "generate": frozenset(GENERATION_PARAMETERS) | {"extra_body"},
+    "edit": frozenset(EDIT_PARAMETERS) | {"extra_body"},
+}
 
 
 def check_item_params(item: BatchItem) -> None:
@@ -104,6 +107,12 @@ def load_input(
         return read_items(str(items), format=input_format)
     except DuplicateIdError as exc:
         raise RequestValidationError(str(exc), param="id") from exc
+
+
+def svg_usage_of(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The manifest's extra field for a response that carries ``svg_usage``, else ``None``."""
+    svg_usage = body.get("svg_usage")
+    return {"svg_usage": svg_usage} if isinstance(svg_usage, dict) else None
 
 
 def save_item_images(response: ImageResponse, item: BatchItem, out_dir: Path, metadata: bool) -> List[str]:
@@ -258,12 +267,12 @@ def run_batch(
                 request_id=response.request_id,
                 revised_prompts=[image.revised_prompt for image in response.images],
                 attempts=attempts,
+                extra=svg_usage_of(response._body),
             )
             with lock:
                 summary.done += 1
                 summary.images += len(files)
-                usage = response.usage
-                summary.tokens += usage.total_tokens if usage is not None else 0
+                summary.tokens += total_tokens(response._body)
                 finished.add(item.id)
             return False
 
