@@ -7,6 +7,7 @@ lower bounds.
 """
 
 import base64
+import datetime
 import json
 import queue
 import socket
@@ -60,6 +61,10 @@ RATE_LIMIT_HEADERS = (
 )
 #: Fields every stream event carries (Spec:ImageGen*Event / ImageEdit*Event).
 EVENT_FIELDS = {"type", "b64_json", "created_at", "size", "quality", "background", "output_format"}
+
+#: A day before every shutdown (dall-e-* 2026-05-12, gpt-image-1 2026-10-23, gpt-image-1.5 and co. 2026-12-01):
+#: servers that must still serve retired models are started on it.
+BEFORE_SHUTDOWNS = datetime.date(2026, 1, 1)
 
 SMALL_PNG = make_png(16, 16, 2)
 SMALL_MASK = make_png(16, 16, 6)
@@ -385,7 +390,7 @@ def test_generation_body_and_headers(server: FakeImagesServer) -> None:
     usage = body["usage"]
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
     assert set(usage["input_tokens_details"]) == {"text_tokens", "image_tokens"}
-    assert set(usage["output_tokens_details"]) == {"image_tokens", "text_tokens"}
+    assert "output_tokens_details" not in usage  # api-facts §9.3: output_tokens only
     assert _schemas.find_violation("images_response", body) is None
     assert response.headers["x-request-id"].startswith("req_")
     assert int(response.headers["openai-processing-ms"]) >= 0
@@ -422,7 +427,7 @@ def test_generation_through_the_client(server: FakeImagesServer, client: OpenAII
 def test_png_is_real_and_exactly_the_requested_size(
     make_server: Callable[..., FakeImagesServer], model: str, size: str
 ) -> None:
-    server = make_server(detail_bits=2)
+    server = make_server(detail_bits=2, today=BEFORE_SHUTDOWNS)
     response = generate(server, model=model, size=size)
     assert response.status_code == 200, response.text
     width, height, colour_type, _ = decode_png(base64.b64decode(response.json()["data"][0]["b64_json"]))
@@ -431,7 +436,7 @@ def test_png_is_real_and_exactly_the_requested_size(
 
 
 def test_transparent_background_gives_an_alpha_png(server: FakeImagesServer, client: OpenAIImageProvider) -> None:
-    result = client.generate_image("A sticker", model="gpt-image-1.5", size="1024x1024", background="transparent")
+    result = client.generate_image("A sticker", model="gpt-image-2", size="1024x1024", background="transparent")
     assert result.background == "transparent"
     width, height, colour_type, raw = decode_png(result.images[0].data or b"")
     assert (width, height, colour_type) == (1024, 1024, 6)
@@ -471,8 +476,11 @@ def test_default_payload_is_realistically_large_and_detail_bits_zero_is_small(
 
 
 def test_dalle3_url_results_are_served_by_the_same_server(
-    client: OpenAIImageProvider, server: FakeImagesServer
+    make_server: Callable[..., FakeImagesServer], make_client: Callable[..., OpenAIImageProvider]
 ) -> None:
+    """DALL-E is shut down, but URL results still matter for compatible servers: served on a day before."""
+    server = make_server(today=BEFORE_SHUTDOWNS)
+    client = make_client(server, check_model_rules=False)
     result = client.generate_image("A red fox", model="dall-e-3", response_format="url")
     image = result.images[0]
     assert image.b64_json is None and image.revised_prompt
@@ -552,8 +560,8 @@ def test_edit_json_body_with_a_data_url_and_a_file_id(server: FakeImagesServer, 
 def test_variations_return_urls_that_expire(
     make_server: Callable[..., FakeImagesServer], make_client: Callable[..., OpenAIImageProvider]
 ) -> None:
-    server = make_server(url_ttl=0.2)
-    client = make_client(server)
+    server = make_server(url_ttl=0.2, today=BEFORE_SHUTDOWNS)
+    client = make_client(server, check_model_rules=False)
     result = client.create_variation(SMALL_PNG, n=2, size="256x256")
     assert len(result.images) == 2 and result.usage is None
     urls = [image.url for image in result.images]

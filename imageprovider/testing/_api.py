@@ -3,36 +3,56 @@ imageprovider.testing._api
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
 
 What the stand-in server does with an images request, apart from HTTP:
-validate it with the library's own schemas and model rules, then make real
-images and the response body or stream events the API would send. Batch
-lines go through the same code as live requests.
+check it with the stand-in's own rules (:mod:`._rules`, independent of the
+client's), then make real images (PNG, JPEG, WEBP, animated GIF, SVG) and the
+response body or stream events the API would send. Batch lines go through
+the same code as live requests.
 """
 
 import base64
+import datetime
+import math
 import random
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from .. import _request, _rules
-from .._inputs import ImageFile
-from ..exceptions import RequestValidationError
-from ..model_specs import get_model_spec
+from . import _rules
+from ._gif import make_gif
 from ._images import DEFAULT_DETAIL_BITS, make_image
+from ._rules import APIError, ModelRule, UploadedImage
+from ._svg import make_svg
 
-__all__ = ["ImagesAPI", "Generated", "UrlStore", "error_body"]
+__all__ = ["APIError", "ImagesAPI", "Generated", "UrlStore", "error_body", "new_request_id"]
 
-_SCHEMAS = {
-    "generations": "create_image_request",
-    "edits": "create_image_edit_request",
-    "edits-json": "edit_image_body_json_param",
-    "variations": "create_image_variation_request",
+_MIME = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
 }
-_GPT_ONLY = ("output_format", "output_compression", "background", "moderation", "stream", "partial_images")
-_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
-_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+#: Output image tokens of the gpt-image-1 family at its three sizes (§10, A).
+_GPT_IMAGE_1_TOKENS = {
+    (1024, 1024): {"low": 272, "medium": 1056, "high": 4160},
+    (1024, 1536): {"low": 408, "medium": 1584, "high": 6240},
+    (1536, 1024): {"low": 400, "medium": 1568, "high": 6208},
+}
+#: ``q`` of the gpt-image-2 token formula per quality (§10: B/C for 2, C for 2.5; 2.6 assumed as 2.5).
+_QUALITY_FACTORS = {
+    "gpt-image-2": {"low": 16, "medium": 48, "high": 96},
+    "gpt-image-2.5": {"low": 16, "medium": 24, "high": 48, "xhigh": 64, "max": 96},
+}
+#: Reasoning tokens the SVG model spends per ``svg.reasoning.effort`` (a stand-in's choice).
+_REASONING_TOKENS = {"minimal": 0, "low": 256, "medium": 1024, "high": 4096}
+#: Image tokens counted per input image.
+_INPUT_IMAGE_TOKENS = 65
+#: Multipart file fields per endpoint.
+_FILE_FIELDS = {"edits": ("image", "image[]", "mask"), "variations": ("image",)}
+
+Files = Dict[str, List[Tuple[str, bytes, str]]]
 
 
 def error_body(
@@ -48,6 +68,11 @@ def error_body(
 def new_request_id() -> str:
     """An ``x-request-id`` value."""
     return "req_" + uuid.uuid4().hex[:24]
+
+
+def utc_today() -> datetime.date:
+    """Today's date in UTC, the stand-in's default clock."""
+    return datetime.datetime.now(datetime.timezone.utc).date()
 
 
 class UrlStore:
@@ -77,12 +102,13 @@ class UrlStore:
 
 @dataclass
 class Generated:
-    """A validated request and the images made for it."""
+    """A checked request and the images made for it."""
 
     endpoint: str
     body: Dict[str, Any]
     model: str
     images: List[bytes]
+    #: One image's (one GIF frame's) size.
     width: int
     height: int
     quality: str
@@ -94,6 +120,8 @@ class Generated:
     usage: Optional[Dict[str, Any]]
     response_format: str
     detail_bits: int = DEFAULT_DETAIL_BITS
+    #: ``svg_usage`` of an SVG answer.
+    svg_usage: Optional[Dict[str, Any]] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -103,12 +131,13 @@ class Generated:
 
 
 class ImagesAPI:
-    """Validates images requests and builds their answers.
+    """Checks images requests and builds their answers.
 
-    :param detail_bits: noise bits per channel in generated PNGs (payload size).
     :param url_store: where URL results are kept.
     :param url_for: turns a URL-store token into a full URL.
     :param file_lookup: finds uploaded files for ``file_id`` references.
+    :param detail_bits: noise bits per channel in generated PNGs (payload size).
+    :param today: the stand-in's clock, for shutdown dates.
     """
 
     def __init__(
@@ -117,128 +146,132 @@ class ImagesAPI:
         url_for: Callable[[str, str], str],
         file_lookup: Callable[[str], Optional[bytes]],
         detail_bits: int = DEFAULT_DETAIL_BITS,
+        today: Callable[[], datetime.date] = utc_today,
     ) -> None:
         self.url_store = url_store
         self.url_for = url_for
         self.file_lookup = file_lookup
         self.detail_bits = detail_bits
+        self.today = today
 
-    # -- validation ------------------------------------------------------
+    # -- checks ------------------------------------------------------------
 
     def prepare(
-        self, endpoint: str, params: Dict[str, Any], files: Optional[Dict[str, List[Tuple[str, bytes, str]]]] = None
+        self,
+        endpoint: str,
+        params: Mapping[str, Any],
+        files: Optional[Files] = None,
+        *,
+        shutdowns: bool = True,
     ) -> Generated:
-        """Validate a request and make its images.
+        """Check a request and make its images.
 
         :param endpoint: ``generations``, ``edits`` or ``variations``.
         :param params: the JSON body, or the multipart text fields (typed).
         :param files: multipart file parts by field name, or ``None`` for a JSON body.
-        :raises RequestValidationError: as the API would refuse it, naming the param.
+        :param shutdowns: refuse shut-down models (not on Azure paths).
+        :raises APIError: as the API would refuse it: 404 for a shut-down model, else 400 naming the param.
         """
+        if not isinstance(params, Mapping):
+            raise APIError("The request body must be a JSON object or a multipart form.", None)
         form = "edits-json" if endpoint == "edits" and files is None else endpoint
-        params = dict(params)
-        if not params.get("model"):
-            params["model"] = _default_model(endpoint, params)
-        body = _request.build_body(_SCHEMAS[form], params)
-        _request.check_form(_SCHEMAS[form], endpoint, body)
-        _request.check_model_rules(body, endpoint)
-        inputs: List[ImageFile] = []
+        body = dict(params)
+        if not body.get("model"):
+            body["model"] = _rules.default_model(endpoint, body)
+        rule = _rules.check_body(endpoint, form, body, self.today(), shutdowns=shutdowns)
+        inputs = 0
         if form == "edits-json":
-            inputs = self._referenced(body)
+            inputs = self._check_references(rule, body)
         elif files is not None:
-            inputs = self._uploaded(endpoint, body, files)
-        return self._generate(endpoint, body, inputs)
+            inputs = self._check_uploads(rule, endpoint, files, body.get("output_format"))
+        return self._generate(endpoint, body, rule, inputs)
 
-    def _uploaded(
-        self, endpoint: str, body: Dict[str, Any], files: Dict[str, List[Tuple[str, bytes, str]]]
-    ) -> List[ImageFile]:
-        spec = get_model_spec(body["model"])
-        if endpoint == "variations":
-            images = files.get("image", [])
-            if len(images) != 1:
-                raise RequestValidationError("Exactly one 'image' file is required", param="image")
-            loaded, _ = _request.load_inputs("image", images, None, spec)
-            return loaded
+    def _check_uploads(self, rule: Optional[ModelRule], endpoint: str, files: Files, output_format: Any) -> int:
+        for name in sorted(files):
+            if name not in _FILE_FIELDS[endpoint]:
+                raise APIError(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
         single, several = files.get("image", []), files.get("image[]", [])
-        if len(single) > 1:
-            raise RequestValidationError(
-                "Duplicate parameter: 'image'. To send several images, use the array syntax instead, "
-                "e.g. 'image[]=<value>'.",
-                param="image",
+        if endpoint == "edits" and len(single) > 1:
+            raise APIError(
+                "Duplicate parameter: 'image'. You provided multiple values for this parameter, whereas only one is "
+                "allowed. If you are trying to provide a list of values, use the array syntax instead e.g. "
+                "'image[]=<value>'.",
+                "image",
+                "duplicate_parameter",
             )
         if single and several:
-            raise RequestValidationError("Send either 'image' or 'image[]', not both", param="image")
+            raise APIError("Send either 'image' or 'image[]', not both.", "image")
+        if endpoint == "variations" and len(single) > 1:
+            raise APIError("Only one 'image' file is taken.", "image")
         masks = files.get("mask", [])
         if len(masks) > 1:
-            raise RequestValidationError("Only one 'mask' file is allowed", param="mask")
-        loaded, _ = _request.load_inputs("image", single or several, masks[0] if masks else None, spec)
-        return loaded
+            raise APIError("Duplicate parameter: 'mask'.", "mask", "duplicate_parameter")
+        images: List[Optional[UploadedImage]] = [
+            UploadedImage(data, content_type) for _, data, content_type in single or several
+        ]
+        mask = UploadedImage(masks[0][1], masks[0][2]) if masks else None
+        return len(_rules.check_inputs(rule, "image", images, mask, output_format=output_format))
 
-    def _referenced(self, body: Dict[str, Any]) -> List[ImageFile]:
-        refs = list(body["images"]) + ([body["mask"]] if body.get("mask") else [])
-        loaded: List[ImageFile] = []
-        for index, ref in enumerate(refs):
-            param = "images" if index < len(body["images"]) else "mask"
-            data = self._resolve(ref, param)
-            if data is not None:
-                loaded.append(_request.load_inputs(param, [data], None, None)[0][0])
-        return loaded[: len(body["images"])]
+    def _check_references(self, rule: Optional[ModelRule], body: Mapping[str, Any]) -> int:
+        images = [self._resolve(ref, "images") for ref in body["images"]]
+        mask = self._resolve(body["mask"], "mask") if body.get("mask") else None
+        markup = self._resolve(body["markup"], "markup") if body.get("markup") else None
+        return len(_rules.check_inputs(rule, "images", images, mask, markup))
 
-    def _resolve(self, ref: Dict[str, str], param: str) -> Optional[bytes]:
+    def _resolve(self, ref: Mapping[str, str], param: str) -> Optional[UploadedImage]:
+        """The bytes behind an image reference; ``None`` for a remote URL (not fetched)."""
         if "file_id" in ref:
             data = self.file_lookup(ref["file_id"])
             if data is None:
-                raise RequestValidationError("No such file: {!r}".format(ref["file_id"]), param=param)
-            return data
+                raise APIError("No such file: '{}'.".format(ref["file_id"]), param)
+            return UploadedImage(data)
         url = ref["image_url"]
         if url.startswith("data:"):
             header, _, payload = url.partition(",")
             if ";base64" not in header:
-                raise RequestValidationError("Data URLs must be base64-encoded", param=param)
+                raise APIError(f"Invalid '{param}': data URLs must be base64-encoded.", param)
             try:
-                return base64.b64decode(payload, validate=True)
+                return UploadedImage(base64.b64decode(payload, validate=True))
             except ValueError:
-                raise RequestValidationError("The data URL is not valid base64", param=param) from None
+                raise APIError(f"Invalid '{param}': the data URL is not valid base64.", param) from None
         if not url.startswith(("https://", "http://")):
-            raise RequestValidationError("image_url must be an http(s) or data URL", param=param)
-        return None  # A remote URL is not fetched by the stand-in.
+            raise APIError(f"Invalid '{param}': image_url must be an http(s) URL or a data URL.", param)
+        return None
 
     # -- answers ---------------------------------------------------------
 
-    def _generate(self, endpoint: str, body: Dict[str, Any], inputs: List[ImageFile]) -> Generated:
-        spec = get_model_spec(body["model"])
-        gpt = spec is None or spec.default_response == "b64_json"
+    def _generate(self, endpoint: str, body: Dict[str, Any], rule: Optional[ModelRule], inputs: int) -> Generated:
+        gpt = rule is None or not rule.returns_url
         width, height = _dimensions(body.get("size"))
         quality = body.get("quality") or "auto"
         if quality == "auto":
             quality = "medium" if gpt else "standard"
         output_format = body.get("output_format") or "png"
+        if output_format not in _MIME:
+            raise APIError(f"The stand-in server cannot make '{output_format}' images.", "output_format")
         background = "transparent" if body.get("background") == "transparent" else "opaque"
         count = body.get("n") or 1
         seed = str(body.get("prompt", "variation"))
+        frames = body.get("frame_count") or _rules.DEFAULT_FRAME_COUNT
         images = [
-            make_image(
-                output_format,
-                width,
-                height,
-                seed=f"{seed}#{index}",
-                transparent=background == "transparent",
-                detail_bits=self.detail_bits,
-            )
+            self._image(body, output_format, width, height, f"{seed}#{index}", background == "transparent")
             for index in range(count)
         ]
         usage = None
         if gpt:
-            output_tokens = int(_OUTPUT_TOKENS.get(quality, 1056) * width * height / (1024 * 1024)) * count
+            per_image = _output_tokens(rule, quality, width, height)
+            if output_format == "gif":
+                per_image *= frames
+            output_tokens = per_image * count
             text_tokens = max(1, len(seed) // 4)
-            image_tokens = 65 * len(inputs)
+            image_tokens = _INPUT_IMAGE_TOKENS * inputs
             usage = {
                 "input_tokens": text_tokens + image_tokens,
                 "output_tokens": output_tokens,
                 "total_tokens": text_tokens + image_tokens + output_tokens,
                 "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
-                "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
             }
+        svg_usage = _svg_usage(body, images) if output_format == "svg" else None
         response_format = "b64_json" if gpt else (body.get("response_format") or "url")
         return Generated(
             endpoint=endpoint,
@@ -256,6 +289,45 @@ class ImagesAPI:
             usage=usage,
             response_format=response_format,
             detail_bits=self.detail_bits,
+            svg_usage=svg_usage,
+        )
+
+    def _image(
+        self,
+        body: Mapping[str, Any],
+        output_format: str,
+        width: int,
+        height: int,
+        seed: str,
+        transparent: bool,
+        detail_bits: Optional[int] = None,
+        complexity: Optional[str] = None,
+    ) -> bytes:
+        if output_format == "gif":
+            return make_gif(
+                width,
+                height,
+                frame_count=body.get("frame_count") or _rules.DEFAULT_FRAME_COUNT,
+                frame_duration_ms=body.get("frame_duration_ms") or _rules.DEFAULT_FRAME_DURATION_MS,
+                seed=seed,
+                transparent=transparent,
+            )
+        if output_format == "svg":
+            return make_svg(
+                width,
+                height,
+                prompt=str(body.get("prompt", "")),
+                seed=seed,
+                complexity=complexity or body.get("complexity") or "high",
+                transparent=transparent,
+            )
+        return make_image(
+            output_format,
+            width,
+            height,
+            seed=seed,
+            transparent=transparent,
+            detail_bits=self.detail_bits if detail_bits is None else detail_bits,
         )
 
     def json_body(self, generated: Generated) -> Dict[str, Any]:
@@ -279,6 +351,8 @@ class ImagesAPI:
                 quality=generated.quality,
                 usage=generated.usage,
             )
+        if generated.svg_usage is not None:
+            body["svg_usage"] = generated.svg_usage
         return body
 
     def events(self, generated: Generated) -> Iterator[Dict[str, Any]]:
@@ -293,13 +367,15 @@ class ImagesAPI:
         }
         for number, image in enumerate(generated.images):
             for index in range(generated.partial_images):
-                preview = make_image(
+                preview = self._image(
+                    generated.body,
                     generated.output_format,
                     generated.width,
                     generated.height,
-                    seed="{}#{}#partial{}".format(generated.body.get("prompt"), number, index),
-                    transparent=generated.background == "transparent",
+                    "{}#{}#partial{}".format(generated.body.get("prompt"), number, index),
+                    generated.background == "transparent",
                     detail_bits=0,
+                    complexity="low",
                 )
                 yield dict(
                     common,
@@ -307,12 +383,15 @@ class ImagesAPI:
                     partial_image_index=index,
                     b64_json=base64.b64encode(preview).decode("ascii"),
                 )
-            yield dict(
+            completed = dict(
                 common,
                 type=prefix + ".completed",
                 b64_json=base64.b64encode(image).decode("ascii"),
-                usage={key: value for key, value in (generated.usage or {}).items() if key != "output_tokens_details"},
+                usage=generated.usage,
             )
+            if generated.svg_usage is not None:
+                completed["svg_usage"] = generated.svg_usage
+            yield completed
 
     def latency(self, generated_count: int, latency: Any) -> float:
         """Seconds of simulated generation for ``generated_count`` images."""
@@ -323,18 +402,39 @@ class ImagesAPI:
         return float(latency) * generated_count
 
 
-def _default_model(endpoint: str, params: Dict[str, Any]) -> str:
-    # The API's own defaults: dall-e-2, unless a GPT-only parameter is used.
-    if endpoint == "edits":
-        return "gpt-image-1.5"
-    if endpoint == "generations" and any(params.get(name) is not None for name in _GPT_ONLY):
-        return "gpt-image-1.5"
-    return "dall-e-2"
-
-
-def _dimensions(size: Optional[str]) -> Tuple[int, int]:
+def _dimensions(size: Any) -> Tuple[int, int]:
     # "auto" and an absent size come back square, as the API's usual choice.
-    parsed = _rules.parse_size(size) if size else None
+    parsed = _rules.parse_size(size)
     if parsed is not None and parsed[0] > 0 and parsed[1] > 0:
         return parsed
     return 1024, 1024
+
+
+def _output_tokens(rule: Optional[ModelRule], quality: str, width: int, height: int) -> int:
+    """Output image tokens of one image (§10)."""
+    family = rule.family if rule is not None else "gpt-image-2"
+    if family == "gpt-image-1":
+        table = _GPT_IMAGE_1_TOKENS.get((width, height), _GPT_IMAGE_1_TOKENS[(1024, 1024)])
+        return table.get(quality, table["medium"])
+    factors = _QUALITY_FACTORS["gpt-image-2" if family == "gpt-image-2" else "gpt-image-2.5"]
+    q = factors.get(quality, factors["medium"])
+    long, short = max(width, height), min(width, height)
+    f = (2 * q * short + long) // (2 * long)
+    return math.ceil(q * f * (2_000_000 + width * height) / 4_000_000)
+
+
+def _svg_usage(body: Mapping[str, Any], images: List[bytes]) -> Dict[str, Any]:
+    """``svg_usage``: the SVG model's own tokens; ``output_tokens`` includes the reasoning tokens."""
+    svg = body.get("svg") or {}
+    reasoning = svg.get("reasoning") or {}
+    effort = reasoning.get("effort") if isinstance(reasoning, Mapping) else None
+    reasoning_tokens = _REASONING_TOKENS.get(str(effort), _REASONING_TOKENS["medium"])
+    input_tokens = max(1, len(str(body.get("prompt", ""))) // 4) + 85  # the prompt and the reference image
+    output_tokens = sum(len(image) for image in images) // 4 + reasoning_tokens
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "total_tokens": input_tokens + output_tokens,
+        "model": svg.get("model"),
+    }

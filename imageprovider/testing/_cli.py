@@ -7,6 +7,7 @@ Runs :class:`FakeImagesServer` in the foreground, printing its base URL, for
 """
 
 import argparse
+import datetime
 import sys
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -40,6 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--url-ttl", type=float, default=3600.0, help="seconds URL results stay valid")
     parser.add_argument("--batch-seconds", type=float, default=2.0, help="seconds until a batch completes")
+    parser.add_argument(
+        "--today",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the stand-in's date, for model shutdowns (default: today's UTC date); "
+        "e.g. 2026-01-01 to serve models shut down since",
+    )
+
+
+def _day(text: str) -> datetime.date:
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
 def _latency(text: str) -> Union[float, Tuple[float, float]]:
@@ -60,6 +75,7 @@ def build_server(args: argparse.Namespace) -> FakeImagesServer:
         detail_bits=args.detail_bits,
         url_ttl=args.url_ttl,
         batch_completion_seconds=args.batch_seconds,
+        today=getattr(args, "today", None),
     )
     for spec in args.fault:
         server.add_fault(parse_fault(spec))

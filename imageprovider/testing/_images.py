@@ -11,6 +11,9 @@ small fixed samples: no encoder for them is in the standard library.
 
 Everything here is deterministic: the same arguments give the same bytes
 (with the same zlib build), so tests can compare images byte for byte.
+
+These are still images; animated GIFs come from :mod:`._gif` and SVG
+documents from :mod:`._svg`.
 """
 
 import base64

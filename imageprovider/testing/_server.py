@@ -3,27 +3,31 @@ imageprovider.testing._server
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 
 :class:`FakeImagesServer`: a local, standard-library HTTP server that speaks
-the images, files and batches endpoints of OpenAI's API, and misbehaves when
+the images, models, files and batches endpoints of OpenAI's API (checking
+requests with its own table of API rules, :mod:`._rules`, on a clock that
+tests can set), and misbehaves when
 told to (:class:`~imageprovider.testing.Fault`: error statuses, HTML proxy
 pages, connections closed or reset before or during the body, delays, slow
 bodies, bad JSON, broken streams). It records every request and counts TCP
 connections.
 """
 
+import datetime
 import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Union, cast
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Union, cast
 from urllib.parse import unquote, urlsplit
 
 from .. import _multipart
-from ..exceptions import RequestValidationError
-from ._api import Generated, ImagesAPI, UrlStore, error_body, new_request_id
+from . import _rules
+from ._api import APIError, Generated, ImagesAPI, UrlStore, error_body, new_request_id, utc_today
 from ._batches import BatchInputError, BatchStore, FileStore
 from ._faults import Fault, parse_fault
 from ._images import DEFAULT_DETAIL_BITS
@@ -37,12 +41,18 @@ FAKE_API_KEY = "sk-fake-imageprovider-local"
 _IMAGES_ROUTE = re.compile(r"^(?:/v1|/openai(?:/deployments/([^/]+))?)/images/(generations|edits|variations)$")
 _FILE_CONTENT_ROUTE = re.compile(r"^/v1/files/([^/]+)/content$")
 _BATCH_ROUTE = re.compile(r"^/v1/batches/([^/]+)(/cancel)?$")
-_URL_STORE_ROUTE = re.compile(r"^/fake-files/([0-9a-f]+)\.(png|jpeg|webp)$")
-_INT_FIELDS = ("n", "output_compression", "partial_images")
+_MODELS_ROUTE = re.compile(r"^/v1/models(?:/([^/]+))?$")
+_URL_STORE_ROUTE = re.compile(r"^/fake-files/([0-9a-f]+)\.(png|jpeg|webp|gif|svg)$")
+_INT_FIELDS = ("n", "output_compression", "partial_images", "frame_count", "frame_duration_ms")
 _BOOL_FIELDS = ("stream",)
 _REDACTED = "[REDACTED]"
+#: How often the background serving thread looks for a stop request: :meth:`FakeImagesServer.stop` waits up to this.
+_POLL_SECONDS = 0.01
 #: Pieces a ``slow-body`` fault splits a response body into.
 SLOW_BODY_PIECES = 4
+
+#: What ``today=`` takes: a date, or a callable returning one.
+Today = Union[datetime.date, Callable[[], datetime.date]]
 
 
 class RecordedRequest(NamedTuple):
@@ -74,6 +84,13 @@ class _HTTPServer(ThreadingHTTPServer):
             self.open_sockets.add(request)
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that resets a kept-alive connection (as after a stream error event)
+        # is not a server failure; Python 3.8's handler raises it from the next readline.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
     def shutdown_request(self, request: Any) -> None:
         with self.lock:
             self.open_sockets.discard(request)
@@ -102,6 +119,14 @@ class FakeImagesServer:
         (the default gives a realistic ~1 MB 1024x1024 image).
     :param url_ttl: seconds URL results stay downloadable (the API's are 60 minutes).
     :param batch_completion_seconds: seconds until a batch completes.
+    :param today: the stand-in's date, for model shutdowns: a ``datetime.date``,
+        or a callable returning one (default: today's UTC date). From a
+        model's shutdown date on, requests naming it are answered
+        ``404 model_not_found`` and ``GET /v1/models`` leaves it out. Azure
+        paths (``/openai/...``) ignore shutdowns: Azure's dates are its own.
+        Test suites that use retired models pass a day before the shutdowns::
+
+            FakeImagesServer(today=datetime.date(2026, 1, 1))
     """
 
     def __init__(
@@ -117,7 +142,9 @@ class FakeImagesServer:
         detail_bits: int = DEFAULT_DETAIL_BITS,
         url_ttl: float = 3600.0,
         batch_completion_seconds: float = 2.0,
+        today: Optional[Today] = None,
     ) -> None:
+        self.today = today if today is not None else utc_today
         self.api_key = api_key
         self.latency = latency
         self.limiter = RateLimiter(
@@ -125,7 +152,7 @@ class FakeImagesServer:
         )
         self.files = FileStore()
         self.url_store = UrlStore(url_ttl)
-        self.api = ImagesAPI(self.url_store, self._url_for, self._file_content, detail_bits)
+        self.api = ImagesAPI(self.url_store, self._url_for, self._file_content, detail_bits, self._current_date)
         self.batches = BatchStore(self.files, self._run_batch_line, batch_completion_seconds)
         self._faults: Deque[List[Any]] = deque()
         self._records: List[RecordedRequest] = []
@@ -133,6 +160,32 @@ class FakeImagesServer:
         self._stopping = threading.Event()
         self._httpd = _HTTPServer((host, port), self)
         self._thread: Optional[threading.Thread] = None
+
+    # -- the clock ---------------------------------------------------------
+
+    @property
+    def today(self) -> datetime.date:
+        """The stand-in's date; may be set (to a date or a callable returning one) while it runs."""
+        return self._current_date()
+
+    @today.setter
+    def today(self, value: Today) -> None:
+        if isinstance(value, datetime.date):
+            # A datetime is a date too; only its day counts.
+            day = value.date() if isinstance(value, datetime.datetime) else value
+            self._clock: Callable[[], datetime.date] = lambda: day
+        elif callable(value):
+            self._clock = value
+        else:
+            raise TypeError(f"today must be a datetime.date or a callable returning one, not {type(value).__name__}")
+
+    def _current_date(self) -> datetime.date:
+        day = self._clock()
+        if isinstance(day, datetime.datetime):
+            return day.date()
+        if not isinstance(day, datetime.date):
+            raise TypeError(f"the today= callable returned {type(day).__name__}, not a datetime.date")
+        return day
 
     # -- lifecycle -------------------------------------------------------
 
@@ -151,7 +204,10 @@ class FakeImagesServer:
         """Serve in a background thread."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeImagesServer", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": _POLL_SECONDS},
+                name="FakeImagesServer",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -250,8 +306,8 @@ class FakeImagesServer:
             return 400, request_id, error_body("Streaming is not supported in batches", "stream")
         try:
             generated = self.api.prepare(endpoint, body)
-        except RequestValidationError as exc:
-            return 400, request_id, error_body(exc.message, exc.param)
+        except APIError as exc:
+            return exc.status, request_id, exc.body()
         return 200, request_id, self.api.json_body(generated)
 
     def wait(self, seconds: float) -> bool:
@@ -322,8 +378,10 @@ class _Handler(BaseHTTPRequestHandler):
         images = _IMAGES_ROUTE.match(path)
         files_content = _FILE_CONTENT_ROUTE.match(path)
         batch = _BATCH_ROUTE.match(path)
+        models = _MODELS_ROUTE.match(path)
         known = (
             (images and self.command == "POST")
+            or (models and self.command == "GET")
             or (path == "/v1/files" and self.command == "POST")
             or (files_content and self.command == "GET")
             or (path == "/v1/batches" and self.command == "POST")
@@ -344,7 +402,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._apply_fault(fault):
             return
         if images:
-            return self._images(images.group(2), body, fault, unquote(images.group(1) or ""))
+            azure = path.startswith("/openai/")
+            return self._images(images.group(2), body, fault, unquote(images.group(1) or ""), azure)
+        if models:
+            return self._models(unquote(models.group(1) or ""))
         if path == "/v1/files":
             return self._upload_file(body, raw)
         if files_content:
@@ -362,15 +423,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- images ------------------------------------------------------------
 
-    def _images(self, endpoint: str, body: Any, fault: Optional[Fault], deployment: str = "") -> None:
+    def _images(
+        self, endpoint: str, body: Any, fault: Optional[Fault], deployment: str = "", azure: bool = False
+    ) -> None:
         fake = self.server.fake
         try:
             params, files = self._request_params(body)
             if deployment and not params.get("model"):
                 params["model"] = deployment  # Azure: the deployment decides the model
-            generated = fake.api.prepare(endpoint, params, files)
-        except RequestValidationError as exc:
-            return self._send_json(400, error_body(exc.message, exc.param))
+            generated = fake.api.prepare(endpoint, params, files, shutdowns=not azure)
+        except APIError as exc:
+            return self._send_json(exc.status, exc.body())
         allowed, limit_headers = fake.limiter.acquire(
             len(generated.images), (generated.usage or {}).get("total_tokens", 0)
         )
@@ -405,8 +468,19 @@ class _Handler(BaseHTTPRequestHandler):
                 params[name] = _typed_field(name, value)
             return params, body["_files"]
         if not isinstance(body, dict):
-            raise RequestValidationError("The request body must be a JSON object or multipart form", param=None)
+            raise APIError("The request body must be a JSON object or a multipart form.", None)
         return body, None
+
+    # -- models --------------------------------------------------------------
+
+    def _models(self, model_id: str) -> None:
+        today = self.server.fake.today
+        if not model_id:
+            return self._send_json(200, _rules.model_list(today))
+        try:
+            self._send_json(200, _rules.find_model(model_id, today))
+        except APIError as exc:
+            self._send_json(exc.status, exc.body())
 
     def _stream(self, generated: Generated, headers: Dict[str, str], fault: Optional[Fault]) -> None:
         self.send_response(200)
