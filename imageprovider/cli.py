@@ -3,33 +3,38 @@ imageprovider.cli
 ~~~~~~~~~~~~~~~~~
 
 The ``imageprovider`` command (also ``python -m imageprovider``): ``generate``,
-``edit``, ``vary`` and ``serve-fake``. Options mirror the API's parameter
-names. Errors print one line on stderr naming the error class; the exit
+``edit``, ``vary``, ``batch``, ``models`` and ``serve-fake``. Options mirror
+the API's parameter names; ``--extra KEY=VALUE`` sends any other field. Errors print one line on stderr naming the error class; the exit
 status tells what kind of failure it was (see :data:`EXIT_CODES`).
 """
 
 import argparse
 import contextlib
+import inspect
 import json
 import logging
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 import requests
 
 from . import _files, _multipart
 from .__version__ import __version__
+from ._inputs import image_data_url
 from ._progress import Progress
 from .exceptions import (
     APIConnectionError,
     ConfigurationError,
     ImageProviderError,
+    ImageProviderWarning,
     RequestValidationError,
     ResponseValidationError,
 )
+from .model_specs import MASK_MAX_BYTES
 from .provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, VARIATION_PARAMETERS, OpenAIImageProvider
 from .results import ImageResponse, image_names, refuse_existing, request_stem
 from .streaming import Completed, ImageStream, PartialImage
@@ -72,7 +77,9 @@ def _exit_codes_text() -> str:
     return "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
 
 
-def _add_common(parser: argparse.ArgumentParser, *, model_default: Optional[str] = None) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser, *, model_default: Optional[str] = None, safety_identifier: bool = True
+) -> None:
     api = parser.add_argument_group("request")
     api.add_argument(
         "--model",
@@ -82,7 +89,10 @@ def _add_common(parser: argparse.ArgumentParser, *, model_default: Optional[str]
     api.add_argument("--n", type=int, help="number of images, 1-10")
     api.add_argument("--size", help="e.g. 1024x1024, 1536x1024, auto, or WIDTHxHEIGHT (gpt-image-2)")
     api.add_argument("--user", help="end-user id for abuse monitoring")
+    if safety_identifier:
+        api.add_argument("--safety-identifier", help="a stable id of your end user, for OpenAI's abuse monitoring")
     api.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
+    _add_extra_options(api)
     out = parser.add_argument_group("output")
     out.add_argument(
         "-o",
@@ -101,23 +111,51 @@ def _add_common(parser: argparse.ArgumentParser, *, model_default: Optional[str]
         action="store_true",
         help="print the HTTP request that would be sent (key redacted) and exit, sending nothing",
     )
+    _add_model_rule_options(run)
     run.add_argument("--verbose", action="store_true", help="log each request to stderr")
     run.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
 
 
-def _add_image_options(parser: argparse.ArgumentParser, *, moderation: bool = True, style: bool = True) -> None:
-    group = parser.add_argument_group("image options")
-    group.add_argument("--quality", help="low, medium, high, auto (GPT image); standard, hd (DALL-E)")
+def _add_model_rule_options(group: Any) -> None:
+    group.add_argument(
+        "--models-file", help="a JSON overlay of model table entries (default: $IMAGEPROVIDER_MODELS, the config file)"
+    )
+    group.add_argument(
+        "--no-model-rules",
+        dest="check_model_rules",
+        action="store_false",
+        help="skip the model table's checks and shutdown dates (for compatible servers)",
+    )
+
+
+def _add_extra_options(group: Any) -> None:
+    group.add_argument(
+        "--extra",
+        action="append",
+        metavar="KEY=VALUE",
+        help="another request field, sent as given (VALUE is read as JSON when it parses, else as text); repeatable",
+    )
+    group.add_argument("--extra-json", metavar="JSON", help="more request fields, as one JSON object")
+
+
+def _add_image_options(parser: argparse.ArgumentParser, *, generate: bool) -> None:
+    # Value lists change with every model: the help gives examples, `imageprovider models` and the README the table.
+    group = parser.add_argument_group("image options (allowed values depend on the model: see 'imageprovider models')")
+    group.add_argument("--quality", help="e.g. low, medium, high, xhigh, max, auto; standard, hd (DALL-E)")
     group.add_argument("--background", help="transparent, opaque or auto")
-    group.add_argument("--output-format", help="png, jpeg or webp")
+    group.add_argument("--output-format", help="e.g. png, jpeg, webp, gif, svg")
     group.add_argument("--output-compression", type=int, help="0-100, for jpeg and webp")
     group.add_argument("--response-format", help="url or b64_json (DALL-E)")
-    if moderation:
+    group.add_argument("--complexity", help="e.g. low, medium, high (gpt-image-2.6)")
+    group.add_argument("--frame-count", type=int, help="frames of an animated GIF (--output-format gif)")
+    group.add_argument("--frame-duration-ms", type=int, help="milliseconds each GIF frame shows")
+    if generate:
         group.add_argument("--moderation", help="low or auto")
-    if style:
         group.add_argument("--style", help="vivid or natural (dall-e-3)")
+        group.add_argument("--svg-model", help="the model that draws the SVG (--output-format svg)")
+        group.add_argument("--svg-effort", help="its reasoning effort, e.g. low, medium, high")
     group.add_argument("--stream", action="store_true", help="stream, also saving the partial images")
-    group.add_argument("--partial-images", type=int, help="partial images to stream, 0-3 (with --stream)")
+    group.add_argument("--partial-images", type=int, help="partial images to stream, e.g. 0-3 (with --stream)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("prompt", help="what to draw")
     _add_common(generate)
-    _add_image_options(generate)
+    _add_image_options(generate, generate=True)
 
     edit = commands.add_parser(
         "edit",
@@ -151,9 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("prompt", help="what to change")
     edit.add_argument("images", nargs="+", help="input images (PNG, JPEG or WEBP), up to 16")
     edit.add_argument("--mask", help="PNG with an alpha channel; transparent pixels mark where to edit")
+    edit.add_argument(
+        "--markup",
+        help="a transparent PNG drawn over the first image, the same size (gpt-image-2.6); sends the edit as JSON, "
+        "the images as data URLs",
+    )
     edit.add_argument("--input-fidelity", help="high or low (gpt-image-1 and gpt-image-1.5)")
     _add_common(edit)
-    _add_image_options(edit, moderation=False, style=False)
+    _add_image_options(edit, generate=False)
 
     vary = commands.add_parser(
         "vary",
@@ -162,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     vary.add_argument("image", help="a square PNG under 4 MB")
-    _add_common(vary, model_default="dall-e-2")
+    _add_common(vary, model_default="dall-e-2", safety_identifier=False)
     vary.add_argument("--response-format", help="url or b64_json")
 
     batch = commands.add_parser(
@@ -212,6 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--verbose", action="store_true", help="log each request to stderr")
     batch.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
     batch.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
+    _add_model_rule_options(batch)
+
+    models = commands.add_parser(
+        "models",
+        help="list the models the library knows, their status and shutdown dates",
+        epilog=_exit_codes_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    models.add_argument(
+        "--refresh", action="store_true", help="ask the API (GET /v1/models) and print what differs from the table"
+    )
+    models.add_argument("--write", metavar="FILE", help="with --refresh: write the differences as an overlay file")
+    models.add_argument("--json", action="store_true", help="print JSON on stdout")
+    models.add_argument("--models-file", help="a JSON overlay of model table entries (default: $IMAGEPROVIDER_MODELS)")
+    models.add_argument("--fake", action="store_true", help="with --refresh: ask the in-process stand-in server")
+    models.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    models.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
 
     serve_fake = commands.add_parser("serve-fake", help="run the stand-in server in the foreground")
     _testing_cli.add_arguments(serve_fake)
@@ -231,28 +291,78 @@ _PARAMS = {
 def _call_params(args: argparse.Namespace) -> Dict[str, Any]:
     params = {name: getattr(args, name, None) for name in _PARAMS[args.command]}
     params = {name: value for name, value in params.items() if value is not None}
+    svg = _svg_option(args)
+    if svg is not None:
+        params["svg"] = svg
+    extra = extra_body_option(getattr(args, "extra", None), getattr(args, "extra_json", None))
+    if extra:
+        params["extra_body"] = extra
     if args.timeout is not None:
         params["timeout"] = args.timeout
     return params
 
 
+def _svg_option(args: argparse.Namespace) -> Optional[Dict[str, Any]]:
+    model, effort = getattr(args, "svg_model", None), getattr(args, "svg_effort", None)
+    if model is None and effort is None:
+        return None
+    svg: Dict[str, Any] = {} if model is None else {"model": model}
+    if effort is not None:
+        svg["reasoning"] = {"effort": effort}
+    return svg
+
+
+def extra_body_option(pairs: Optional[Sequence[str]], document: Optional[str]) -> Dict[str, Any]:
+    """``--extra KEY=VALUE`` (VALUE read as JSON when it parses, else as text) and ``--extra-json``, as ``extra_body``.
+
+    :raises RequestValidationError: (``param="extra"``) a malformed pair, JSON that is not an object, or a key given twice.
+    """
+    extra: Dict[str, Any] = {}
+    if document is not None:
+        try:
+            parsed = json.loads(document)
+        except (ValueError, RecursionError) as exc:
+            raise RequestValidationError(f"--extra-json is not valid JSON: {str(exc)[:120]}", param="extra") from None
+        if not isinstance(parsed, dict):
+            raise RequestValidationError("--extra-json must be a JSON object", param="extra")
+        extra.update(parsed)
+    for pair in pairs or ():
+        key, equals, text = pair.partition("=")
+        key = key.strip()
+        if not equals or not key:
+            raise RequestValidationError(f"--extra takes KEY=VALUE, not {pair!r}", param="extra")
+        if key in extra:
+            raise RequestValidationError(f"--extra: {key!r} is given more than once", param="extra")
+        try:
+            extra[key] = json.loads(text)
+        except (ValueError, RecursionError):
+            extra[key] = text
+    return extra
+
+
 @contextlib.contextmanager
 def _provider(args: argparse.Namespace) -> Iterator[OpenAIImageProvider]:
+    options: Dict[str, Any] = {
+        "models_file": getattr(args, "models_file", None),
+        "check_model_rules": getattr(args, "check_model_rules", True),
+    }
     with contextlib.ExitStack() as stack:
         if args.fake:
             server = stack.enter_context(FakeImagesServer())
-            provider = stack.enter_context(OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url))
-        elif args.dry_run:
+            provider = stack.enter_context(
+                OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, **options)
+            )
+        elif getattr(args, "dry_run", False):
             try:
-                provider = stack.enter_context(OpenAIImageProvider())
+                provider = stack.enter_context(OpenAIImageProvider(**options))
             except ConfigurationError as exc:
                 if "API key" not in str(exc):
                     raise
                 print(f"note: {exc} The request below shows a placeholder key.", file=sys.stderr)
-                provider = stack.enter_context(OpenAIImageProvider(api_key="sk-placeholder-for-dry-run"))
+                provider = stack.enter_context(OpenAIImageProvider(api_key="sk-placeholder-for-dry-run", **options))
         else:
-            provider = stack.enter_context(OpenAIImageProvider())
-        if args.dry_run:
+            provider = stack.enter_context(OpenAIImageProvider(**options))
+        if getattr(args, "dry_run", False):
             provider._transport.intercept = _raise_dry_run
         yield provider
 
@@ -277,6 +387,22 @@ def _refuse_existing_targets(args: argparse.Namespace) -> None:
         raise FileExistsError(f"{exc} (nothing was sent)") from None
 
 
+def _refuse_unaccepted(method: Callable[..., Any], params: Mapping[str, Any], how: str) -> None:
+    """Refuse options the chosen call does not take, rather than drop them without a word."""
+    accepted = inspect.signature(method).parameters
+    for name in params:
+        if name not in accepted:
+            raise RequestValidationError(f"Parameter {name!r} cannot be used {how}", param=name)
+
+
+def _refs(args: argparse.Namespace, params: Dict[str, Any]) -> List[Dict[str, str]]:
+    """``edit --markup``: the edit goes as JSON, its local images as data URLs."""
+    params["markup"] = {"image_url": image_data_url(args.markup, MASK_MAX_BYTES, "markup")}
+    if params.get("mask") is not None:
+        params["mask"] = {"image_url": image_data_url(params["mask"], MASK_MAX_BYTES, "mask")}
+    return [{"image_url": image_data_url(path, None, "images")} for path in args.images]
+
+
 def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
     _refuse_existing_targets(args)
     params = _call_params(args)
@@ -286,12 +412,14 @@ def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
             _save_on_arrival(args, params)
             return _save(args, provider.create_variation(args.image, **params))
         if stream:
-            params.pop("response_format", None)
             params["partial_images"] = args.partial_images
             if args.command == "generate":
-                params.pop("style", None)
+                _refuse_unaccepted(provider.stream_image, params, "with --stream")
                 events = provider.stream_image(args.prompt, **params)
             else:
+                if args.markup is not None:
+                    raise RequestValidationError("Parameter 'markup' cannot be used with --stream", param="markup")
+                _refuse_unaccepted(provider.stream_edit, params, "with --stream")
                 events = provider.stream_edit(args.prompt, args.images, **params)
             return _save_stream(args, events, progress)
         if args.partial_images is not None:
@@ -299,6 +427,10 @@ def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
         _save_on_arrival(args, params)
         if args.command == "generate":
             return _save(args, provider.generate_image(args.prompt, **params))
+        if args.markup is not None:
+            _refuse_unaccepted(provider.edit_image_from_refs, params, "with --markup (a JSON edit)")
+            refs = _refs(args, params)
+            return _save(args, provider.edit_image_from_refs(args.prompt, refs, **params))
         return _save(args, provider.edit_image(args.prompt, args.images, **params))
 
 
@@ -383,6 +515,20 @@ def _usage_dict(usage: Any) -> Dict[str, Any]:
 # -- dry run -----------------------------------------------------------------------
 
 
+#: Data URLs (images in a JSON edit) longer than this are shown by their type and length.
+_SHOWN_DATA_URL_CHARS = 80
+
+
+def _shorten_data_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _shorten_data_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shorten_data_urls(item) for item in value]
+    if isinstance(value, str) and value.startswith("data:") and len(value) > _SHOWN_DATA_URL_CHARS:
+        return "{},... ({:,} characters)".format(value.split(",", 1)[0], len(value))
+    return value
+
+
 def _describe_request(request: requests.PreparedRequest) -> Dict[str, Any]:
     """What --dry-run shows: method, URL, headers (secrets redacted) and the body, read back."""
     headers = {}
@@ -397,7 +543,7 @@ def _describe_request(request: requests.PreparedRequest) -> Dict[str, Any]:
         body = body.encode("utf-8")
     content_type = request.headers.get("Content-Type", "")
     if content_type.startswith("application/json"):
-        described["body"] = json.loads(body)
+        described["body"] = _shorten_data_urls(json.loads(body))
     elif content_type.startswith("multipart/form-data"):
         described["parts"] = [
             {"name": part.name, "value": part.payload.decode("utf-8", "replace")}
@@ -490,14 +636,19 @@ def _batch(args: argparse.Namespace) -> int:
             )
             sys.stderr.flush()
 
+    options: Dict[str, Any] = {
+        "timeout": args.timeout,
+        "models_file": args.models_file,
+        "check_model_rules": args.check_model_rules,
+    }
     with contextlib.ExitStack() as stack:
         if args.fake:
             server = stack.enter_context(FakeImagesServer(batch_completion_seconds=0.5))
             provider = stack.enter_context(
-                OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, timeout=args.timeout)
+                OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, **options)
             )
         else:
-            provider = stack.enter_context(OpenAIImageProvider(timeout=args.timeout))
+            provider = stack.enter_context(OpenAIImageProvider(**options))
         if args.via == "batch-api":
             summary = run_batch_api(
                 args.file,
@@ -565,14 +716,45 @@ def _single(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _models(args: argparse.Namespace) -> int:
+    from ._models_command import list_models, refresh_models
+
+    if args.write is not None and not args.refresh:
+        raise RequestValidationError("--write needs --refresh", param="write")
+    if not args.refresh:
+        return list_models(args, sys.stdout)
+    with _provider(args) as provider:
+        return refresh_models(args, provider, sys.stdout)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """The library's warnings as ``imageprovider: warning: ...`` lines; others as Python prints them."""
+    shown = warnings.showwarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if isinstance(category, type) and issubclass(category, ImageProviderWarning):
+            print(f"imageprovider: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     if args.command == "serve-fake":
         return _testing_cli.serve(args)
     _configure_logging(args)
+    commands = {"batch": _batch, "models": _models}
     try:
-        return _batch(args) if args.command == "batch" else _single(args)
+        with _warnings_as_lines():
+            return commands.get(args.command, _single)(args)
     except (ImageProviderError, OSError, ValueError) as exc:
         if args.debug:
             traceback.print_exc()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
-from helpers import make_jpeg, make_png
+from helpers import BEFORE_SHUTDOWNS, make_jpeg, make_png
 
 from imageprovider._imageinfo import read_image_info
 from imageprovider.cli import EXIT_CODES
@@ -43,7 +43,8 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX pty
 @pytest.fixture(scope="module")
 def shared_server() -> Iterator[FakeImagesServer]:
     """One stand-in for the whole module (small PNGs: no detail noise)."""
-    with FakeImagesServer(api_key=SECRET_KEY, detail_bits=0) as server:
+    # Before the shutdowns, as a compatible server that still serves DALL-E would be.
+    with FakeImagesServer(api_key=SECRET_KEY, detail_bits=0, today=BEFORE_SHUTDOWNS) as server:
         yield server
 
 
@@ -162,7 +163,7 @@ def test_generate_sends_every_image_option_and_writes_the_o_file(
         "generate",
         "A lighthouse at dusk",
         "--model",
-        "gpt-image-1.5",
+        "gpt-image-2.5-flare",
         "--n",
         "1",
         "--size",
@@ -190,7 +191,7 @@ def test_generate_sends_every_image_option_and_writes_the_o_file(
     assert (request.method, request.path) == ("POST", "/v1/images/generations")
     assert request.body == {
         "prompt": "A lighthouse at dusk",
-        "model": "gpt-image-1.5",
+        "model": "gpt-image-2.5-flare",
         "n": 1,
         "size": "1536x1024",
         "quality": "low",
@@ -286,7 +287,18 @@ def test_json_prints_one_document_describing_the_result(cli: Runner, tmp_path: P
 
 def test_json_carries_dall_e_3_revised_prompts(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """A dall-e-3 URL result is downloaded; its revised prompt is in the document."""
-    completed = cli("generate", "A red kite", "--model", "dall-e-3", "--size", "1792x1024", "-o", "kite.png", "--json")
+    completed = cli(
+        "generate",
+        "A red kite",
+        "--model",
+        "dall-e-3",
+        "--no-model-rules",
+        "--size",
+        "1792x1024",
+        "-o",
+        "kite.png",
+        "--json",
+    )
     assert completed.returncode == 0, completed.stderr
     document = json.loads(completed.stdout)
     assert document["files"] == ["kite.png"]
@@ -468,6 +480,7 @@ def test_edit_input_fidelity_with_gpt_image_1(cli: Runner, server: FakeImagesSer
         "face.png",
         "--model",
         "gpt-image-1",
+        "--no-model-rules",
         "--input-fidelity",
         "high",
         "--size",
@@ -508,7 +521,7 @@ def test_edit_streams_partial_images(cli: Runner, server: FakeImagesServer, tmp_
 def test_vary_downloads_dall_e_2_url_results(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     """dall-e-2 answers with URLs: both images are downloaded into the -o folder."""
     write(tmp_path / "square.png", make_png(64, 64))
-    completed = cli("vary", "square.png", "--n", "2", "--size", "256x256", "-o", "variations")
+    completed = cli("vary", "square.png", "--n", "2", "--size", "256x256", "-o", "variations", "--no-model-rules")
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     paths = printed_paths(completed.stdout, tmp_path)
@@ -564,6 +577,7 @@ def test_dry_run_edit_lists_the_multipart_parts(cli: Runner, server: FakeImagesS
         "mask.png",
         "--model",
         "gpt-image-1",
+        "--no-model-rules",
         "--input-fidelity",
         "high",
         "--dry-run",
@@ -596,7 +610,7 @@ def test_dry_run_with_json_prints_the_request_as_json(cli: Runner, server: FakeI
 
     square = make_png(64, 64)
     write(tmp_path / "square.png", square)
-    completed = cli("vary", "square.png", "--size", "512x512", "--dry-run", "--json")
+    completed = cli("vary", "square.png", "--size", "512x512", "--dry-run", "--json", "--no-model-rules")
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["parts"] == [
         {"name": "model", "value": "dall-e-2"},
@@ -609,7 +623,7 @@ def test_dry_run_with_json_prints_the_request_as_json(cli: Runner, server: FakeI
 def test_dry_run_vary(cli: Runner, server: FakeImagesServer, tmp_path: Path) -> None:
     square = make_png(64, 64)
     write(tmp_path / "square.png", square)
-    completed = cli("vary", "square.png", "--n", "2", "--size", "512x512", "--dry-run")
+    completed = cli("vary", "square.png", "--n", "2", "--size", "512x512", "--dry-run", "--no-model-rules")
     assert_redacted(completed)
     lines = completed.stdout.splitlines()
     assert lines[0] == f"POST {server.base_url}/images/variations"
@@ -662,18 +676,25 @@ def test_fake_needs_no_key_and_no_base_url(tmp_path: Path) -> None:
     assert generated.stdout.splitlines() == ["mill.png"]
     assert image_info(tmp_path / "mill.png") == ("image/png", 1024, 1536)
 
+    # Variations exist only for dall-e-2, shut down on 2026-05-12: refused before sending, and
+    # with the rules off the stand-in answers as the API does, 404 model_not_found.
     write(tmp_path / "square.png", make_png(8, 8))
-    varied = subprocess.run(
-        command("vary", "square.png", "--fake", "--size", "256x256", "-o", "varied.png"),
-        env=env,
-        cwd=str(tmp_path),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert varied.returncode == 0, varied.stderr
-    assert image_info(tmp_path / "varied.png") == ("image/png", 256, 256)
+    for extra, code, message in (
+        ((), 2, "RequestValidationError: Model 'dall-e-2' was shut down on 2026-05-12"),
+        (("--no-model-rules",), 3, "NotFoundError"),
+    ):
+        varied = subprocess.run(
+            command("vary", "square.png", "--fake", "--size", "256x256", "-o", "varied.png", *extra),
+            env=env,
+            cwd=str(tmp_path),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert varied.returncode == code, varied.stderr
+        assert message in varied.stderr
+        assert not (tmp_path / "varied.png").exists()
 
 
 # -- serve-fake ------------------------------------------------------------------------------------
@@ -745,7 +766,7 @@ def test_unknown_option_is_a_usage_error(cli: Runner, server: FakeImagesServer) 
         (["generate", "x", "--n", "11"], "'n'"),
         (["generate", "x", "--partial-images", "2"], "partial_images"),
         (["edit", "x", "missing.png"], "missing.png"),
-        (["vary", "missing.png"], "missing.png"),
+        (["vary", "missing.png", "--no-model-rules"], "missing.png"),
     ],
     ids=["size", "n", "partial-images-without-stream", "edit-missing-input", "vary-missing-input"],
 )

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 import pytest
+from helpers import BEFORE_SHUTDOWNS
 
 from imageprovider import (
     APIConnectionError,
@@ -450,7 +451,7 @@ def target_for(row: Row) -> Iterator[Target]:
                 filler.close()
             listener.close()
         return
-    server = FakeImagesServer(detail_bits=0, **row.server).start()
+    server = FakeImagesServer(detail_bits=0, today=BEFORE_SHUTDOWNS, **row.server).start()
     try:
         if row.target == "stopped":
             base_url = server.base_url
@@ -549,7 +550,9 @@ def bounded(row: Row) -> Iterator[None]:
 
 def run_api(row: Row, target: Target, folder: Path) -> Optional[BaseException]:
     """The Python API, saving what arrives into ``folder``."""
-    with OpenAIImageProvider(api_key=FAKE_API_KEY, base_url=target.base_url, timeout=row.timeout) as provider:
+    with OpenAIImageProvider(
+        clock=BEFORE_SHUTDOWNS, api_key=FAKE_API_KEY, base_url=target.base_url, timeout=row.timeout
+    ) as provider:
         try:
             if row.call == "stream":
                 with provider.stream_image(PROMPT, size=SIZE, quality="low", partial_images=1) as stream:
@@ -570,7 +573,8 @@ def run_cli(
 ) -> Tuple[int, str, str]:
     argv = ["generate", PROMPT, "-o", str(folder) + os.sep, "--size", SIZE]
     if row.call == "url":
-        argv += ["--model", "dall-e-3", "--response-format", "url"]
+        # A compatible server that still serves dall-e-3 (the stand-in runs before its shutdown).
+        argv += ["--model", "dall-e-3", "--response-format", "url", "--no-model-rules"]
     else:
         argv += ["--quality", "low"]
     if row.call == "stream":
@@ -594,7 +598,8 @@ def run_batch_cli(
     items.write_text(json.dumps(params) + "\n", encoding="utf-8")
     monkeypatch.setenv("OPENAI_BASE_URL", target.base_url)
     capsys.readouterr()
-    code = cli_main(["batch", str(items), "-o", str(folder), "--json", "--quiet", "--concurrency", "1"])
+    rules = ["--no-model-rules"] if row.call == "url" else []
+    code = cli_main(["batch", str(items), "-o", str(folder), "--json", "--quiet", "--concurrency", "1", *rules])
     out, err = capsys.readouterr()
     return code, out, err
 
