@@ -1,5 +1,6 @@
 """Every Python example in README.rst runs, against mocked endpoints, and does what it says."""
 
+import base64
 import contextlib
 import io
 import json
@@ -34,11 +35,24 @@ def _sse(kind):
     return "".join("event: {}\ndata: {}\n\n".format(e["type"], json.dumps(e)) for e in partials + [done])
 
 
+#: What the GIF and SVG example gets back: a real one-frame GIF and a small SVG document.
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+SVG = b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>\n'
+SVG_USAGE = {"input_tokens": 10, "output_tokens": 20, "reasoning_tokens": 5, "total_tokens": 35, "model": "gpt-5"}
+
+
 def _images_or_stream(request):
-    if request.headers.get("Content-Type", "").startswith("application/json") and json.loads(request.body).get(
-        "stream"
-    ):
+    sent = json.loads(request.body) if request.headers.get("Content-Type", "").startswith("application/json") else {}
+    if sent.get("stream"):
         return 200, {"Content-Type": "text/event-stream"}, _sse("image_generation")
+    if sent.get("output_format") in ("gif", "svg"):
+        data = GIF if sent["output_format"] == "gif" else SVG
+        body = images_body(
+            data=[{"b64_json": base64.b64encode(data).decode("ascii")}], output_format=sent["output_format"]
+        )
+        if sent["output_format"] == "svg":
+            body["svg_usage"] = SVG_USAGE
+        return 200, {"x-request-id": "req_readme"}, json.dumps(body)
     return 200, {"x-request-id": "req_readme"}, json.dumps(images_body())
 
 
@@ -88,6 +102,10 @@ def test_readme_example_runs(block, tmp_path, monkeypatch):
         calls = len(mock.calls)
     for name in re.findall(r'Path\("([^"%]+)"\)\.write_bytes', block):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    if 'output_format="gif"' in block:
+        assert (tmp_path / "ball.gif").read_bytes() == GIF
+        assert (tmp_path / "fox.svg").read_bytes() == SVG
+        assert output.getvalue().strip() == "35"
     if "preview-%d.png" in block:
         assert sorted(p.name for p in tmp_path.glob("preview-*.png")) == ["preview-0.png", "preview-1.png"]
     if "4000x4000" in block:
