@@ -10,18 +10,26 @@ from prompts are sanitised; extensions follow the bytes, not the request.
 
 import os
 import re
-import tempfile
+import secrets
 import unicodedata
 from pathlib import Path
-from typing import IO, Callable, Dict, Optional, Union
+from typing import IO, Callable, Dict, Optional, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# mkstemp creates files readable by the owner only; a saved image should get
-# the permissions any new file gets. The umask can only be read by setting it,
-# so it is read once, at import, before threads exist.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+#: How temporary files are opened: created new (never an existing file or a
+#: symlink), read-write, binary on Windows, not inherited by child processes.
+_PART_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NOINHERIT", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+#: Names tried for a temporary file before giving up (as ``tempfile.TMP_MAX``).
+_PART_ATTEMPTS = 10000
 
 #: File extension for each sniffed MIME type.
 EXTENSIONS: Dict[str, str] = {
@@ -132,9 +140,8 @@ class PartFile:
 
     def __init__(self, folder: PathLike) -> None:
         folder_path = Path(os.fspath(folder)) if str(folder) else Path(".")
-        handle, self.temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder_path))
+        handle, self.temporary = _create_part(folder_path)
         try:
-            os.chmod(self.temporary, 0o666 & ~_UMASK)
             self.stream: IO[bytes] = os.fdopen(handle, "w+b")
         except BaseException:
             os.close(handle)
@@ -184,6 +191,23 @@ class PartFile:
             self.stream.close()
         if not self._published and os.path.exists(self.temporary):
             os.unlink(self.temporary)
+
+
+def _create_part(folder: Path) -> Tuple[int, str]:
+    """Create a new, empty ``.imageprovider-*.part`` file in ``folder``; return its descriptor and path.
+
+    Unlike ``tempfile.mkstemp`` (owner-only files), the mode is 0o666 and the
+    kernel applies the umask in force, so the saved image gets the permissions
+    any new file gets -- without reading the umask, which can only be done by
+    changing it for the whole process.
+    """
+    for _ in range(_PART_ATTEMPTS):
+        path = os.path.join(str(folder), f".imageprovider-{secrets.token_hex(8)}.part")
+        try:
+            return os.open(path, _PART_FLAGS, 0o666), path
+        except FileExistsError:
+            continue  # the name is taken: draw another
+    raise FileExistsError(f"No free name for a temporary file in {folder}")
 
 
 def refuse_existing_file(target: Path, overwrite: bool = False) -> None:

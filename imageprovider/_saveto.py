@@ -65,7 +65,8 @@ class FolderSaver:
 
         :raises ResponseValidationError: an image is invalid or not a format the library saves (nothing is published).
         :raises ImageExpiredError: a URL result could not be downloaded (nothing is published).
-        :raises FileExistsError: a target appeared meanwhile and ``overwrite`` is false.
+        :raises FileExistsError: a target appeared meanwhile and ``overwrite`` is false (the
+            images and sidecars this call had published are removed again).
         """
         probe = build({})
         names = image_names(self._stem, len(probe.images))
@@ -93,16 +94,38 @@ class FolderSaver:
             if not self.overwrite:
                 refuse_existing(self.folder, names[image.index], mime_type, self.metadata)
             staged.append((image.index, part, self.folder / (names[image.index] + _files.EXTENSIONS[mime_type])))
-        inline = {
-            index: InlineImage(path=part.publish(target, overwrite=self.overwrite)) for index, part, target in staged
-        }
-        response = build(inline)
-        if self.metadata:
-            for image in response.images:
-                image._write_metadata(image.path or self.folder, self.overwrite)
+        published: List[Path] = []
+        try:
+            inline: Dict[int, InlineImage] = {}
+            for index, part, target in staged:
+                inline[index] = InlineImage(path=part.publish(target, overwrite=self.overwrite))
+                published.append(target)
+            response = build(inline)
+            if self.metadata:
+                for image in response.images:
+                    published.append(image._write_metadata(image.path or self.folder, self.overwrite))
+        except BaseException:
+            # Without overwrite, every file published so far was created by this
+            # call under a name that was free: removing them restores the folder.
+            # With it, what they replaced is gone either way, so they stay.
+            if not self.overwrite:
+                _unpublish(published)
+            self.discard()
+            raise
         return response
 
     def discard(self) -> None:
         """Remove every ``.part`` file not yet published."""
         for part in [*self._parts.values(), *self._others]:
             part.discard()
+
+
+def _unpublish(paths: List[Path]) -> None:
+    """Remove files this call published, newest first; a removal that fails must not hide the error being raised."""
+    for path in reversed(paths):
+        try:
+            os.unlink(str(path))
+        except OSError:
+            pass
+    if paths:
+        _files._fsync_folder(paths[0].parent)

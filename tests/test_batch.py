@@ -30,7 +30,7 @@ import pytest
 from helpers import make_png
 
 from imageprovider import OpenAIImageProvider, _retry
-from imageprovider.batch import BatchItem, run_batch, run_batch_api
+from imageprovider.batch import BatchItem, item_id, run_batch, run_batch_api
 from imageprovider.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 from imageprovider.exceptions import RequestValidationError
 from imageprovider.testing import FakeImagesServer, Fault
@@ -748,3 +748,215 @@ def test_batch_api_cancelled_batch_leaves_its_items_for_a_rerun(tmp_path: Path) 
         third = run_batch_api(str(source), str(out), provider=provider)
     assert third.done == 3 and third.pending == 0
     assert sum(1 for record in manifest_records(out) if record["state"] == "done") == 3
+
+
+# -- Regression: one unusable result line fails its item only ---------------------------------
+
+UNUSABLE_PROMPT = "Prompt number 1"
+
+
+def spoil_invalid_base64(answer: Dict[str, Any], out: Path) -> None:
+    answer["data"][0]["b64_json"] = "@@@ not base64 @@@"
+
+
+def spoil_url_only(answer: Dict[str, Any], out: Path) -> None:
+    answer["data"][0] = {"url": "https://files.example.invalid/item-001.png"}
+
+
+def spoil_saving(answer: Dict[str, Any], out: Path) -> None:
+    # A folder under the item's file name: the atomic rename onto it fails.
+    (out / "item-001.png").mkdir(parents=True, exist_ok=True)
+
+
+@pytest.mark.parametrize(
+    "spoil, error_class, words",
+    [
+        (spoil_invalid_base64, ("ResponseValidationError",), "base64"),
+        (spoil_url_only, ("ResponseValidationError",), "URL"),
+        # The error a rename onto a folder raises differs between systems.
+        (spoil_saving, ("IsADirectoryError", "PermissionError", "FileExistsError", "OSError"), "item-001"),
+    ],
+    ids=["invalid-base64", "url-only", "save-fails"],
+)
+def test_regression_an_unusable_result_line_fails_its_item_only(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spoil: Callable[[Dict[str, Any], Path], None],
+    error_class: Sequence[str],
+    words: str,
+) -> None:
+    """Regression: a result line that passes the schema but cannot be saved aborted collection for good.
+
+    The item fails with a typed reason, the other lines are collected, the
+    batch counts as collected (a rerun does not download it again), and the
+    failed item is resubmitted by a later run like any failed item.
+    """
+    items, out = make_items(3), tmp_path / "out"
+    with FakeImagesServer(detail_bits=0, batch_completion_seconds=0.2) as server, OpenAIImageProvider(
+        api_key=server.api_key, base_url=server.base_url
+    ) as provider:
+        run_line = server.batches._run_line
+        spoiled = {"on": True}
+
+        def spoiling(url: str, body: Dict[str, Any]) -> Any:
+            status, request_id, answer = run_line(url, body)
+            if spoiled["on"] and body.get("prompt") == UNUSABLE_PROMPT:
+                spoil(answer, out)
+            return status, request_id, answer
+
+        monkeypatch.setattr(server.batches, "_run_line", spoiling)
+        first = run_batch_api(items, out, provider=provider, wait=True, poll_interval=0.1)
+        assert (first.done, first.failed, first.pending) == (2, 1, 0)
+        [failure] = first.failures
+        assert failure["id"] == "item-001" and failure["error_class"] in error_class
+        records = latest(manifest_records(out))
+        failed = records["item-001"]
+        assert (failed["state"], failed["attempts"], failed["error_class"]) == ("failed", 1, failure["error_class"])
+        assert words in failed["message"]
+        assert failed["request_id"].startswith("req_")
+        assert [records[ident]["state"] for ident in ("item-000", "item-002")] == ["done", "done"]
+        assert_valid_png(out / "item-000.png")
+        assert_valid_png(out / "item-002.png")
+        assert not (out / "item-001.png").is_file()
+        assert partial_files(out) == []
+        [entry] = batch_state(out)
+        assert entry["collected"] is True and entry["status"] == "completed"
+
+        # The next run does not collect that batch again, and resubmits the failed item.
+        spoiled["on"] = False
+        if (out / "item-001.png").is_dir():
+            (out / "item-001.png").rmdir()
+        downloads = sum(1 for request in server.requests if request.path.endswith("/content"))
+        second = run_batch_api(items, out, provider=provider, wait=True, poll_interval=0.1)
+        assert (second.done, second.skipped, second.failed, second.pending) == (1, 2, 0, 0)
+        entries = batch_state(out)
+        assert len(entries) == 2 and entries[1]["ids"] == ["item-001"]
+        fetched = [request.path for request in server.requests if request.path.endswith("/content")][downloads:]
+        assert len(fetched) == 1  # the new batch's output file only
+    records = latest(manifest_records(out))
+    assert (records["item-001"]["state"], records["item-001"]["attempts"]) == ("done", 2)
+    assert_valid_png(out / "item-001.png")
+    assert done_counts(manifest_records(out)) == {item.id: 1 for item in items}
+
+
+# -- Regression: items as a list of prompts or dicts ---------------------------------------------
+
+
+def run_online(items: Any, out: Path, provider: OpenAIImageProvider) -> Any:
+    return run_batch(items, out, provider=provider, concurrency=2)
+
+
+def run_via_batch_api(items: Any, out: Path, provider: OpenAIImageProvider) -> Any:
+    return run_batch_api(items, out, provider=provider, wait=True, poll_interval=0.1)
+
+
+def sent_bodies(server: FakeImagesServer, out: Path) -> List[Dict[str, Any]]:
+    """The request bodies of a run: uploaded batch lines (Batch API), else the image requests (online)."""
+    if (out / "batch_api.json").exists():
+        return [line["body"] for entry in batch_state(out) for line in uploaded_lines(server, entry["input_file_id"])]
+    return [request.body for request in image_requests(server)]
+
+
+RUNNERS = pytest.mark.parametrize("runner", [run_online, run_via_batch_api], ids=["run_batch", "run_batch_api"])
+
+
+@RUNNERS
+def test_regression_items_may_be_a_list_of_prompt_strings(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, runner: Callable[..., Any]
+) -> None:
+    """Regression: ``run_batch(["a cat", "a dog"], ...)`` ended in AttributeError; strings are prompts, as a text file's lines."""
+    server.batches.completion_seconds = 0.1
+    out = tmp_path / "out"
+    summary = runner(["a cat", "  a dog\n"], out, provider)
+    assert (summary.total, summary.done, summary.failed, summary.problems) == (2, 2, 0, [])
+    ids = [item_id("a cat", {}), item_id("a dog", {})]
+    assert done_counts(manifest_records(out)) == {ident: 1 for ident in ids}
+    assert sorted(body["prompt"] for body in sent_bodies(server, out)) == ["a cat", "a dog"]
+    for ident in ids:
+        assert (out / (ident + ".png")).is_file()
+    # The same prompts in a text file are the same items (same ids): a rerun from the file has nothing to do.
+    source = tmp_path / "prompts.txt"
+    source.write_text("a cat\na dog\n", encoding="utf-8")
+    again = runner(str(source), out, provider)
+    assert (again.done, again.skipped) == (0, 2)
+
+
+@RUNNERS
+def test_regression_items_may_be_dicts_mixed_with_strings_and_batch_items(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, runner: Callable[..., Any]
+) -> None:
+    """Regression: a list of dicts (the JSONL fields) ended in AttributeError. Dicts go through the JSONL
+    checks; a malformed one is a problem at its position while the others run."""
+    server.batches.completion_seconds = 0.1
+    out = tmp_path / "out"
+    items = [
+        {
+            "id": "fox",
+            "prompt": "A red fox",
+            "size": "1024x1024",
+            "quality": "low",
+            "extra_body": {"moderation": "low"},
+        },
+        {"id": "no-prompt", "size": "1024x1024"},
+        "An owl",
+        {"prompt": "A tree", "sise": "1024x1024"},
+        BatchItem("heron", "A heron", dict(PARAMS), (), None, 99),
+        {"prompt": "A boat", "images": [], "id": "boat"},
+    ]
+    summary = runner(items, out, provider)
+    assert (summary.total, summary.done, summary.failed) == (3, 3, 0)
+    assert [problem["line"] for problem in summary.problems] == [2, 4, 6]
+    messages = [problem["message"] for problem in summary.problems]
+    assert messages[0] == "items[1]: missing prompt"
+    assert messages[1] == "items[3]: unknown key 'sise' (did you mean 'size'?)"
+    assert messages[2].startswith("items[5]: images is empty")
+    records = latest(manifest_records(out))
+    assert [records[ident]["state"] for ident in ("fox", item_id("An owl", {}), "heron")] == ["done"] * 3
+    assert [records[f"line-{line}"]["error_class"] for line in (2, 4, 6)] == ["InputError"] * 3
+    sent = {body["prompt"]: body for body in sent_bodies(server, out)}
+    assert sorted(sent) == ["A heron", "A red fox", "An owl"]
+    assert (sent["A red fox"]["size"], sent["A red fox"]["quality"], sent["A red fox"]["moderation"]) == (
+        "1024x1024",
+        "low",
+        "low",
+    )
+
+
+@RUNNERS
+def test_regression_duplicate_ids_in_a_list_are_refused_before_any_request(
+    tmp_path: Path, server: FakeImagesServer, provider: OpenAIImageProvider, runner: Callable[..., Any]
+) -> None:
+    for items in (["a cat", "a cat"], [{"id": "cat", "prompt": "a cat"}, {"id": "Cat", "prompt": "another cat"}]):
+        with pytest.raises(RequestValidationError) as caught:
+            runner(items, tmp_path / "out", provider)
+        assert caught.value.param == "id" and "Duplicate ids" in caught.value.message
+    assert server.requests == []
+
+
+@RUNNERS
+@pytest.mark.parametrize(
+    "items, words",
+    [
+        ([1, 2], "items[0] is int"),
+        (["a cat", None], "items[1] is NoneType"),
+        ({"prompt": "a cat"}, "not dict"),
+        (BatchItem("cat", "a cat", {}, (), None, 1), "a single BatchItem"),
+        (42, "not int"),
+        (b"prompts.txt", "not bytes"),
+    ],
+    ids=["ints", "none-entry", "dict", "one-item", "int", "bytes"],
+)
+def test_regression_other_items_are_a_request_validation_error_naming_items(
+    tmp_path: Path,
+    server: FakeImagesServer,
+    provider: OpenAIImageProvider,
+    runner: Callable[..., Any],
+    items: Any,
+    words: str,
+) -> None:
+    """Regression: anything but a path, a BatchInput or a list of str/dict/BatchItem ended in AttributeError."""
+    with pytest.raises(RequestValidationError) as caught:
+        runner(items, tmp_path / "out", provider)
+    assert caught.value.param == "items"
+    assert words in caught.value.message and "items" in caught.value.message
+    assert server.requests == []

@@ -187,13 +187,14 @@ def test_serve_fake_prints_its_base_url_and_serves(tmp_path):
         process.stderr.close()
 
 
-def test_saved_files_get_the_usual_permissions(api_env, tmp_path, monkeypatch):
+def test_saved_files_get_the_usual_permissions(api_env, tmp_path):
     """A saved image is created like any new file (0666 less the umask), not owner-only as mkstemp makes it."""
-    from imageprovider import _files
-
-    monkeypatch.setattr(_files, "_UMASK", 0o022)
     target = tmp_path / "otter.png"
-    with ScriptedServer([Reply(200, images_body())]) as server:
-        api_env(server)
-        assert cli.main(["generate", "An otter", "-o", str(target)]) == 0
+    previous = os.umask(0o022)  # the library never sets it; the test does, for a known result
+    try:
+        with ScriptedServer([Reply(200, images_body())]) as server:
+            api_env(server)
+            assert cli.main(["generate", "An otter", "-o", str(target)]) == 0
+    finally:
+        os.umask(previous)
     assert target.stat().st_mode & 0o777 == 0o644

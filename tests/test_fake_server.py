@@ -1410,18 +1410,46 @@ def test_a_reset_is_a_connection_error_that_is_not_retried(
     assert caught.value.attempts == 1 and len(server.requests) == 1 and sleeps == []
 
 
-@pytest.mark.parametrize("fault", [Fault.slow_body(0.2), "slow-body=0.2"])
-def test_slow_body_sends_the_headers_at_once_then_the_body_in_pieces(server: FakeImagesServer, fault: Any) -> None:
+#: Slack for the coarsest ``time.monotonic`` steps (about 16 ms on some Windows builds). Waits are
+#: timed from before the request, so the server's pauses lie inside the measured span however late
+#: a loaded client gets to the body: load only adds time, and this covers the clock, not the load.
+CLOCK_GRANULARITY = 0.05
+
+
+def read_slow_body(server: FakeImagesServer, fault: Any, stall: float = 0.0) -> Tuple[requests.Response, bytes, float]:
+    """Send a generation under a ``slow-body`` fault; the response, its body, and the seconds it took.
+
+    The clock starts before the request is sent, not when the headers arrive:
+    the server starts its first pause right after the headers, before the
+    client may even have seen them.
+
+    :param stall: seconds the client spends between the headers and reading the body, as a loaded machine might.
+    """
     added = server.add_fault(fault)
     assert (added.kind, added.seconds) == ("slow-body", 0.2)
+    started = time.monotonic()
     with generate_streamed(server) as response:
         assert response.status_code == 200
-        started = time.monotonic()
+        time.sleep(stall)
         body = b"".join(response.iter_content(chunk_size=65536))
         elapsed = time.monotonic() - started
-    assert elapsed >= 0.2 * 3  # four pieces, three pauses
+    return response, body, elapsed
+
+
+@pytest.mark.parametrize("fault", [Fault.slow_body(0.2), "slow-body=0.2"])
+def test_slow_body_sends_the_headers_at_once_then_the_body_in_pieces(server: FakeImagesServer, fault: Any) -> None:
+    response, body, elapsed = read_slow_body(server, fault)
+    assert elapsed >= 0.2 * 3 - CLOCK_GRANULARITY  # four pieces, three pauses
     assert len(body) == int(response.headers["Content-Length"])
     assert _schemas.find_violation("images_response", json.loads(body)) is None
+
+
+def test_regression_slow_body_timing_holds_for_a_client_slowed_by_load(server: FakeImagesServer) -> None:
+    """Regression: the pauses were timed from when the client had the headers, so a client that got
+    to them late (a loaded machine) measured less than the server paused: 0.599987 >= 0.6 failed."""
+    response, body, elapsed = read_slow_body(server, "slow-body=0.2", stall=0.25)
+    assert elapsed >= 0.2 * 3 - CLOCK_GRANULARITY
+    assert len(body) == int(response.headers["Content-Length"])
 
 
 def test_slow_body_spaces_out_stream_events(server: FakeImagesServer) -> None:

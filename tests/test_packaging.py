@@ -8,6 +8,8 @@ Each runs a separate interpreter from outside the repository and reports
 where the package and each schema were loaded from.
 """
 
+import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -15,16 +17,47 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import jsonschema
 import pytest
+from canary_plugin import holds_key
 
 import imageprovider
 from imageprovider import _schemas
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO / "schemas"
+
+#: What is not source in a checkout: version control, build output, tool caches, virtualenvs
+#: (nox's hold whole interpreters). An unpacked sdist or a distribution's build tree has none of them.
+NOT_SOURCES = (
+    ".git",
+    ".hg",
+    ".svn",
+    "build",
+    "dist",
+    ".eggs",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    ".venv",
+    "venv",
+    ".nox",
+    ".tox",
+)
+
+
+def copy_sources(destination):
+    """A copy of the repository's sources (no ``.git``, no caches), as an unpacked sdist would be."""
+    shutil.copytree(str(REPO), str(destination), ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    holds_key(destination / "tests" / "helpers.py")  # it defines the suite's canary API key
+    return destination
+
 
 # Run in a fresh interpreter: proves the schemas load and drive real validation.
 PROBE = r"""
@@ -36,6 +69,15 @@ for name in _schemas.SCHEMA_NAMES:
     _schemas.get_validator(name)
     report["schemas"][name] = _schemas.schema_location(name)
 import imageprovider.batch, imageprovider.testing  # every subpackage ships
+import hashlib, pkgutil
+from imageprovider import model_specs
+# The model table is package data, read with pkgutil.get_data at import.
+table = pkgutil.get_data("imageprovider", "models.json")
+report["model_table"] = {
+    "sha256": hashlib.sha256(table).hexdigest(),
+    "checked": model_specs.TABLE_CHECKED,
+    "models": sorted(model_specs.MODEL_SPECS),
+}
 provider = OpenAIImageProvider(api_key="sk-probe", base_url="http://127.0.0.1:9/v1")
 try:
     provider.generate_image("an otter", quality="ultra")
@@ -102,16 +144,74 @@ def test_every_schema_the_library_needs_exists():
     assert sorted(_schemas.SCHEMA_NAMES) == [p.stem for p in _schema_files()]
 
 
-def test_schemas_exist_only_once_in_the_repository():
-    """No second copy of any schema file is tracked anywhere else."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=str(REPO), stdout=subprocess.PIPE, check=True)
+def _source_files(root):
+    """Every file under ``root`` as a relative POSIX path, leaving out what :data:`NOT_SOURCES` names.
+
+    Walks the tree rather than asking git, so it works in an unpacked sdist too.
+    """
+    found = []
+    for folder, subfolders, files in os.walk(str(root)):
+        subfolders[:] = sorted(name for name in subfolders if not _not_source(name))
+        relative = Path(folder).relative_to(root)
+        found.extend((relative / name).as_posix() for name in files if not _not_source(name))
+    return sorted(found)
+
+
+def _not_source(name):
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in NOT_SOURCES)
+
+
+def _schema_copies(root):
+    """Files outside ``schemas/`` named like one of the schema files."""
     names = {p.name for p in _schema_files()}
-    copies = [
-        line
-        for line in tracked.stdout.decode().splitlines()
-        if os.path.basename(line) in names and not line.startswith("schemas/")
+    return [
+        path for path in _source_files(root) if path.rsplit("/", 1)[-1] in names and not path.startswith("schemas/")
     ]
-    assert copies == []
+
+
+def test_schemas_exist_only_once_in_the_repository():
+    """No second copy of any schema file is in the source tree anywhere else."""
+    assert "schemas/images_response.json" in _source_files(REPO)  # the walk sees the schemas themselves
+    assert _schema_copies(REPO) == []
+
+
+def test_the_one_copy_check_finds_a_second_copy(tmp_path):
+    """The walk finds a copy wherever it is put, but not in build output or caches."""
+    copy = copy_sources(tmp_path / "unpacked")
+    (copy / "build" / "lib" / "imageprovider" / "schemas").mkdir(parents=True)
+    (copy / "build" / "lib" / "imageprovider" / "schemas" / "batch.json").write_text("{}")
+    assert _schema_copies(copy) == []
+    (copy / "imageprovider" / "schemas").mkdir()
+    (copy / "imageprovider" / "schemas" / "batch.json").write_text("{}")
+    assert _schema_copies(copy) == ["imageprovider/schemas/batch.json"]
+
+
+def test_regression_the_schema_check_runs_outside_a_git_checkout(tmp_path):
+    """Regression: the one-copy check ran ``git ls-files``, so the suite failed in an unpacked sdist or a
+    distribution's build. It now passes in a copy without ``.git`` (git cannot find a repository there)."""
+    copy = copy_sources(tmp_path / "unpacked")
+    assert not (copy / ".git").exists()
+    env = _clean_env()
+    env["GIT_CEILING_DIRECTORIES"] = str(tmp_path)  # no repository above the copy either
+    env["PYTHONPATH"] = str(copy)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no compiled copy of helpers.py (and its key) under tmp_path
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_packaging.py::test_schemas_exist_only_once_in_the_repository",
+        ],
+        cwd=str(copy),
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout.decode() + completed.stderr.decode()
+    assert b"1 passed" in completed.stdout
 
 
 def test_found_from_a_source_checkout(tmp_path):
@@ -127,26 +227,7 @@ def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
     """pip builds a wheel (non-editable) that carries the schemas inside the package."""
     wheels = tmp_path / "wheels"
     # Build from a clean copy: a stale build/ folder in the checkout would hide missing packages.
-    source = tmp_path / "source"
-    shutil.copytree(
-        str(REPO),
-        str(source),
-        ignore=shutil.ignore_patterns(
-            # Tool caches and virtualenvs (nox's hold whole interpreters) are not sources.
-            ".git",
-            "build",
-            "dist",
-            "*.egg-info",
-            "__pycache__",
-            ".pytest_cache",
-            ".venv",
-            "venv",
-            ".nox",
-            ".tox",
-            ".mypy_cache",
-            ".ruff_cache",
-        ),
-    )
+    source = copy_sources(tmp_path / "source")
     build = subprocess.run(
         [
             sys.executable,
@@ -201,6 +282,16 @@ def test_found_in_a_wheel_installed_into_a_fresh_virtualenv(tmp_path):
         assert _is_within(location, installed / "schemas")
     assert report["rejected_param"] == "quality"
     assert (installed / "py.typed").is_file()
+    # The model table is in the wheel and loads from the installed package.
+    with zipfile.ZipFile(str(wheel)) as archive:
+        assert "imageprovider/models.json" in archive.namelist()
+    assert (installed / "models.json").is_file()
+    source_table = (REPO / "imageprovider" / "models.json").read_bytes()
+    assert report["model_table"] == {
+        "sha256": hashlib.sha256(source_table).hexdigest(),
+        "checked": json.loads(source_table.decode("utf-8"))["checked"],
+        "models": sorted(json.loads(source_table.decode("utf-8"))["models"]),
+    }
     assert not Path(site_packages, "schemas").exists()
 
     script = env_dir / ("Scripts/imageprovider.exe" if os.name == "nt" else "bin/imageprovider")

@@ -6,16 +6,19 @@ provider's session without ever carrying its credentials to a storage host.
 """
 
 import base64
+import contextlib
 import errno
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 import unicodedata
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from helpers import (
@@ -317,14 +320,77 @@ def test_file_systems_without_hard_links_still_get_the_file(tmp_path: Path, monk
     assert listing(tmp_path) == ["x.png", "x.webp"]
 
 
+@contextlib.contextmanager
+def process_umask(mask: int) -> Iterator[None]:
+    """The process umask set to ``mask`` for the block (tests only: the library never sets it)."""
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the umask and permission bits are POSIX")
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_saved_files_get_the_permissions_of_any_new_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int, mode: int
-) -> None:
-    monkeypatch.setattr(_files, "_UMASK", umask)
-    saved = response_of(PNG).images[0].save(tmp_path / "x.png", metadata=True)
+def test_saved_files_get_the_permissions_of_any_new_file(tmp_path: Path, umask: int, mode: int) -> None:
+    with process_umask(umask):
+        saved = response_of(PNG).images[0].save(tmp_path / "x.png", metadata=True)
     assert stat.S_IMODE(saved.stat().st_mode) == mode
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == mode
+
+
+IMPORT_WITHOUT_UMASK = """
+import os, sys
+calls = []
+real = os.umask
+def recording(mask):
+    calls.append(oct(mask))
+    return real(mask)
+os.umask = recording
+import imageprovider, imageprovider._files, imageprovider._saveto, imageprovider.batch, imageprovider.cli
+import imageprovider.testing
+os.umask = real
+print(calls)
+"""
+
+SAVE_UNDER_UMASK = """
+import os, stat, sys
+os.umask(0o022)
+from imageprovider import _files
+from imageprovider._files import PartFile
+folder = sys.argv[1]
+modes = []
+for mask in (0o027, 0o077, 0o002, 0o000):
+    os.umask(mask)  # after the import: the mask in force when the file is made counts
+    saved = _files.write_atomic(os.path.join(folder, "x-%o.png" % mask), b"data")
+    part = PartFile(folder)
+    part.write(b"more")
+    part.close()
+    published = part.publish(_files.Path(folder) / ("part-%o.png" % mask))
+    modes.append([mask, stat.S_IMODE(os.stat(saved).st_mode), stat.S_IMODE(os.stat(published).st_mode)])
+print(modes)
+"""
+
+
+def run_child(code: str, *args: str) -> str:
+    finished = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
+    return finished.stdout.strip()
+
+
+def test_regression_importing_the_package_never_touches_the_umask() -> None:
+    """Regression: importing set the process umask to 0 for a moment (to read it), a race for other threads."""
+    assert run_child(IMPORT_WITHOUT_UMASK) == "[]"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the umask and permission bits are POSIX")
+def test_regression_saved_files_get_the_umask_in_force_when_they_are_made(tmp_path: Path) -> None:
+    """Regression: the umask read at import was applied later; the kernel applies the current one now."""
+    modes = json.loads(run_child(SAVE_UNDER_UMASK, str(tmp_path)))
+    assert modes == [[mask, 0o666 & ~mask, 0o666 & ~mask] for mask in (0o027, 0o077, 0o002, 0o000)]
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.endswith(".part")) == []
 
 
 # -- existing files -----------------------------------------------------------------
@@ -516,16 +582,16 @@ def test_a_long_prompt_in_any_script_still_gives_a_name_the_file_system_takes(tm
 
 def test_url_results_are_downloaded_without_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The storage host (another port) gets no key, organization, project or extra header; the API gets them."""
-    monkeypatch.setattr(_files, "_UMASK", 0o022)
     with scripted([image_reply(JPEG)]) as storage:
         with scripted([Reply(200, url_body(root_of(storage) + "/blob/x.png?sig=1"))]) as api:
             provider, result = generate_url_result(
                 api, organization=ORGANIZATION, project=PROJECT, extra_headers={"X-Gateway-Key": "gateway-secret"}
             )
-            with provider:
+            with provider, process_umask(0o022):
                 saved = result.images[0].save(tmp_path / "otter.png")
     assert saved == tmp_path / "otter.jpg" and saved.read_bytes() == JPEG
-    assert stat.S_IMODE(saved.stat().st_mode) == 0o644
+    if os.name == "posix":
+        assert stat.S_IMODE(saved.stat().st_mode) == 0o644
     assert listing(tmp_path) == ["otter.jpg"]
     sent = lowered(api.received[0].headers)
     assert sent["authorization"] == "Bearer " + API_KEY

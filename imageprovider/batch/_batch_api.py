@@ -15,19 +15,20 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import _schemas
 from .._files import PathLike, write_atomic
 from .._inputs import image_data_url
-from ..exceptions import ImageProviderError
+from ..exceptions import ImageProviderError, ResponseValidationError
 from ..model_specs import MASK_MAX_BYTES
 from ..provider import OpenAIImageProvider
 from ..results import ImageResponse, total_tokens
-from ._input import BatchInput, BatchItem
+from ._input import BatchItem
 from ._manifest import Manifest
 from ._online import (
     BatchSummary,
+    Items,
     load_input,
     previous_attempts,
     record_problems,
@@ -104,7 +105,7 @@ def chunk_lines(lines: Sequence[Tuple[str, bytes]], max_requests: int, max_bytes
 
 
 def run_batch_api(
-    items: Union[PathLike, BatchInput, Sequence[BatchItem]],
+    items: Items,
     out_dir: PathLike,
     *,
     provider: OpenAIImageProvider,
@@ -125,6 +126,12 @@ def run_batch_api(
     Run it again later (or with ``wait=True``) to collect: it never submits
     an item twice while its batch is running, and resubmits the items of
     expired or cancelled batches that produced no result for them.
+
+    :param items: as :func:`run_batch` takes them: a path to a JSONL, CSV or
+        text file; a :class:`BatchInput`; or a list of prompt strings, dicts
+        with the fields of a JSONL line and :class:`BatchItem` objects.
+    :raises RequestValidationError: ``items`` is none of these (``param="items"``),
+        or two items share an id (``param="id"``); nothing is sent.
     """
     started = time.monotonic()
     batch_input = load_input(items, input_format)
@@ -310,10 +317,13 @@ def _record_line(
     body = response.get("body")
     request_id = response.get("request_id") if isinstance(response.get("request_id"), str) else None
     if status == 200 and isinstance(body, dict) and _schemas.find_violation("images_response", body) is None:
-        result = ImageResponse.from_body(
-            body, {"x-request-id": request_id or ""}, request=dict(item.params, prompt=item.prompt)
-        )
-        files = save_item_images(result, item, folder, metadata)
+        try:
+            result, files = _save_result(body, request_id, item, folder, metadata)
+        except (ImageProviderError, OSError) as exc:
+            # This item only: the other lines are still collected, and a later run retries it.
+            message = exc.message if isinstance(exc, ImageProviderError) else str(exc)
+            _failed(manifest, summary, item, type(exc).__name__, message, request_id, attempts, {"status_code": status})
+            return
         manifest.done(
             item.id,
             files=files,
@@ -331,6 +341,46 @@ def _record_line(
         error = line.get("error") if isinstance(line.get("error"), dict) else {}
     message = str(error.get("message") or f"status {status}")
     error_class = "ResponseValidationError" if status == 200 else "APIStatusError"
+    extra = {"status_code": status, "code": error.get("code"), "param": error.get("param")}
+    _failed(manifest, summary, item, error_class, message, request_id, attempts, extra)
+
+
+def _save_result(
+    body: Dict[str, Any], request_id: Optional[str], item: BatchItem, folder: Path, metadata: bool
+) -> Tuple[ImageResponse, List[str]]:
+    """Save the images of a result line that passed the schema; return the response and the file names.
+
+    Every image is checked before any is written: the Batch API returns
+    base64, so a URL-only image (which would need a download) or invalid
+    base64 fails the item with nothing saved.
+
+    :raises ResponseValidationError: an image is URL-only, not valid base64, or not a format the library saves.
+    :raises OSError: writing a file failed.
+    """
+    result = ImageResponse.from_body(
+        body, {"x-request-id": request_id or ""}, request=dict(item.params, prompt=item.prompt)
+    )
+    for image in result.images:
+        # Decoding here checks the base64 (ResponseValidationError) before any file is written.
+        if not image.has_data or image.data is None:
+            raise ResponseValidationError(
+                f"Image {image.index} of the result has only a URL, no base64 data; the Batch API returns "
+                "base64, so it is not downloaded",
+                path=("data", image.index),
+            )
+    return result, save_item_images(result, item, folder, metadata)
+
+
+def _failed(
+    manifest: Manifest,
+    summary: BatchSummary,
+    item: BatchItem,
+    error_class: str,
+    message: str,
+    request_id: Optional[str],
+    attempts: int,
+    extra: Dict[str, Any],
+) -> None:
     manifest.failed(
         item.id,
         error_class=error_class,
@@ -338,7 +388,7 @@ def _record_line(
         request_id=request_id,
         attempts=attempts,
         line=item.line,
-        extra={"status_code": status, "code": error.get("code"), "param": error.get("param")},
+        extra=extra,
     )
     summary.failed += 1
     summary.failures.append({"id": item.id, "error_class": error_class, "message": message})

@@ -3,7 +3,8 @@ imageprovider.batch._input
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
 
 Reads the prompts of a batch run from a JSON Lines, CSV or plain-text file
-into :class:`BatchItem` objects, each with a stable id that names its output
+(or a list of prompt strings and dicts, :func:`parse_objects`) into
+:class:`BatchItem` objects, each with a stable id that names its output
 files. Malformed lines come back as :class:`InputProblem` entries, never
 silently dropped; two items with the same id raise :class:`DuplicateIdError`
 before any request is made. Only structure and types are checked here:
@@ -22,7 +23,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Opt
 
 from .._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES
 from .._files import _WINDOWS_RESERVED, PathLike
-from ..exceptions import ImageProviderError
+from ..exceptions import ImageProviderError, RequestValidationError
 from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS
 from ..results import expected_images, image_names
 
@@ -33,6 +34,7 @@ __all__ = [
     "DuplicateIdError",
     "read_items",
     "parse_items",
+    "parse_objects",
     "item_id",
 ]
 
@@ -74,7 +76,7 @@ class BatchItem(NamedTuple):
     #: Input image paths, as written in the file; empty for a generation.
     images: Tuple[str, ...]
     mask: Optional[str]
-    #: 1-based line the item starts on in the source.
+    #: 1-based line the item starts on in the source (for a list of items, its 1-based position).
     line: int
 
     @property
@@ -86,8 +88,9 @@ class BatchItem(NamedTuple):
 class InputProblem(NamedTuple):
     """A line that could not be read as an item."""
 
+    #: 1-based line in a file; 1-based position in a list of items.
     line: int
-    #: Starts with ``"line N: "``, then says what is wrong.
+    #: Starts with ``"line N: "`` (a file) or ``"items[i]: "`` (a list), then says what is wrong.
     message: str
 
 
@@ -205,6 +208,67 @@ def parse_items(lines: Iterable[str], format: str, source: str = "<input>") -> B
     return BatchInput(items, problems)
 
 
+def parse_objects(entries: Sequence[Any], source: str = "items") -> BatchInput:
+    """Items from Python objects, as the batch runners take them in a list.
+
+    Each entry is a prompt string (stripped, as a text file's line is; but a
+    list has no comments or blank lines to skip, so ``"# x"`` is a prompt and
+    an empty string a problem), a mapping with the fields of a JSONL line
+    (``prompt``, ``id``, parameters, ``images``, ``mask``, ``extra_body``;
+    checked as a JSONL line is), or a :class:`BatchItem` (taken as it is). A malformed string or mapping is a
+    problem at its position (``line`` is the 1-based position; the message
+    starts with ``items[i]``), as a malformed line is in a file.
+
+    :raises RequestValidationError: an entry is none of these (``param="items"``).
+    :raises DuplicateIdError: two items share an id.
+
+    Usage::
+
+        >>> batch = parse_objects(["A red fox", {"id": "owl", "prompt": "An owl", "size": "1024x1024"}])
+        >>> [item.id for item in batch.items]
+        ['b6fffde1d6e72890', 'owl']
+    """
+    items: List[BatchItem] = []
+    problems: List[InputProblem] = []
+    for index, entry in enumerate(entries):
+        where = f"{source}[{index}]"
+        if isinstance(entry, BatchItem):
+            items.append(entry)
+            continue
+        if isinstance(entry, str):
+            made = _make_item({"prompt": entry.strip()}, index + 1, "key", where=where)
+        elif isinstance(entry, Mapping):
+            try:
+                made = _make_item(_plain_fields(entry), index + 1, "key", where=where)
+            except (TypeError, ValueError) as exc:  # the id is derived from the values as JSON
+                made = _problem(index + 1, f"values must be JSON types ({exc})", where=where)
+        else:
+            raise RequestValidationError(
+                f"{where} is {type(entry).__name__}; each item must be a prompt string, a dict of item fields "
+                "(prompt, id, parameters, images, mask, extra_body) or a BatchItem",
+                param="items",
+            )
+        if isinstance(made, BatchItem):
+            items.append(made)
+        else:
+            problems.append(made)
+    refuse_duplicates(items, source)
+    return BatchInput(items, problems)
+
+
+def _plain_fields(entry: Mapping[Any, Any]) -> Dict[Any, Any]:
+    # Python callers write paths as Path objects and lists as tuples, which JSON never gives.
+    fields = dict(entry)
+    images = fields.get("images")
+    if isinstance(images, os.PathLike):
+        fields["images"] = os.fspath(images)
+    elif isinstance(images, (list, tuple)):
+        fields["images"] = [os.fspath(path) if isinstance(path, os.PathLike) else path for path in images]
+    if isinstance(fields.get("mask"), os.PathLike):
+        fields["mask"] = os.fspath(fields["mask"])
+    return fields
+
+
 def item_id(prompt: str, params: Mapping[str, Any], images: Sequence[str] = (), mask: Optional[str] = None) -> str:
     """The id of an item that gives none: 16 hex digits of SHA-256 over its content.
 
@@ -251,8 +315,8 @@ def _without_bom(lines: Iterable[str]) -> Iterator[str]:
 Entry = Union[BatchItem, InputProblem]
 
 
-def _problem(line: int, *reasons: str) -> InputProblem:
-    return InputProblem(line, "line {}: {}".format(line, "; ".join(reasons)))
+def _problem(line: int, *reasons: str, where: Optional[str] = None) -> InputProblem:
+    return InputProblem(line, "{}: {}".format(where or f"line {line}", "; ".join(reasons)))
 
 
 class _DuplicateKey(ValueError):
@@ -368,8 +432,13 @@ def _parse_text(lines: Iterable[str]) -> Iterator[Entry]:
             yield _make_item({"prompt": text}, number, "key")
 
 
-def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optional[List[str]] = None) -> Entry:
-    """An item from one line's fields, or a problem listing everything wrong with them."""
+def _make_item(
+    fields: Mapping[Any, Any], line: int, noun: str, reasons: Optional[List[str]] = None, where: Optional[str] = None
+) -> Entry:
+    """An item from one line's fields, or a problem listing everything wrong with them.
+
+    :param where: how the problem message names the entry (default ``"line N"``).
+    """
     reasons = list(reasons or [])
     for key in fields:
         if key not in FIELDS:
@@ -421,7 +490,7 @@ def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optiona
         reasons.append(f"extra_body must be an object, not {_json_type(extra_body)}")
 
     if reasons:
-        return _problem(line, *reasons)
+        return _problem(line, *reasons, where=where)
     # JSON null means "not given", as None does for the provider's keyword arguments.
     params = {
         key: value for key, value in fields.items() if (key in PARAMETERS or key == "extra_body") and value is not None
@@ -431,9 +500,9 @@ def _make_item(fields: Mapping[str, Any], line: int, noun: str, reasons: Optiona
     return BatchItem(ident, text, params, images, mask, line)
 
 
-def _unknown(noun: str, key: str) -> str:
+def _unknown(noun: str, key: Any) -> str:
     message = f"unknown {noun} {key!r}"
-    close = difflib.get_close_matches(key.lower(), sorted(FIELDS), n=1)
+    close = difflib.get_close_matches(str(key).lower(), sorted(FIELDS), n=1)
     if close:
         message += f" (did you mean {close[0]!r}?)"
     return message

@@ -9,6 +9,7 @@ batch with every item done exactly once.
 """
 
 import json
+import os
 import threading
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from .._files import PathLike, write_atomic
 from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
 from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, OpenAIImageProvider
 from ..results import ImageResponse, image_names, total_tokens
-from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, read_items, refuse_duplicates
+from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, parse_objects, read_items, refuse_duplicates
 from ._limiter import BatchLimiter
 from ._manifest import Manifest
 
@@ -90,23 +91,43 @@ class BatchProgress:
     waiting_seconds: float
 
 
-def load_input(
-    items: Union[PathLike, BatchInput, Sequence[BatchItem]], input_format: Optional[str] = None
-) -> BatchInput:
-    """Items from a file path, a parsed :class:`BatchInput`, or a list of items.
+#: What the batch runners take as ``items``: see :func:`load_input`.
+Items = Union[PathLike, BatchInput, Sequence[Union[str, Mapping[str, Any], BatchItem]]]
 
-    :raises RequestValidationError: two items share an id (nothing is sent).
+_ITEMS_ACCEPTED = (
+    "a path to a JSONL, CSV or text file, a BatchInput, or a list whose entries are prompt strings, "
+    "dicts of item fields (prompt, id, parameters, images, mask, extra_body) or BatchItem objects"
+)
+
+
+def load_input(items: Items, input_format: Optional[str] = None) -> BatchInput:
+    """The items of a batch, from any of the forms the runners take:
+
+    * a path (``str`` or ``os.PathLike``) to a JSONL, CSV or text file (see :func:`read_items`);
+    * a :class:`BatchInput` (from :func:`read_items` or :func:`parse_items`);
+    * a list (or tuple) whose entries are prompt strings (as the lines of a
+      text file), dicts with the fields of a JSONL line, or :class:`BatchItem`
+      objects, mixed as you like. Malformed strings and dicts become
+      problems at their 1-based position, as malformed lines do in a file.
+
+    :raises RequestValidationError: ``items`` is none of these (``param="items"``),
+        or two items share an id (``param="id"``); nothing is sent.
     """
     try:
         if isinstance(items, BatchInput):
             refuse_duplicates(items.items)
             return items
+        if isinstance(items, BatchItem):
+            raise RequestValidationError(
+                f"items must be {_ITEMS_ACCEPTED}; got a single BatchItem: put it in a list", param="items"
+            )
         if isinstance(items, (list, tuple)):
-            refuse_duplicates(items)
-            return BatchInput(list(items), [])
-        return read_items(str(items), format=input_format)
+            return parse_objects(items, "items")
+        if isinstance(items, (str, os.PathLike)):
+            return read_items(os.fspath(items), format=input_format)
     except DuplicateIdError as exc:
         raise RequestValidationError(str(exc), param="id") from exc
+    raise RequestValidationError(f"items must be {_ITEMS_ACCEPTED}, not {type(items).__name__}", param="items")
 
 
 def svg_usage_of(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -170,7 +191,7 @@ def write_summary(out_dir: Path, summary: BatchSummary) -> None:
 
 
 def run_batch(
-    items: Union[PathLike, BatchInput, Sequence[BatchItem]],
+    items: Items,
     out_dir: PathLike,
     *,
     provider: OpenAIImageProvider,
@@ -192,11 +213,24 @@ def run_batch(
     all). Setting ``stop`` (the command line does on Ctrl-C) stops taking new
     items; those in flight finish and are recorded.
 
+    :param items: a path to a JSONL, CSV or text file; a :class:`BatchInput`;
+        or a list of prompt strings (like a text file's lines), dicts with the
+        fields of a JSONL line (``prompt``, ``id``, parameters, ``images``,
+        ``mask``, ``extra_body``) and :class:`BatchItem` objects, mixed as you
+        like. Malformed entries are reported in ``summary.problems`` (and the
+        manifest) with their line, or their 1-based position in a list.
     :param provider: shared by all worker threads.
     :param concurrency: worker threads.
     :param requests_per_minute: client-side limit shared by all workers.
     :param images_per_minute: client-side image limit shared by all workers.
-    :raises RequestValidationError: two items share an id (nothing is sent).
+    :raises RequestValidationError: ``items`` is none of the forms above
+        (``param="items"``), or two items share an id (``param="id"``); nothing is sent.
+
+    Usage::
+
+        >>> with OpenAIImageProvider() as provider:
+        ...     summary = run_batch(["A red fox", {"id": "owl", "prompt": "An owl", "size": "1024x1024"}],
+        ...                         "out", provider=provider)
     """
     if concurrency < 1:
         raise RequestValidationError("Parameter 'concurrency' must be at least 1", param="concurrency")
