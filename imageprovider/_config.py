@@ -245,7 +245,7 @@ def _check_path(name: str, value: Any) -> Optional[str]:
     return os.path.expanduser(os.fspath(value))
 
 
-def _check_max_retries(value: Any) -> int:
+def check_max_retries(value: Any) -> int:
     if isinstance(value, str):
         try:
             value = int(value.strip())
@@ -340,7 +340,7 @@ def resolve_settings(
         project=values["project"],
         default_model=model,
         timeout=resolve_timeout(timeout, default_timeout),
-        max_retries=_check_max_retries(DEFAULT_MAX_RETRIES if retries is None else retries),
+        max_retries=check_max_retries(DEFAULT_MAX_RETRIES if retries is None else retries),
         max_retry_after=_positive_seconds("max_retry_after", max_retry_after),
         retry_read_timeouts=bool(retry_read_timeouts),
         check_model_rules=bool(check_model_rules),

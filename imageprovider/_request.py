@@ -2,19 +2,168 @@
 imageprovider._request
 ~~~~~~~~~~~~~~~~~~~~~~
 
-Builds request bodies from keyword parameters: leaves out what was not given,
-merges ``extra_body``, validates against the endpoint's JSON Schema and then
-the model's rules, loads and checks input images, and encodes the exact bytes
-that go on the wire.
+Builds an images request from keyword parameters, in one function,
+:func:`prepare`, for every kind of call: leaves out what was not given,
+merges ``extra_body``, checks the body against the endpoint's JSON Schema
+(shape) and then the model's rules, loads and checks input images, and
+encodes the exact bytes that go on the wire. The result, a
+:class:`PreparedImageRequest`, is what the provider sends, what a Batch API
+line holds, and what ``--dry-run`` shows.
 """
 
 import json
+import logging
+from dataclasses import dataclass
 from typing import AbstractSet, Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from . import _rules, _schemas
+from . import _multipart, _rules, _schemas
 from ._inputs import ImageFile, image_from_data_url, load_image
 from .exceptions import RequestValidationError
 from .model_specs import MASK_MAX_BYTES, ModelSpec
+
+log = logging.getLogger("imageprovider")
+
+
+class Kind(NamedTuple):
+    """What one kind of images call sends."""
+
+    #: The request schema (shape and types).
+    schema: str
+    endpoint: str
+    #: ``True`` for multipart uploads, ``False`` for a JSON body.
+    multipart: bool
+    stream: bool
+    #: The parameter holding the input images of an upload.
+    file_param: Optional[str] = None
+
+
+#: Every kind of images call, by the name :func:`prepare` and ``provider.prepare_request`` take.
+KINDS: Mapping[str, Kind] = {
+    "generate": Kind("create_image_request", "generations", False, False),
+    "stream": Kind("create_image_request", "generations", False, True),
+    "edit": Kind("create_image_edit_request", "edits", True, False, "images"),
+    "stream_edit": Kind("create_image_edit_request", "edits", True, True, "images"),
+    "edit_refs": Kind("edit_image_body_json_param", "edits", False, False),
+    "variation": Kind("create_image_variation_request", "variations", True, False, "image"),
+}
+#: The method a kind's streaming counterpart is called with, for messages.
+_STREAMING_METHODS = {"generate": "stream_image", "edit": "stream_edit", "edit_refs": "stream_edit"}
+
+
+@dataclass(frozen=True)
+class PreparedImageRequest:
+    """An images request, built and checked, ready to send.
+
+    Made by ``provider.prepare_request(kind, ...)``; nothing has been sent.
+    """
+
+    #: One of :data:`KINDS`.
+    kind: str
+    #: ``generations``, ``edits`` or ``variations``.
+    endpoint: str
+    #: The fields sent, file parts summarised by name, type and size (for records and sidecars).
+    body: Mapping[str, Any]
+    #: The exact bytes of the body.
+    payload: bytes
+    content_type: str
+    #: Whether the answer is an event stream.
+    stream: bool
+
+    @property
+    def model(self) -> Optional[str]:
+        """The model the request names, if any."""
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
+    def expected_images(self) -> int:
+        """How many images the request asks for: its ``n``, or 1."""
+        count = self.body.get("n")
+        return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
+def prepare(
+    kind: str,
+    params: Mapping[str, Any],
+    extra_body: Optional[Mapping[str, Any]],
+    rules: _rules.ModelRules,
+) -> PreparedImageRequest:
+    """Build, check and encode one images request.
+
+    :param kind: one of :data:`KINDS`.
+    :param params: the call's keyword parameters (``None`` means not given),
+        with the input images under the kind's file parameter and ``mask``.
+    :raises RequestValidationError: a parameter or input is invalid (nothing was sent).
+    """
+    shape = KINDS[kind]
+    fields = dict(params)
+    images = fields.pop(shape.file_param, None) if shape.multipart and shape.file_param else None
+    mask = fields.pop("mask", None) if shape.multipart else None
+    if shape.stream:
+        # On the wire as before the streaming options were added: "stream", then "partial_images".
+        partial_images = fields.pop("partial_images", None)
+        fields["stream"] = True
+        fields["partial_images"] = partial_images
+    files = frozenset({"mask"}) if mask is not None else frozenset()
+    body, from_extra = assemble(shape.schema, fields, extra_body)
+    check_form(shape.schema, shape.endpoint, body, rules.table.known_params(shape.endpoint), from_extra)
+    rules.check(body, shape.endpoint, given_by_extra=from_extra, files=files)
+    if not shape.stream and body.get("stream"):
+        raise RequestValidationError(
+            f"Parameter 'stream' is not supported by {_METHODS[kind]}, which returns whole images; use "
+            f"{_STREAMING_METHODS.get(kind, 'a streaming method')}()",
+            param="stream",
+        )
+    spec = rules.spec_for(body)
+    if kind == "edit_refs" and spec is not None:
+        if body.get("markup") is not None and "markup" not in from_extra:
+            check_markup_refs(body)
+        if spec.json_edits is False:
+            raise RequestValidationError(
+                f"Parameter 'model' {spec.name!r} takes edits as multipart uploads only; use edit_image()",
+                param="model",
+            )
+    _log_parameters(body)
+    if not shape.multipart:
+        return PreparedImageRequest(kind, shape.endpoint, body, encode_json(body), "application/json", shape.stream)
+    file_param = shape.file_param or "image"
+    loaded, mask_file = load_inputs(file_param, as_input_list(images), mask, spec)
+    payload, content_type = _multipart.encode(body, _multipart.image_fields(loaded), mask_file)
+    # What was sent, for records and sidecar metadata: the files by name, type and size.
+    sent = dict(body)
+    sent[file_param] = [_file_summary(image) for image in loaded]
+    if mask_file is not None:
+        sent["mask"] = _file_summary(mask_file)
+    return PreparedImageRequest(kind, shape.endpoint, sent, payload, content_type, shape.stream)
+
+
+_METHODS = {
+    "generate": "generate_image",
+    "stream": "stream_image",
+    "edit": "edit_image",
+    "stream_edit": "stream_edit",
+    "edit_refs": "edit_image_from_refs",
+    "variation": "create_variation",
+}
+
+
+def _file_summary(image: ImageFile) -> Dict[str, Any]:
+    return {"filename": image.filename, "content_type": image.mime_type, "bytes": len(image.data)}
+
+
+def _log_parameters(body: Mapping[str, Any]) -> None:
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    shown = dict(body)
+    if isinstance(shown.get("prompt"), str):
+        shown["prompt"] = shorten(shown["prompt"])
+    if isinstance(shown.get("images"), list):
+        shown["images"] = "[{} references]".format(len(shown["images"]))
+    try:
+        text = repr(shown)
+    except ValueError:  # Python will not print ints of over 4300 digits
+        text = "<parameters too large to show>"
+    log.debug("Request parameters: %s", text, extra={"params": shown})
 
 
 def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter") -> RequestValidationError:

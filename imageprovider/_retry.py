@@ -25,7 +25,8 @@ import logging
 import math
 import random
 import time
-from typing import Any, Callable, FrozenSet, List, Optional
+from contextvars import ContextVar
+from typing import Any, Callable, FrozenSet, Optional, Protocol
 
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
@@ -52,49 +53,53 @@ class _NotRetried(MaxRetryError):
     """Raised from :meth:`ImageRetry.increment` to hand the response back unretried."""
 
 
+class CycleWatcher(Protocol):
+    """Hears what happens inside one request cycle, retries urllib3 makes out of sight included."""
+
+    def responded(self, status: int, headers: Any) -> None:
+        """A response arrived that urllib3 may retry (an error status)."""
+
+    def retried(self, attempts: int) -> None:
+        """A retry was decided: ``attempts`` attempts will have been made once it is sent."""
+
+    def waiting(self, delay: float, reason: str, attempt: int) -> None:
+        """Attempt ``attempt`` follows after ``delay`` seconds, because of ``reason``."""
+
+
+#: The watcher of the request cycle running in this thread (set by the transport around each send).
+#: The policy itself holds no per-request state, so one instance is shared by every thread.
+current_watcher: ContextVar[Optional[CycleWatcher]] = ContextVar("imageprovider_cycle", default=None)
+
+
 class ImageRetry(Retry):
     """urllib3 ``Retry`` with the API's conventions; see the module docstring.
 
+    Immutable, as urllib3 expects (``increment`` returns a new instance), so one
+    policy may be shared by threads and by providers made with ``with_options``.
+    What happens to one request is reported to the :data:`current_watcher`.
+
     :param max_retry_after: cap, in seconds, on a server-requested wait.
-    :param attempt_log: shared by every copy made from this instance; each
-        retry appends to it, so the caller can count attempts afterwards.
+    :param retry_rate_limits: ``False`` hands every 429 straight back: a batch's
+        shared limiter schedules the item again, where a private retry would
+        jump its queue.
     """
 
     def __init__(
         self,
         *args: Any,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-        attempt_log: Optional[List[str]] = None,
-        observer: Optional[Callable[[int, Any], None]] = None,
         retry_rate_limits: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
-        #: ``False`` hands every 429 straight back: a batch's shared limiter
-        #: schedules the item again, where a private retry would jump its queue.
         self.retry_rate_limits = retry_rate_limits
-        self.attempt_log: List[str] = attempt_log if attempt_log is not None else []
-        #: Told ``(status, headers)`` of every error response, even those retried
-        #: out of the caller's sight (a batch's shared limiter pauses on 429s).
-        self.observer = observer
 
     def new(self, **kw: Any) -> "ImageRetry":
         """Copy with overrides (urllib3 calls this on every increment)."""
         kw.setdefault("max_retry_after", self.max_retry_after)
-        kw.setdefault("attempt_log", self.attempt_log)
-        kw.setdefault("observer", self.observer)
         kw.setdefault("retry_rate_limits", self.retry_rate_limits)
         return super().new(**kw)
-
-    def for_request(self, observer: Optional[Callable[[int, Any], None]] = None) -> "ImageRetry":
-        """A copy with a fresh attempt log (and ``observer``), for one request."""
-        return self.new(attempt_log=[], observer=observer)
-
-    @property
-    def attempts(self) -> int:
-        """Attempts made so far with this instance's log: one plus the retries taken."""
-        return 1 + len(self.attempt_log)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         # Any error status may carry x-should-retry: true, so every one is a
@@ -106,8 +111,9 @@ class ImageRetry(Retry):
     ) -> "ImageRetry":
         response = kwargs.get("response")
         error = kwargs.get("error")
-        if response is not None and self.observer is not None:
-            self.observer(response.status, response.headers)
+        watcher = current_watcher.get()
+        if response is not None and watcher is not None:
+            watcher.responded(response.status, response.headers)
         if (
             response is not None
             and error is None
@@ -118,8 +124,8 @@ class ImageRetry(Retry):
         ):
             raise _NotRetried(kwargs.get("_pool"), url or "", None)  # type: ignore[arg-type]  # urllib3 passes _pool
         new_retry = super().increment(method, url, *args, **kwargs)
-        reason = f"status {response.status}" if response is not None else type(error).__name__
-        self.attempt_log.append(reason)
+        if watcher is not None:
+            watcher.retried(len(new_retry.history) + 1)
         return new_retry
 
     def sleep(self, response: Any = None) -> None:
@@ -127,7 +133,12 @@ class ImageRetry(Retry):
         delay = self.server_delay(response) if response is not None else None
         if delay is None:
             delay = self.backoff_delay()
-        log.debug("Retrying in %.2f s after %s; attempt %d follows", delay, self.attempt_log[-1:], self.attempts)
+        reason = _reason(self.history[-1]) if self.history else "a failure"
+        attempt = len(self.history) + 1
+        log.debug("Retrying in %.2f s after %s; attempt %d follows", delay, reason, attempt)
+        watcher = current_watcher.get()
+        if watcher is not None:
+            watcher.waiting(delay, reason, attempt)
         if delay > 0:
             sleep(delay)
 
@@ -144,7 +155,15 @@ class ImageRetry(Retry):
         return base * (1.0 - JITTER * random.random())  # noqa: S311 (jitter, not a secret)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(total={self.total}, connect={self.connect}, read={self.read}, status={self.status}, max_retry_after={self.max_retry_after})"
+        return f"{type(self).__name__}(total={self.total}, connect={self.connect}, read={self.read}, status={self.status}, max_retry_after={self.max_retry_after}, retry_rate_limits={self.retry_rate_limits})"
+
+
+def _reason(entry: Any) -> str:
+    """Why an attempt was retried, from urllib3's history entry: ``status 503`` or the error's class."""
+    if getattr(entry, "status", None) is not None:
+        return f"status {entry.status}"
+    error = getattr(entry, "error", None)
+    return type(error).__name__ if error is not None else "a failure"
 
 
 def should_retry_status(status: int, headers: Any) -> bool:
@@ -202,6 +221,7 @@ def make_retry(
     *,
     retry_read_timeouts: bool = False,
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+    retry_rate_limits: bool = True,
 ) -> ImageRetry:
     """Build the provider's retry policy from its options."""
     return ImageRetry(
@@ -218,4 +238,5 @@ def make_retry(
         raise_on_redirect=False,
         respect_retry_after_header=True,
         max_retry_after=max_retry_after,
+        retry_rate_limits=retry_rate_limits,
     )

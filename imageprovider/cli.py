@@ -18,7 +18,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, NoReturn, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import requests
 
@@ -38,8 +38,6 @@ from .model_specs import MASK_MAX_BYTES
 from .provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, VARIATION_PARAMETERS, OpenAIImageProvider
 from .results import ImageResponse, image_names, refuse_existing, request_stem
 from .streaming import Completed, ImageStream, PartialImage
-from .testing import FakeImagesServer
-from .testing import _cli as _testing_cli
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -60,14 +58,6 @@ EXIT_CODES = {
 
 #: Credential headers shown as [REDACTED] by --dry-run.
 _SECRET_HEADERS = ("authorization", "api-key")
-
-
-class _DryRun(Exception):
-    """Raised by the transport's intercept: carries the request that would have been sent."""
-
-    def __init__(self, request: requests.PreparedRequest) -> None:
-        super().__init__("dry run")
-        self.request = request
 
 
 # -- the parser -------------------------------------------------------------------
@@ -273,8 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--verbose", action="store_true", help="log each request to stderr")
     models.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
 
-    serve_fake = commands.add_parser("serve-fake", help="run the stand-in server in the foreground")
-    _testing_cli.add_arguments(serve_fake)
+    # Its options are the stand-in's own, parsed by its module, so that nothing of the
+    # stand-in is imported unless it is used.
+    serve_fake = commands.add_parser(
+        "serve-fake", help="run the stand-in server in the foreground (see: serve-fake --help)", add_help=False
+    )
+    serve_fake.add_argument("options", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -348,6 +342,8 @@ def _provider(args: argparse.Namespace) -> Iterator[OpenAIImageProvider]:
     }
     with contextlib.ExitStack() as stack:
         if args.fake:
+            from .testing import FakeImagesServer  # the stand-in is loaded only when asked for
+
             server = stack.enter_context(FakeImagesServer())
             provider = stack.enter_context(
                 OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, **options)
@@ -362,13 +358,7 @@ def _provider(args: argparse.Namespace) -> Iterator[OpenAIImageProvider]:
                 provider = stack.enter_context(OpenAIImageProvider(api_key="sk-placeholder-for-dry-run", **options))
         else:
             provider = stack.enter_context(OpenAIImageProvider(**options))
-        if getattr(args, "dry_run", False):
-            provider._transport.intercept = _raise_dry_run
         yield provider
-
-
-def _raise_dry_run(request: requests.PreparedRequest) -> NoReturn:
-    raise _DryRun(request)
 
 
 def _refuse_existing_targets(args: argparse.Namespace) -> None:
@@ -387,12 +377,52 @@ def _refuse_existing_targets(args: argparse.Namespace) -> None:
         raise FileExistsError(f"{exc} (nothing was sent)") from None
 
 
+#: The provider method behind each kind of request.
+_METHODS = {
+    "generate": "generate_image",
+    "stream": "stream_image",
+    "edit": "edit_image",
+    "stream_edit": "stream_edit",
+    "edit_refs": "edit_image_from_refs",
+    "variation": "create_variation",
+}
+#: Keywords of those methods that are not part of the request.
+_CALL_OPTIONS = ("timeout", "save_to", "overwrite", "metadata")
+
+
 def _refuse_unaccepted(method: Callable[..., Any], params: Mapping[str, Any], how: str) -> None:
     """Refuse options the chosen call does not take, rather than drop them without a word."""
     accepted = inspect.signature(method).parameters
     for name in params:
         if name not in accepted:
             raise RequestValidationError(f"Parameter {name!r} cannot be used {how}", param=name)
+
+
+def _plan(args: argparse.Namespace) -> Tuple[str, Dict[str, Any]]:
+    """The kind of request the command line makes, and the keywords of its call."""
+    params = _call_params(args)
+    stream = getattr(args, "stream", False)
+    if args.command == "vary":
+        return "variation", dict(params, image=args.image)
+    if not stream and args.partial_images is not None:
+        raise RequestValidationError("Parameter 'partial_images' needs --stream", param="partial_images")
+    if stream:
+        params["partial_images"] = args.partial_images
+    # The prompt first: the API's fields go on the wire in the order they are given.
+    if args.command == "generate":
+        kind = "stream" if stream else "generate"
+        params = {"prompt": args.prompt, **params}
+    elif args.markup is not None:
+        if stream:
+            raise RequestValidationError("Parameter 'markup' cannot be used with --stream", param="markup")
+        kind = "edit_refs"
+        params = {"prompt": args.prompt, "images": _refs(args, params), **params}
+    else:
+        kind = "stream_edit" if stream else "edit"
+        params = {"prompt": args.prompt, "images": args.images, **params}
+    how = {"stream": "with --stream", "stream_edit": "with --stream", "edit_refs": "with --markup (a JSON edit)"}
+    _refuse_unaccepted(getattr(OpenAIImageProvider, _METHODS[kind]), params, how.get(kind, "here"))
+    return kind, params
 
 
 def _refs(args: argparse.Namespace, params: Dict[str, Any]) -> List[Dict[str, str]]:
@@ -405,33 +435,18 @@ def _refs(args: argparse.Namespace, params: Dict[str, Any]) -> List[Dict[str, st
 
 def _run(args: argparse.Namespace, progress: Progress) -> Dict[str, Any]:
     _refuse_existing_targets(args)
-    params = _call_params(args)
-    stream = getattr(args, "stream", False)
+    kind, params = _plan(args)
     with _provider(args) as provider:
-        if args.command == "vary":
-            _save_on_arrival(args, params)
-            return _save(args, provider.create_variation(args.image, **params))
-        if stream:
-            params["partial_images"] = args.partial_images
-            if args.command == "generate":
-                _refuse_unaccepted(provider.stream_image, params, "with --stream")
-                events = provider.stream_image(args.prompt, **params)
-            else:
-                if args.markup is not None:
-                    raise RequestValidationError("Parameter 'markup' cannot be used with --stream", param="markup")
-                _refuse_unaccepted(provider.stream_edit, params, "with --stream")
-                events = provider.stream_edit(args.prompt, args.images, **params)
-            return _save_stream(args, events, progress)
-        if args.partial_images is not None:
-            raise RequestValidationError("Parameter 'partial_images' needs --stream", param="partial_images")
+        if args.dry_run:
+            request = {key: value for key, value in params.items() if key not in _CALL_OPTIONS}
+            _show_request(provider.http_request(provider.prepare_request(kind, **request)), sys.stdout, args.json)
+            return {}
+        provider.hooks.register("retry", progress.retry)
+        call = getattr(provider, _METHODS[kind])
+        if kind in ("stream", "stream_edit"):
+            return _save_stream(args, call(**params), progress)
         _save_on_arrival(args, params)
-        if args.command == "generate":
-            return _save(args, provider.generate_image(args.prompt, **params))
-        if args.markup is not None:
-            _refuse_unaccepted(provider.edit_image_from_refs, params, "with --markup (a JSON edit)")
-            refs = _refs(args, params)
-            return _save(args, provider.edit_image_from_refs(args.prompt, refs, **params))
-        return _save(args, provider.edit_image(args.prompt, args.images, **params))
+        return _save(args, call(**params))
 
 
 def _save_on_arrival(args: argparse.Namespace, params: Dict[str, Any]) -> None:
@@ -465,7 +480,7 @@ def _save(args: argparse.Namespace, response: ImageResponse) -> Dict[str, Any]:
         "model": response.request.get("model"),
         "created": response.created,
         "request_id": response.request_id,
-        "usage": response._body.get("usage"),  # not .raw, which rebuilds the base64 text
+        "usage": response.fields.get("usage"),
         "revised_prompts": [image.revised_prompt for image in response.images],
         "size": response.size,
     }
@@ -643,6 +658,8 @@ def _batch(args: argparse.Namespace) -> int:
     }
     with contextlib.ExitStack() as stack:
         if args.fake:
+            from .testing import FakeImagesServer
+
             server = stack.enter_context(FakeImagesServer(batch_completion_seconds=0.5))
             provider = stack.enter_context(
                 OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, **options)
@@ -702,11 +719,9 @@ def _batch(args: argparse.Namespace) -> int:
 def _single(args: argparse.Namespace) -> int:
     interactive = sys.stderr.isatty() and not (args.verbose or args.debug) and not args.dry_run
     label = "Streaming" if getattr(args, "stream", False) else "Waiting for the image"
-    try:
-        with Progress(sys.stderr, interactive, label) as progress:
-            summary = _run(args, progress)
-    except _DryRun as dry_run:
-        _show_request(dry_run.request, sys.stdout, as_json=args.json)
+    with Progress(sys.stderr, interactive, label) as progress:
+        summary = _run(args, progress)
+    if args.dry_run:
         return EXIT_OK
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
@@ -747,9 +762,13 @@ def _warnings_as_lines() -> Iterator[None]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
-    args = build_parser().parse_args(argv)
-    if args.command == "serve-fake":
-        return _testing_cli.serve(args)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve-fake"]:
+        # The stand-in parses its own options; it is imported only when it is run.
+        from .testing import _cli as stand_in
+
+        return stand_in.main(arguments[1:], prog="imageprovider serve-fake")
+    args = build_parser().parse_args(arguments)
     _configure_logging(args)
     commands = {"batch": _batch, "models": _models}
     try:

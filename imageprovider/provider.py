@@ -2,41 +2,42 @@
 imageprovider.provider
 ~~~~~~~~~~~~~~~~~~~~~~
 
-:class:`OpenAIImageProvider` owns the configuration and one HTTP session.
-Each call builds its body from parameters, checks it (JSON Schema, then the
-model's rules), sends it through the transport, validates the response body
-and returns a plain :class:`~imageprovider.results.ImageResponse`.
+:class:`OpenAIImageProvider` owns the configuration, the model rules and one
+transport (a session and its connection pool). A call goes one way through
+the package: :mod:`._request` builds and checks it, :mod:`._transport` sends
+it, :mod:`._response` reads and validates the body, :mod:`.results` holds
+the result, and :mod:`._saveto` writes the images when ``save_to`` asks.
 """
 
 import logging
 import sys
+from dataclasses import replace
 from types import TracebackType
-from typing import IO, AbstractSet, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, cast
-from urllib.parse import quote
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, cast
 
 import requests
 
-from . import _multipart, _request
+from . import _response
 from .__version__ import __version__
-from ._config import Settings, TimeoutArg, check_extra_headers, resolve_settings, resolve_timeout
+from ._config import Settings, TimeoutArg, check_extra_headers, check_max_retries, resolve_settings, resolve_timeout
+from ._download import download
 from ._files import PathLike
-from ._imagebody import Extracted, ImageBodyScanner, MemorySink
+from ._hooks import Hooks
+from ._imagebody import MemorySink
 from ._inputs import ImageInput
+from ._request import KINDS, PreparedImageRequest, prepare
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._rules import ClockArg, ModelRules, as_clock
 from ._saveto import FolderSaver
-from ._transport import Transport
+from ._transport import Sent, Transport
 from .exceptions import ConfigurationError, RequestValidationError
 from .model_specs import ModelTable, builtin_table, load_overlay
 from .results import ImageResponse, InlineImage
-from .streaming import ImageStream, check_event_stream
+from .streaming import ImageStream
 
 log = logging.getLogger("imageprovider")
 
 _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
-
-#: Endpoints OpenAI's Batch API runs for images (JSON bodies only).
-BATCH_ENDPOINTS = ("/v1/images/generations", "/v1/images/edits")
 
 #: The API parameters generate_image, edit_image and create_variation take as
 #: keywords, besides their prompt, input images and mask: what the command line
@@ -194,7 +195,11 @@ class OpenAIImageProvider:
         self._rules = rules if rules is not None else self._model_rules(settings, None)
         self.max_download_bytes = max_download_bytes
         extra = check_extra_headers(extra_headers)
-        self._transport = Transport(
+        #: Callbacks told of every API response and retry (see :mod:`imageprovider._hooks`).
+        self.hooks = Hooks()
+        #: The transport every request of this provider goes through (the batch
+        #: module sends the files and batches requests with it).
+        self.transport = Transport(
             base_url=settings.base_url,
             # Extra headers go last so that a gateway's own auth header can replace ours.
             credential_headers={**credentials, **extra},
@@ -207,6 +212,7 @@ class OpenAIImageProvider:
             ),
             secrets=tuple(secrets) + tuple(extra.values()),
             token_provider=token_provider,
+            hooks=self.hooks,
         )
 
     @staticmethod
@@ -214,11 +220,69 @@ class OpenAIImageProvider:
         table = load_overlay(settings.models_file) if settings.models_file else builtin_table()
         return ModelRules(table, enabled=settings.check_model_rules, shutdowns=shutdowns, clock=as_clock(clock))
 
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutArg = None,
+        max_retries: Optional[int] = None,
+        max_retry_after: Optional[float] = None,
+        retry_read_timeouts: Optional[bool] = None,
+        retry_rate_limits: Optional[bool] = None,
+        check_model_rules: Optional[bool] = None,
+    ) -> "OpenAIImageProvider":
+        """A provider like this one (credentials, settings, model table, connection pool) with some options changed.
+
+        The copy has its own retry policy and its own :attr:`hooks` (starting
+        with this provider's callbacks), so changing them never touches this
+        provider or other copies. Closing the copy leaves the shared connections
+        open; close this provider when done with both.
+
+        Usage::
+
+            >>> patient = provider.with_options(timeout=900, max_retries=5)
+
+        :param retry_rate_limits: ``False`` hands every 429 back at once instead
+            of retrying it (a batch's shared limiter schedules the item again).
+        """
+        settings = replace(
+            self.settings,
+            timeout=resolve_timeout(timeout, self.settings.timeout) if timeout is not None else self.settings.timeout,
+            max_retries=self.settings.max_retries if max_retries is None else check_max_retries(max_retries),
+            max_retry_after=self.settings.max_retry_after if max_retry_after is None else max_retry_after,
+            retry_read_timeouts=self.settings.retry_read_timeouts
+            if retry_read_timeouts is None
+            else bool(retry_read_timeouts),
+            check_model_rules=self.settings.check_model_rules if check_model_rules is None else bool(check_model_rules),
+        )
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.settings = settings
+        copy.hooks = self.hooks.copy()
+        copy._rules = ModelRules(
+            self._rules.table,
+            enabled=settings.check_model_rules,
+            shutdowns=self._rules.shutdowns,
+            clock=self._rules.clock,
+        )
+        copy.transport = self.transport.derive(
+            retry=make_retry(
+                settings.max_retries,
+                retry_read_timeouts=settings.retry_read_timeouts,
+                max_retry_after=settings.max_retry_after,
+                retry_rate_limits=self.transport.retry.retry_rate_limits
+                if retry_rate_limits is None
+                else bool(retry_rate_limits),
+            ),
+            timeout=settings.timeout,
+            hooks=copy.hooks,
+        )
+        return copy
+
     # -- lifecycle -----------------------------------------------------
 
     def close(self) -> None:
         """Close the HTTP session and its connections. Safe to call twice."""
-        self._transport.close()
+        self.transport.close()
 
     def __enter__(self) -> "OpenAIImageProvider":
         return self
@@ -309,29 +373,28 @@ class OpenAIImageProvider:
         :raises APIConnectionError: no response could be had.
         :raises ResponseValidationError: the response body is unusable.
         """
-        params = {
-            "prompt": prompt,
-            "model": self._model_for(model, extra_body),
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": output_compression,
-            "moderation": moderation,
-            "style": style,
-            "response_format": response_format,
-            "complexity": complexity,
-            "frame_count": frame_count,
-            "frame_duration_ms": frame_duration_ms,
-            "svg": svg,
-            "user": user,
-            "safety_identifier": safety_identifier,
-        }
-        body = self._build("create_image_request", "generations", params, extra_body)
-        _refuse_stream(body, "generate_image", "stream_image")
-        saver = self._saver(save_to, body, overwrite, metadata)
-        return self._json_call("generations", body, timeout, saver)
+        prepared = self.prepare_request(
+            "generate",
+            prompt=prompt,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+            style=style,
+            response_format=response_format,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            svg=svg,
+            user=user,
+            safety_identifier=safety_identifier,
+            extra_body=extra_body,
+        )
+        return self._images_call(prepared, timeout, save_to, overwrite, metadata)
 
     def stream_image(
         self,
@@ -359,27 +422,24 @@ class OpenAIImageProvider:
         :raises RequestValidationError: a parameter is invalid (nothing was sent).
         :raises APIStatusError: the API refused before the stream started (retried like other calls).
         """
-        params = {
-            "prompt": prompt,
-            "model": self._model_for(model, extra_body),
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": output_compression,
-            "moderation": moderation,
-            "complexity": complexity,
-            "user": user,
-            "safety_identifier": safety_identifier,
-            "stream": True,
-            "partial_images": partial_images,
-        }
-        body = self._build("create_image_request", "generations", params, extra_body)
-        response = self._send(
-            "generations", body.get("model"), _request.encode_json(body), "application/json", timeout, stream=True
+        prepared = self.prepare_request(
+            "stream",
+            prompt=prompt,
+            partial_images=partial_images,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            moderation=moderation,
+            complexity=complexity,
+            user=user,
+            safety_identifier=safety_identifier,
+            extra_body=extra_body,
         )
-        return self._open_stream(response, body)
+        return self._stream_call(prepared, timeout)
 
     def edit_image(
         self,
@@ -415,29 +475,28 @@ class OpenAIImageProvider:
             its transparent pixels mark where to edit.
         :raises RequestValidationError: a parameter or input image is invalid (nothing was sent).
         """
-        params = {
-            "prompt": prompt,
-            "model": self._model_for(model, extra_body),
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": output_compression,
-            "input_fidelity": input_fidelity,
-            "response_format": response_format,
-            "complexity": complexity,
-            "frame_count": frame_count,
-            "frame_duration_ms": frame_duration_ms,
-            "user": user,
-            "safety_identifier": safety_identifier,
-        }
-        body, payload, content_type = self._multipart(
-            "create_image_edit_request", "edits", params, extra_body, "images", images, mask
+        prepared = self.prepare_request(
+            "edit",
+            prompt=prompt,
+            images=images,
+            mask=mask,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            input_fidelity=input_fidelity,
+            response_format=response_format,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            user=user,
+            safety_identifier=safety_identifier,
+            extra_body=extra_body,
         )
-        _refuse_stream(body, "edit_image", "stream_edit")
-        saver = self._saver(save_to, body, overwrite, metadata)
-        return self._read_images(self._send("edits", body.get("model"), payload, content_type, timeout), body, saver)
+        return self._images_call(prepared, timeout, save_to, overwrite, metadata)
 
     def stream_edit(
         self,
@@ -461,27 +520,26 @@ class OpenAIImageProvider:
         timeout: TimeoutArg = None,
     ) -> ImageStream:
         """Edit with streaming; takes the inputs of :meth:`edit_image` and returns an :class:`ImageStream`."""
-        params = {
-            "prompt": prompt,
-            "model": self._model_for(model, extra_body),
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": output_compression,
-            "input_fidelity": input_fidelity,
-            "complexity": complexity,
-            "user": user,
-            "safety_identifier": safety_identifier,
-            "stream": True,
-            "partial_images": partial_images,
-        }
-        body, payload, content_type = self._multipart(
-            "create_image_edit_request", "edits", params, extra_body, "images", images, mask
+        prepared = self.prepare_request(
+            "stream_edit",
+            prompt=prompt,
+            images=images,
+            mask=mask,
+            partial_images=partial_images,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            input_fidelity=input_fidelity,
+            complexity=complexity,
+            user=user,
+            safety_identifier=safety_identifier,
+            extra_body=extra_body,
         )
-        response = self._send("edits", body.get("model"), payload, content_type, timeout, stream=True)
-        return self._open_stream(response, body)
+        return self._stream_call(prepared, timeout)
 
     def edit_image_from_refs(
         self,
@@ -519,44 +577,35 @@ class OpenAIImageProvider:
             image, the same width and height (gpt-image-2.6); a data URL is
             checked before sending.
         """
-        params = {
-            "prompt": prompt,
-            "images": list(images) if isinstance(images, (list, tuple)) else images,
-            "mask": mask,
-            "model": self._model_for(model, extra_body),
-            "n": n,
-            "size": size,
-            "quality": quality,
-            "background": background,
-            "output_format": output_format,
-            "output_compression": output_compression,
-            "input_fidelity": input_fidelity,
-            "moderation": moderation,
-            "complexity": complexity,
-            "frame_count": frame_count,
-            "frame_duration_ms": frame_duration_ms,
-            "markup": markup,
-            "user": user,
-            "safety_identifier": safety_identifier,
-        }
-        body = self._build("edit_image_body_json_param", "edits", params, extra_body)
-        spec = self._rules.spec_for(body)
-        if spec is not None and "markup" in params and markup is not None:
-            _request.check_markup_refs(body)
-        if spec is not None and spec.json_edits is False:
-            raise RequestValidationError(
-                f"Parameter 'model' {spec.name!r} takes edits as multipart uploads only; use edit_image()",
-                param="model",
-            )
-        _refuse_stream(body, "edit_image_from_refs", "stream_edit")
-        saver = self._saver(save_to, body, overwrite, metadata)
-        return self._json_call("edits", body, timeout, saver)
+        prepared = self.prepare_request(
+            "edit_refs",
+            prompt=prompt,
+            images=list(images) if isinstance(images, (list, tuple)) else images,
+            mask=mask,
+            model=model,
+            n=n,
+            size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            output_compression=output_compression,
+            input_fidelity=input_fidelity,
+            moderation=moderation,
+            complexity=complexity,
+            frame_count=frame_count,
+            frame_duration_ms=frame_duration_ms,
+            markup=markup,
+            user=user,
+            safety_identifier=safety_identifier,
+            extra_body=extra_body,
+        )
+        return self._images_call(prepared, timeout, save_to, overwrite, metadata)
 
     def create_variation(
         self,
         image: ImageInput,
         *,
-        model: Optional[str] = "dall-e-2",
+        model: Optional[str] = None,
         n: Optional[int] = None,
         size: Optional[str] = None,
         response_format: Optional[str] = None,
@@ -569,239 +618,117 @@ class OpenAIImageProvider:
     ) -> ImageResponse:
         """Create variations of one square PNG (``POST /images/variations``, multipart).
 
-        Only dall-e-2 offers variations, and OpenAI retired it in 2026: this
-        serves compatible servers and older deployments.
+        Only dall-e-2 offers variations, and OpenAI shut it down in 2026: this
+        serves compatible servers and older deployments (pass
+        ``check_model_rules=False`` for them).
+
+        :param model: default ``dall-e-2``, the one model that makes variations.
         """
-        params = {"model": model, "n": n, "size": size, "response_format": response_format, "user": user}
-        if isinstance(extra_body, Mapping) and "model" in extra_body and model == "dall-e-2":
-            params["model"] = None
-        body, payload, content_type = self._multipart(
-            "create_image_variation_request", "variations", params, extra_body, "image", image, None
+        prepared = self.prepare_request(
+            "variation",
+            image=image,
+            model=model,
+            n=n,
+            size=size,
+            response_format=response_format,
+            user=user,
+            extra_body=extra_body,
         )
-        saver = self._saver(save_to, body, overwrite, metadata)
-        return self._read_images(
-            self._send("variations", body.get("model"), payload, content_type, timeout), body, saver
-        )
+        return self._images_call(prepared, timeout, save_to, overwrite, metadata)
 
-    # -- files and batches (OpenAI's Batch API) ---------------------------
-
-    def upload_file(
-        self, data: bytes, *, filename: str, purpose: str = "batch", timeout: TimeoutArg = None
-    ) -> Dict[str, Any]:
-        """Upload ``data`` (``POST /files``); returns the file object (``id``, ``bytes``...)."""
-        if not isinstance(data, (bytes, bytearray)) or not isinstance(filename, str) or not filename:
-            raise RequestValidationError("upload_file needs bytes and a file name", param="file")
-        payload, content_type = _multipart.encode(
-            {"purpose": purpose}, [("file", (filename, bytes(data), "application/jsonl"))]
-        )
-        response = self._transport.request(
-            "POST", "/files", body=payload, content_type=content_type, timeout=self._timeout(timeout)
-        )
-        return self._transport.read_json(response, "openai_file")
-
-    def create_batch(
-        self,
-        input_file_id: str,
-        endpoint: str,
-        *,
-        completion_window: str = "24h",
-        metadata: Optional[Mapping[str, str]] = None,
-        timeout: TimeoutArg = None,
-    ) -> Dict[str, Any]:
-        """Start a batch over an uploaded JSONL file (``POST /batches``); returns the batch object."""
-        if endpoint not in BATCH_ENDPOINTS:
-            raise RequestValidationError(
-                "Parameter 'endpoint' must be one of {}".format(", ".join(BATCH_ENDPOINTS)), param="endpoint"
-            )
-        if completion_window != "24h":
-            raise RequestValidationError("Parameter 'completion_window' must be '24h'", param="completion_window")
-        body: Dict[str, Any] = {
-            "input_file_id": input_file_id,
-            "endpoint": endpoint,
-            "completion_window": completion_window,
-        }
-        if metadata:
-            body["metadata"] = dict(metadata)
-        response = self._transport.request(
-            "POST",
-            "/batches",
-            body=_request.encode_json(body),
-            content_type="application/json",
-            timeout=self._timeout(timeout),
-        )
-        return self._transport.read_json(response, "batch")
+    # -- other endpoints ---------------------------------------------------
 
     def list_models(self, *, timeout: TimeoutArg = None) -> List[Dict[str, Any]]:
         """The models the API offers this key (``GET /models``): dicts with ``id`` and, when announced, ``shutdown_date``."""
-        response = self._transport.request("GET", "/models", timeout=self._timeout(timeout))
-        return list(self._transport.read_json(response, "model_list")["data"])
+        sent = self.transport.request("GET", "/models", timeout=self._timeout(timeout))
+        return list(_response.read_json(sent, "model_list")["data"])
 
-    def retrieve_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
-        """The batch object as it stands (``GET /batches/{id}``)."""
-        response = self._transport.request(
-            "GET", "/batches/" + quote(batch_id, safe=""), timeout=self._timeout(timeout)
-        )
-        return self._transport.read_json(response, "batch")
+    # -- the steps of a call -----------------------------------------------
 
-    def cancel_batch(self, batch_id: str, *, timeout: TimeoutArg = None) -> Dict[str, Any]:
-        """Ask for a batch to stop (``POST /batches/{id}/cancel``); returns the batch object."""
-        response = self._transport.request(
-            "POST", "/batches/{}/cancel".format(quote(batch_id, safe="")), timeout=self._timeout(timeout)
-        )
-        return self._transport.read_json(response, "batch")
+    def prepare_request(self, kind: str, **params: Any) -> PreparedImageRequest:
+        """Build and check a request as the matching method would, without sending it.
 
-    def download_file(self, file_id: str, sink: IO[bytes], *, timeout: TimeoutArg = None) -> int:
-        """Stream a file's content (``GET /files/{id}/content``) into ``sink``; returns the bytes written."""
-        response = self._transport.request(
-            "GET",
-            "/files/{}/content".format(quote(file_id, safe="")),
-            timeout=self._timeout(timeout),
-            stream=True,
-            accept="*/*",
-        )
-        return self._transport.copy_body(response, sink)
+        The seam through which ``--dry-run`` shows a request and the Batch API
+        writes its lines.
 
-    def _timeout(self, timeout: TimeoutArg) -> Optional[Tuple[float, float]]:
-        return resolve_timeout(timeout, self.settings.timeout) if timeout is not None else None
-
-    # -- shared steps --------------------------------------------------
-
-    def _model_for(self, model: Optional[str], extra_body: Optional[Mapping[str, Any]]) -> Optional[str]:
+        :param kind: ``generate``, ``stream``, ``edit``, ``stream_edit``,
+            ``edit_refs`` or ``variation``.
+        :param params: the method's keyword parameters (the prompt, the input
+            images and the mask included), and ``extra_body``.
+        :raises RequestValidationError: a parameter or input is invalid.
+        """
+        if kind not in KINDS:
+            raise RequestValidationError(
+                "Unknown kind of request {!r}; the kinds are {}".format(kind, ", ".join(KINDS)), param="kind"
+            )
+        extra_body = params.pop("extra_body", None)
+        model = params.get("model")
         # A model named in extra_body (for compatible servers) stands in for the default.
-        if model is None and isinstance(extra_body, Mapping) and "model" in extra_body:
-            return None
-        return model if model is not None else self.settings.default_model
+        if model is None and not (isinstance(extra_body, Mapping) and "model" in extra_body):
+            params["model"] = "dall-e-2" if kind == "variation" else self.settings.default_model
+        return prepare(kind, params, extra_body, self._rules)
 
-    def _build(
-        self,
-        schema: str,
-        endpoint: str,
-        params: Dict[str, Any],
-        extra_body: Optional[Mapping[str, Any]],
-        files: AbstractSet[str] = frozenset(),
-    ) -> Dict[str, Any]:
-        body, from_extra = _request.assemble(schema, params, extra_body)
-        _request.check_form(schema, endpoint, body, self._rules.table.known_params(endpoint), from_extra)
-        self._rules.check(body, endpoint, given_by_extra=from_extra, files=files)
-        if log.isEnabledFor(logging.DEBUG):
-            shown = dict(body)
-            if isinstance(shown.get("prompt"), str):
-                shown["prompt"] = _request.shorten(shown["prompt"])
-            if isinstance(shown.get("images"), list):
-                shown["images"] = "[{} references]".format(len(shown["images"]))
-            try:
-                text = repr(shown)
-            except ValueError:  # Python will not print ints of over 4300 digits
-                text = "<parameters too large to show>"
-            log.debug("Request parameters: %s", text, extra={"params": shown})
-        return body
-
-    def _multipart(
-        self,
-        schema: str,
-        endpoint: str,
-        params: Dict[str, Any],
-        extra_body: Optional[Mapping[str, Any]],
-        file_param: str,
-        images: Any,
-        mask: Any,
-    ) -> Tuple[Dict[str, Any], bytes, str]:
-        body = self._build(
-            schema, endpoint, params, extra_body, frozenset({"mask"}) if mask is not None else frozenset()
-        )
-        spec = self._rules.spec_for(body)
-        files, mask_file = _request.load_inputs(file_param, _request.as_input_list(images), mask, spec)
-        payload, content_type = _multipart.encode(body, _multipart.image_fields(files), mask_file)
-        # What was sent, for records and sidecar metadata: the files by name, type and size.
-        sent = dict(body)
-        sent[file_param] = [{"filename": f.filename, "content_type": f.mime_type, "bytes": len(f.data)} for f in files]
-        if mask_file is not None:
-            sent["mask"] = {
-                "filename": mask_file.filename,
-                "content_type": mask_file.mime_type,
-                "bytes": len(mask_file.data),
-            }
-        return sent, payload, content_type
-
-    def _route(self, endpoint: str, model: Optional[str]) -> Tuple[str, Optional[Dict[str, str]]]:
-        """The path (under the base URL) and query of ``endpoint``; Azure routes differently."""
-        return "/images/" + endpoint, None
-
-    def _send(
-        self,
-        endpoint: str,
-        model: Optional[str],
-        payload: bytes,
-        content_type: str,
-        timeout: TimeoutArg,
-        stream: bool = False,
-    ) -> requests.Response:
-        """Send an images request; the body is left unread (events, or images read as they arrive)."""
-        path, query = self._route(endpoint, model)
-        return self._transport.request(
+    def http_request(self, prepared: PreparedImageRequest) -> requests.PreparedRequest:
+        """The HTTP request :meth:`prepare_request`'s result would be sent as, credentials attached (keep it private)."""
+        path, query = self._route(prepared.endpoint, prepared.model)
+        return self.transport.prepare(
             "POST",
-            path,
-            body=payload,
-            content_type=content_type,
-            timeout=self._timeout(timeout),
-            stream=True,
-            accept="text/event-stream" if stream else None,
+            self.settings.base_url + path,
+            body=prepared.payload,
+            content_type=prepared.content_type,
+            accept="text/event-stream" if prepared.stream else None,
             query=query,
             # Uncompressed, so events can be read as they arrive, beneath any decoder.
-            headers={"Accept-Encoding": "identity"} if stream else None,
+            headers={"Accept-Encoding": "identity"} if prepared.stream else None,
         )
 
-    def _open_stream(self, response: requests.Response, body: Mapping[str, Any]) -> ImageStream:
-        check_event_stream(response, self._transport)
-        return ImageStream(response, self._transport, expected_images=body.get("n") or 1, request=body)
+    def _send(self, prepared: PreparedImageRequest, timeout: TimeoutArg) -> Sent:
+        path, _ = self._route(prepared.endpoint, prepared.model)
+        return self.transport.send(self.http_request(prepared), timeout=self._timeout(timeout), shown=path)
 
-    def _json_call(
-        self, endpoint: str, body: Mapping[str, Any], timeout: TimeoutArg, saver: Optional[FolderSaver]
+    def _images_call(
+        self,
+        prepared: PreparedImageRequest,
+        timeout: TimeoutArg,
+        save_to: Optional[PathLike],
+        overwrite: bool,
+        metadata: bool,
     ) -> ImageResponse:
-        response = self._send(endpoint, body.get("model"), _request.encode_json(body), "application/json", timeout)
-        return self._read_images(response, body, saver)
-
-    def _saver(
-        self, save_to: Optional[PathLike], body: Mapping[str, Any], overwrite: bool, metadata: bool
-    ) -> Optional[FolderSaver]:
-        if save_to is None:
-            return None
-        saver = FolderSaver(save_to, body, overwrite=overwrite, metadata=metadata)
-        saver.check()
-        return saver
-
-    def _read_images(
-        self, response: requests.Response, body: Mapping[str, Any], saver: Optional[FolderSaver] = None
-    ) -> ImageResponse:
-        """Read the body as it arrives: images decoded into memory, or into ``saver``'s folder."""
-        scanner = ImageBodyScanner(saver.open_sink) if saver is not None else ImageBodyScanner()
+        """Send, read the images as they arrive (into memory, or into ``save_to``), and build the result."""
+        saver = None
+        if save_to is not None:
+            # Names are checked before sending: nothing is paid for in vain.
+            saver = FolderSaver(save_to, prepared.body, overwrite=overwrite, metadata=metadata)
+            saver.check()
+        sent = self._send(prepared, timeout)
         try:
-            parsed = self._transport.read_json(response, "images_response", scanner)
+            body, images = _response.read_images(sent, saver.open_sink if saver is not None else None)
 
             def build(inline: Mapping[int, InlineImage]) -> ImageResponse:
-                return ImageResponse.from_body(parsed, response.headers, request=body, fetch=self._fetch, inline=inline)
+                return ImageResponse.from_body(
+                    body, sent.headers, request=prepared.body, fetch=self._fetch, inline=inline
+                )
 
-            images = scanner.images_in(parsed)
             if saver is None:
-                return build({index: _in_memory(item) for index, item in images.items()})
+                return build(
+                    {index: InlineImage(data=cast(MemorySink, item.sink).data) for index, item in images.items()}
+                )
             return saver.finish(images, build)
         finally:
             if saver is not None:
                 saver.discard()
 
+    def _stream_call(self, prepared: PreparedImageRequest, timeout: TimeoutArg) -> ImageStream:
+        sent = self._send(prepared, timeout)
+        _response.check_event_stream(sent)
+        return ImageStream(sent, expected_images=prepared.expected_images, request=prepared.body)
+
+    def _route(self, endpoint: str, model: Optional[str]) -> Tuple[str, Optional[Dict[str, str]]]:
+        """The path (under the base URL) and query of ``endpoint``; Azure routes differently."""
+        return "/images/" + endpoint, None
+
+    def _timeout(self, timeout: TimeoutArg) -> Optional[Tuple[float, float]]:
+        return resolve_timeout(timeout, self.settings.timeout) if timeout is not None else None
+
     def _fetch(self, url: str, sink: IO[bytes]) -> int:
-        return self._transport.download(url, sink, max_bytes=self.max_download_bytes)
-
-
-def _in_memory(item: Extracted) -> InlineImage:
-    if item.text is not None:  # invalid base64, kept as text: it fails on use, as received
-        return InlineImage(text=item.text)
-    return InlineImage(data=cast(MemorySink, item.sink).data, error=item.error)
-
-
-def _refuse_stream(body: Mapping[str, Any], method: str, streaming_method: str) -> None:
-    if body.get("stream"):
-        raise RequestValidationError(
-            f"Parameter 'stream' is not supported by {method}, which returns whole images; use {streaming_method}()",
-            param="stream",
-        )
+        return download(self.transport, url, sink, max_bytes=self.max_download_bytes)

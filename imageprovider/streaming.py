@@ -9,7 +9,6 @@ for each finished image. The response is closed when the stream ends, fails,
 or the caller stops early.
 """
 
-import http.client
 import json
 import logging
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 
 import requests
 
-from . import _schemas
+from . import _errors, _schemas
 from ._sse import ServerSentEvent, SSEDecoder
-from ._transport import Transport
-from .exceptions import APIConnectionError, ResponseValidationError
+from ._transport import Sent
+from .exceptions import APIConnectionError
 from .results import GeneratedImage, ImageUsage, RateLimits, image_context
 
 __all__ = ["Completed", "ImageStream", "PartialImage", "StreamEvent"]
@@ -117,19 +116,13 @@ class ImageStream(Iterator[StreamEvent]):
     :raises ResponseValidationError: an event did not match ``schemas/image_stream_event.json``.
     """
 
-    def __init__(
-        self,
-        response: requests.Response,
-        transport: Transport,
-        expected_images: int = 1,
-        request: Optional[Mapping[str, Any]] = None,
-    ) -> None:
-        self._response = response
+    def __init__(self, sent: Sent, expected_images: int = 1, request: Optional[Mapping[str, Any]] = None) -> None:
+        self._response = sent.response
         #: The parameters that were sent (file parts summarised).
         self.request: Mapping[str, Any] = dict(request or {})
         # The generator holds the reader, never this object: a stream dropped
         # after `break` is freed (and its socket closed) at once, not by the GC.
-        self._reader = _EventReader(response, transport, expected_images, self.request)
+        self._reader = _EventReader(sent, expected_images, self.request)
         self._events = self._reader.events()
 
     @property
@@ -180,32 +173,12 @@ class ImageStream(Iterator[StreamEvent]):
             response.close()
 
 
-def check_event_stream(response: requests.Response, transport: Transport) -> None:
-    """Refuse a success response that is not an event stream (a server that ignored ``stream``)."""
-    content_type = response.headers.get("Content-Type", "")
-    if content_type.split(";")[0].strip().lower() == "text/event-stream":
-        return
-    try:
-        excerpt = transport.excerpt(transport.body_text(response))
-    finally:
-        response.close()
-    raise ResponseValidationError(
-        "Expected a text/event-stream response to a streaming request, got {!r}; the server may not support "
-        "streaming".format(content_type or "no Content-Type"),
-        status_code=response.status_code,
-        request_id=response.headers.get("x-request-id"),
-        body=excerpt,
-    )
-
-
 class _EventReader:
     """Turns the response body into validated, typed events."""
 
-    def __init__(
-        self, response: requests.Response, transport: Transport, expected_images: int, request: Mapping[str, Any]
-    ) -> None:
-        self._response = response
-        self._transport = transport
+    def __init__(self, sent: Sent, expected_images: int, request: Mapping[str, Any]) -> None:
+        self._sent = sent
+        self._response = sent.response
         self._expected = expected_images
         self._request = request
         self.completed: List[Completed] = []
@@ -239,11 +212,9 @@ class _EventReader:
         while True:
             try:
                 chunk = read(CHUNK_SIZE)
-            except (requests.RequestException, OSError, http.client.HTTPException) as exc:
-                raise self._transport.connection_error(exc) from exc
             except Exception as exc:
-                if type(exc).__module__.startswith("urllib3"):
-                    raise self._transport.connection_error(exc) from exc
+                if _errors.is_read_error(exc):
+                    raise self._sent.connection_error(exc) from exc
                 raise
             if not chunk:
                 return
@@ -261,22 +232,20 @@ class _EventReader:
     def _parse(self, sse: ServerSentEvent) -> Optional[StreamEvent]:
         payload = self._decode(sse)
         if sse.event == "error" or payload.get("type") == "error" or isinstance(payload.get("error"), Mapping):
-            raise self._transport.stream_error(payload, self._response)
+            raise _errors.stream_error(payload, self._sent.status, self._sent.headers, self._sent.redactor)
         kind = payload.get("type")
         if isinstance(kind, str) and not kind.endswith((".partial_image", ".completed")):
             log.debug("Skipping unknown stream event type %r", kind)
             return None
         violation = _schemas.find_violation("image_stream_event", payload)
         if violation is not None:
-            where = _schemas.format_path(violation.path)
-            raise ResponseValidationError(
-                "A stream event does not match the expected shape: {}{}".format(
-                    f"field {where!r} " if where else "", violation.message
-                ),
-                status_code=self._response.status_code,
-                request_id=self._request_id,
-                body=self._transport.excerpt(self._transport.redact(sse.data)),
-                path=violation.path,
+            raise _errors.off_schema(
+                violation,
+                "A stream event",
+                status=self._sent.status,
+                headers=self._sent.headers,
+                text=sse.data,
+                redactor=self._sent.redactor,
             )
         return self._build(payload)
 
@@ -289,11 +258,12 @@ class _EventReader:
         if failure is None and not isinstance(payload, dict):
             failure = "not a JSON object"
         if failure is not None:
-            raise ResponseValidationError(
+            raise _errors.invalid_body(
                 f"A stream event's data is not a JSON object ({failure})",
-                status_code=self._response.status_code,
-                request_id=self._request_id,
-                body=self._transport.excerpt(self._transport.redact(sse.data)),
+                status=self._sent.status,
+                headers=self._sent.headers,
+                text=sse.data,
+                redactor=self._sent.redactor,
             )
         return cast(Dict[str, Any], payload)  # checked to be a dict just above
 

@@ -30,7 +30,7 @@ import pytest
 from helpers import make_png
 
 from imageprovider import OpenAIImageProvider, _retry
-from imageprovider.batch import BatchItem, item_id, run_batch, run_batch_api
+from imageprovider.batch import BatchAPIClient, BatchItem, item_id, run_batch, run_batch_api
 from imageprovider.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 from imageprovider.exceptions import RequestValidationError
 from imageprovider.testing import FakeImagesServer, Fault
@@ -240,7 +240,7 @@ def run_rate_limited(
 ) -> Dict[str, Any]:
     """run_batch at CLIENT_RPM with 8 workers; statuses as the client saw them (retries included)."""
     statuses: List[int] = []
-    provider._transport.observers.append(lambda status, headers: statuses.append(status))
+    provider.hooks.register("response", lambda status, headers: statuses.append(status))
     stop = threading.Event()
     timer = threading.Timer(watchdog, stop.set)  # a stalled run fails the test instead of hanging it
     timer.start()
@@ -528,11 +528,35 @@ def test_a_429_goes_back_through_the_shared_limiter_not_a_private_retry(
     assert len(image_requests(server)) == 2
     assert sleeps == [], "urllib3 retried the 429 itself"
     assert done_counts(manifest_records(out)) == {"item-000": 1}
-    # The provider's own policy is back once the run is over.
-    assert provider._transport.retry.retry_rate_limits is True
+    # The caller's provider was never changed: the run used a copy of its own.
+    assert provider.transport.retry.retry_rate_limits is True
     server.add_fault("429,retry-after-ms=20,path=" + GENERATIONS)
     provider.generate_image("after the batch")
     assert sleeps == [0.02]
+
+
+def test_regression_overlapping_runs_on_one_provider_leave_it_retrying_429s(
+    tmp_path: Path, sleeps: List[float]
+) -> None:
+    """Regression (issue 13, bug 2): each run swapped the shared provider's retry policy for one that
+    hands 429s back and restored what it had saved; a run that started while another was running saved
+    the swapped policy, and restoring it last left the provider never retrying a 429 again."""
+    with FakeImagesServer(detail_bits=0, latency=0.3) as slow:
+        with OpenAIImageProvider(api_key=slow.api_key, base_url=slow.base_url, max_retries=2) as shared:
+            first = threading.Thread(
+                target=run_batch, args=(make_items(1), tmp_path / "first"), kwargs={"provider": shared}
+            )
+            first.start()
+            deadline = time.monotonic() + 10
+            while not slow.requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+            # The second run starts while the first is in flight, and ends after it.
+            second = run_batch(make_items(3), tmp_path / "second", provider=shared, concurrency=1)
+            first.join(30)
+            assert second.done == 3
+            slow.add_fault("429,retry-after-ms=20,path=" + GENERATIONS)
+            shared.generate_image("after both runs")
+    assert sleeps[-1:] == [0.02], "the 429 after both runs was not retried"
 
 
 def test_no_retry_failed_leaves_failures_alone(
@@ -739,7 +763,7 @@ def test_batch_api_cancelled_batch_leaves_its_items_for_a_rerun(tmp_path: Path) 
     ) as provider:
         first = run_batch_api(str(source), str(out), provider=provider)
         batch_id = first.batches[0]["batch_id"]
-        assert provider.cancel_batch(batch_id)["status"] == "cancelled"
+        assert BatchAPIClient(provider).cancel_batch(batch_id)["status"] == "cancelled"
         second = run_batch_api(str(source), str(out), provider=provider)
         assert [entry["status"] for entry in second.batches][0] == "cancelled"
         assert len(second.batches) == 2 and second.batches[1]["batch_id"] != batch_id

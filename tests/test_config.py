@@ -879,7 +879,7 @@ def test_repr_shows_useful_non_secret_settings() -> None:
     ) as provider:
         assert "https://proxy.example.com/v1" in repr(provider)
         assert "gpt-image-2.5-flare" in repr(provider.settings)
-        assert API_KEY not in repr(provider._transport._auth)
+        assert API_KEY not in repr(provider.transport.auth)
 
 
 # -- lifecycle -----------------------------------------------------------
@@ -888,7 +888,7 @@ def test_repr_shows_useful_non_secret_settings() -> None:
 def _record_session_close(monkeypatch: pytest.MonkeyPatch, provider: OpenAIImageProvider) -> List[int]:
     """Wrap the provider's session.close on the instance; return the list each call appends to."""
     calls: List[int] = []
-    session = provider._transport.session
+    session = provider.transport.session
     original = session.close
 
     def recording_close() -> None:
@@ -927,7 +927,7 @@ def test_context_manager_closes_session_when_body_raises(monkeypatch: pytest.Mon
 def test_context_manager_clears_connection_pools() -> None:
     """After the with block the mounted adapters' pool managers hold no pools."""
     with OpenAIImageProvider(api_key=API_KEY) as provider:
-        adapters = list(provider._transport.session.adapters.values())
+        adapters = list(provider.transport.session.adapters.values())
         for adapter in adapters:
             adapter.poolmanager.connection_from_url("https://api.openai.com/")
         assert any(len(adapter.poolmanager.pools) for adapter in adapters)

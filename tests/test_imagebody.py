@@ -23,7 +23,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 import pytest
 import requests
@@ -38,12 +38,13 @@ from imageprovider import (
     OpenAIImageProvider,
     ResponseValidationError,
     _schemas,
-    _transport,
+    _errors,
+    _response,
 )
 from imageprovider._files import PartFile
 from imageprovider._imagebody import Extracted, ImageBodyScanner, MemorySink
 from imageprovider._saveto import FolderSaver
-from imageprovider.provider import _in_memory
+from imageprovider.results import InlineImage
 from imageprovider.testing import FakeImagesServer, Fault
 
 HEADERS = {"x-request-id": "req_imagebody"}
@@ -335,6 +336,13 @@ def old_path(body: bytes) -> ImageResponse:
     return ImageResponse.from_body(parsed, HEADERS, request=REQUEST)
 
 
+def _in_memory(item: Extracted) -> InlineImage:
+    """What a scanned image becomes in a result: its bytes, or (at this level) why they are unusable."""
+    if item.text is not None:
+        return InlineImage(text=item.text)
+    return InlineImage(data=cast(MemorySink, item.sink).data, error=item.error)
+
+
 def scan(chunks: Sequence[bytes]) -> Tuple[ImageBodyScanner, bytes, ImageResponse]:
     """The new path at the unit level, as ``provider._read_images`` does it (bytes mode)."""
     scanner = ImageBodyScanner()
@@ -496,17 +504,17 @@ def test_generate_image_reads_the_body_like_the_old_path(
     """Through the provider, with ``responses`` streaming the body to ``iter_content`` in pieces."""
     body = BODIES[name]
     fed = record_feeds(monkeypatch)
-    monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", chunk_bytes)
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json", headers=HEADERS)
+    old = old_path(body)
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
-        result = provider.generate_image("A koi pond", model="gpt-image-2")
+        result = provider_outcome(provider, old)
     assert b"".join(fed) == body
     assert max(len(chunk) for chunk in fed) <= chunk_bytes
     assert len(fed) == -(-len(body) // chunk_bytes)  # really read piece by piece
-    old = old_path(body)
-    assert summary(result) == summary(old)
-    assert result.request_id == "req_imagebody"
-    if all_valid(old):
+    if result is not None:
+        assert summary(result) == summary(old)
+        assert result.request_id == "req_imagebody"
         assert result.raw == old.raw
 
 
@@ -515,11 +523,26 @@ def test_generate_image_matches_the_old_path_for_every_body(
     name: str, mocked: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = BODIES[name]
-    monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 7)
+    monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", 7)
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
+    old = old_path(body)
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
-        result = provider.generate_image("A koi pond", model="gpt-image-2")
-    assert summary(result) == summary(old_path(body))
+        result = provider_outcome(provider, old)
+    if result is not None:
+        assert summary(result) == summary(old)
+
+
+def provider_outcome(provider: OpenAIImageProvider, old: ImageResponse) -> Optional[ImageResponse]:
+    """generate_image's result, which must be the old path's when every image is valid base64; when one
+    is not, the call fails with a ResponseValidationError naming the first such image (issue 13, bug 10)."""
+    invalid = [image.index for image in old.images if outcome(image)[0] == "invalid"]
+    if not invalid:
+        return provider.generate_image("A koi pond", model="gpt-image-2")
+    with pytest.raises(ResponseValidationError) as caught:
+        provider.generate_image("A koi pond", model="gpt-image-2")
+    assert caught.value.path == ("data", invalid[0], "b64_json")
+    assert caught.value.status_code == 200
+    return None
 
 
 def record_feeds(monkeypatch: pytest.MonkeyPatch) -> List[bytes]:
@@ -611,7 +634,7 @@ def test_generate_image_reads_odd_bodies_like_the_old_path(
     name: str, mocked: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = {**UNFOLLOWED, **ODD_BUT_FOLLOWED}[name]
-    monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 5)
+    monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", 5)
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
         result = provider.generate_image("A koi pond", model="gpt-image-2")
@@ -654,7 +677,7 @@ def test_broken_bodies_give_a_short_error(name: str, mocked: Any) -> None:
             provider.generate_image("A koi pond", model="gpt-image-2")
     error = caught.value
     assert error.status_code == 200
-    assert error.body is not None and len(error.body) <= _transport.BODY_EXCERPT_CHARS + 40
+    assert error.body is not None and len(error.body) <= _errors.BODY_EXCERPT_CHARS + 40
     assert len(str(error)) < 400
     if name.startswith("off-schema"):
         assert error.path
@@ -688,7 +711,7 @@ def test_large_images_over_sockets_equal_a_plain_requests_decode(monkeypatch: py
     assert all(data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1_000_000 for data in plain[0])
     assert [image.mime_type for image in result.images] == ["image/png"] * 4
     assert len(fed) > 100  # read in 64 KiB pieces, never whole
-    assert max(len(chunk) for chunk in fed) <= _transport.BODY_CHUNK_BYTES
+    assert max(len(chunk) for chunk in fed) <= _response.BODY_CHUNK_BYTES
     assert [item["b64_json"] for item in result.raw["data"]] == [base64.b64encode(data).decode() for data in plain[0]]
 
 
@@ -897,7 +920,7 @@ def test_a_connection_dropped_mid_body_leaves_the_folder_as_it_was(
     opened = record_parts(monkeypatch)
     (tmp_path / "unrelated.txt").write_bytes(b"untouched")
     before = snapshot(tmp_path)
-    monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 4096)  # so the images before the cut reach the scanner
+    monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", 4096)  # so the images before the cut reach the scanner
     server.add_fault(Fault.drop_mid_body())
     with pytest.raises(APIConnectionError):
         client.generate_image("Koi", n=4, save_to=tmp_path)
@@ -923,7 +946,7 @@ def test_a_body_shorter_than_its_content_length_leaves_the_folder_as_it_was(
 ) -> None:
     """A raw socket server declares more bytes than it sends, then closes (urllib3 1.26 and 2 differ here)."""
     opened = record_parts(monkeypatch)
-    monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 16)  # so the images before the cut reach the scanner
+    monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", 16)  # so the images before the cut reach the scanner
     body = scripted_body(image_item(PNG), image_item(make_png(5, 5)))
     cut = body[: len(body) - 20]
     reply = Reply(200, cut, {"Content-Length": str(len(body))})
@@ -943,7 +966,7 @@ def test_a_body_shorter_than_its_content_length_leaves_the_folder_as_it_was(
 def test_a_gzip_body_is_read_as_it_arrives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A compressed body (the client accepts gzip) is decoded beneath the scanner; its cut is still caught."""
     fed = record_feeds(monkeypatch)
-    monkeypatch.setattr(_transport, "BODY_CHUNK_BYTES", 64)
+    monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", 64)
     images = [PNG, make_png(7, 5)]
     compressed = gzip.compress(scripted_body(*(image_item(data) for data in images)))
     replies = [
@@ -1092,9 +1115,11 @@ def test_save_to_with_a_shorter_later_data_array(mocked: Any, tmp_path: Path) ->
     assert result.images[0].data == PNG
 
 
-def test_raw_of_a_response_with_invalid_base64(mocked: Any) -> None:
+def test_a_response_with_invalid_base64_is_refused(mocked: Any) -> None:
     body = BODIES["invalid-bad-padding"]
-    assert provider_result(body, mocked).raw == old_path(body).raw
+    with pytest.raises(ResponseValidationError) as caught:
+        provider_result(body, mocked)
+    assert caught.value.path[::2] == ("data", "b64_json")
 
 
 @pytest.mark.parametrize(

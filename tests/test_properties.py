@@ -13,7 +13,7 @@
    the same images however a valid stream arrives in pieces.
 
 Nothing touches the network: requests are captured by the transport's
-``intercept`` hook, responses are served by ``responses``. Every run is
+transport's ``send`` (replaced), responses are served by ``responses``. Every run is
 derandomized and database-free, so CI sees the same examples each time; the
 module prints how many examples each property ran.
 """
@@ -304,14 +304,14 @@ def draw_params(data: Any, accepted: Sequence[str]) -> Tuple[Dict[str, Any], Any
 
 
 class _Captured(Exception):
-    """Raised by the intercept hook with the request the transport was about to send."""
+    """Raised in place of sending, with the request the transport was about to send."""
 
     def __init__(self, request: requests.PreparedRequest) -> None:
         super().__init__("captured")
         self.request = request
 
 
-def _capture(request: requests.PreparedRequest) -> None:
+def _capture(request: requests.PreparedRequest, **options: Any) -> None:
     raise _Captured(request)
 
 
@@ -322,7 +322,7 @@ def send_or_refuse(test: str, call: Callable[[OpenAIImageProvider], Any]) -> Opt
     The outcome is counted under ``test`` (not at all when it is empty).
     """
     with OpenAIImageProvider(api_key=API_KEY, base_url=BASE_URL, max_retries=0) as provider:
-        provider._transport.intercept = _capture
+        provider.transport.send = _capture  # type: ignore[method-assign]  # the request is captured, not sent
         try:
             call(provider)
         except _Captured as captured:

@@ -204,14 +204,29 @@ def test_image_bytes_are_decoded_lazily_and_sniffed(mocked, provider):
     ]
 
 
-def test_invalid_base64_raises_on_access(mocked, provider):
-    """Corrupt base64 is a ResponseValidationError naming the image, not a binascii.Error."""
-    mocked.add("POST", GENERATIONS_URL, json=images_body(data=[{"b64_json": PNG_B64}, {"b64_json": "not*base64!"}]))
-    result = provider.generate_image("an otter", n=2)
-    assert result.images[0].data == PNG
+def test_invalid_base64_fails_the_call(mocked, provider):
+    """Regression (issue 13, bug 10): a 200 whose second image is not base64 used to be returned as a
+    success, failing only at ``.data``; the body is known bad while it is read, so the call fails."""
+    mocked.add(
+        "POST",
+        GENERATIONS_URL,
+        json=images_body(data=[{"b64_json": PNG_B64}, {"b64_json": "not*base64!"}]),
+        headers={"x-request-id": "req_bad_b64"},
+    )
     with pytest.raises(ResponseValidationError) as caught:
-        _ = result.images[1].data
+        provider.generate_image("an otter", n=2)
     assert caught.value.path == ("data", 1, "b64_json")
+    assert (caught.value.status_code, caught.value.request_id) == (200, "req_bad_b64")
+
+
+def test_invalid_base64_built_by_hand_raises_on_access():
+    """A GeneratedImage made from corrupt base64 raises a ResponseValidationError naming it, not a binascii.Error."""
+    from imageprovider import GeneratedImage
+
+    image = GeneratedImage(b64_json="not*base64!", index=3)
+    with pytest.raises(ResponseValidationError) as caught:
+        _ = image.data
+    assert caught.value.path == ("data", 3, "b64_json")
 
 
 def test_rate_limit_headers_are_parsed(mocked, provider):

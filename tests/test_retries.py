@@ -365,13 +365,18 @@ def test_attempts_are_counted_per_call_when_threads_share_a_provider(sleeps):
     assert outcomes == [3] * 6
 
 
-def test_observers_see_every_response_including_retried_ones(sleeps):
-    """A 429 that urllib3 retries out of sight still reaches the transport's observers, then the 200."""
+def test_hooks_hear_every_response_and_retry_including_retried_ones(sleeps):
+    """A 429 that urllib3 retries out of sight still reaches the response hook, then the 200; the retry hook
+    hears the wait before attempt 2."""
     seen = []
+    retries = []
     with ScriptedServer([Reply(429, {"error": {"message": "slow"}}, {"retry-after": "1"}), OK]) as server:
         with _provider(server.base_url) as provider:
-            provider._transport.observers.append(
-                lambda status, headers: seen.append((status, headers.get("retry-after")))
+            provider.hooks.register(
+                "response", lambda status, headers: seen.append((status, headers.get("retry-after")))
             )
+            provider.hooks.register("retry", lambda delay, reason, attempt: retries.append((delay, reason, attempt)))
             provider.generate_image("an otter")
     assert seen == [(429, "1"), (200, None)]
+    assert retries == [(1.0, "status 429", 2)]
+    assert sleeps == [1.0]

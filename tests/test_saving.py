@@ -46,6 +46,7 @@ from imageprovider import (
     ResponseValidationError,
     _files,
 )
+from imageprovider import provider as provider_module
 from imageprovider.testing import FakeImagesServer
 
 JPEG = make_jpeg(4, 3)
@@ -659,39 +660,39 @@ def test_a_busy_storage_host_is_retried_with_the_provider_policy(tmp_path: Path,
     assert listing(tmp_path) == ["x.png"]
 
 
-def test_the_download_is_streamed_to_disk_in_chunks(tmp_path: Path) -> None:
+def test_the_download_is_streamed_to_disk_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = PNG + bytes(range(256)) * 4096  # ~1 MiB behind a real PNG signature
     writes: List[int] = []
     with StreamingStorage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api)
             with provider:
-                real_download = provider._transport.download
+                real_download = provider_module.download
 
-                def download(url: str, sink: Any, **options: Any) -> int:
+                def download(transport: Any, url: str, sink: Any, **options: Any) -> int:
                     class CountingSink:
                         def write(self, chunk: bytes) -> int:
                             writes.append(len(chunk))
                             return sink.write(chunk)
 
-                    return real_download(url, CountingSink(), **options)
+                    return real_download(transport, url, CountingSink(), **options)
 
-                provider._transport.download = download  # type: ignore[assignment]  # a stub in its place
+                monkeypatch.setattr(provider_module, "download", download)
                 saved = result.images[0].save(tmp_path / "big")
     assert saved == tmp_path / "big.png" and saved.read_bytes() == body
     assert len(writes) >= 4 and max(writes) <= len(body) // 4
     assert_no_credentials(storage.received[0])
 
 
-def test_a_download_interrupted_midway_leaves_nothing(tmp_path: Path) -> None:
+def test_a_download_interrupted_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = PNG + b"\x00" * 300_000
     with StreamingStorage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api)
             with provider:
-                real_download = provider._transport.download
+                real_download = provider_module.download
 
-                def download(url: str, sink: Any, **options: Any) -> int:
+                def download(transport: Any, url: str, sink: Any, **options: Any) -> int:
                     class FailingSink:
                         calls = 0
 
@@ -701,31 +702,33 @@ def test_a_download_interrupted_midway_leaves_nothing(tmp_path: Path) -> None:
                                 raise RuntimeError("interrupted after the first chunk")
                             return sink.write(chunk)
 
-                    return real_download(url, FailingSink(), **options)
+                    return real_download(transport, url, FailingSink(), **options)
 
-                provider._transport.download = download  # type: ignore[assignment]  # a stub in its place
+                monkeypatch.setattr(provider_module, "download", download)
                 with pytest.raises(RuntimeError, match="interrupted"):
                     result.images[0].save(tmp_path / "x.png")
     assert listing(tmp_path) == []
 
 
-def test_a_full_disk_during_a_download_is_not_reported_as_a_connection_error(tmp_path: Path) -> None:
+def test_a_full_disk_during_a_download_is_not_reported_as_a_connection_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A local write failure must surface as the OSError it is, not as a network problem with the API host."""
     body = PNG + b"\x00" * 300_000
     with StreamingStorage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api)
             with provider:
-                real_download = provider._transport.download
+                real_download = provider_module.download
 
-                def download(url: str, sink: Any, **options: Any) -> int:
+                def download(transport: Any, url: str, sink: Any, **options: Any) -> int:
                     class FullDisk:
                         def write(self, chunk: bytes) -> int:
                             raise OSError(errno.ENOSPC, "No space left on device")
 
-                    return real_download(url, FullDisk(), **options)
+                    return real_download(transport, url, FullDisk(), **options)
 
-                provider._transport.download = download  # type: ignore[assignment]  # a stub in its place
+                monkeypatch.setattr(provider_module, "download", download)
                 with pytest.raises(Exception) as raised:
                     result.images[0].save(tmp_path / "x.png")
     assert not isinstance(raised.value, APIConnectionError), raised.value

@@ -101,7 +101,7 @@ def _scenarios(mocked: Any) -> List[Any]:
                 errors.append(exc)
         errors.append(repr(provider))
         errors.append(repr(provider.settings))
-        errors.append(repr(provider._transport._auth))
+        errors.append(repr(provider.transport.auth))
         errors.append(str(vars(provider)))
     return errors
 
@@ -159,10 +159,10 @@ def test_cli_output_never_shows_the_key(monkeypatch, capsys, tmp_path):
 
 def test_credentials_are_not_session_defaults(provider):
     """Credentials are attached per API request, so no other request on the session can carry them."""
-    headers = {name.lower() for name in provider._transport.session.headers}
+    headers = {name.lower() for name in provider.transport.session.headers}
     assert "authorization" not in headers
     assert "openai-organization" not in headers
-    assert provider._transport.session.auth is None
+    assert provider.transport.session.auth is None
 
 
 def test_public_surface_has_no_key_attribute_in_repr():

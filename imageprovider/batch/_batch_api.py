@@ -24,9 +24,7 @@ from ..exceptions import ImageProviderError, ResponseValidationError
 from ..model_specs import MASK_MAX_BYTES
 from ..provider import OpenAIImageProvider
 from ..results import ImageResponse, total_tokens
-from ._input import BatchItem
-from ._manifest import Manifest
-from ._online import (
+from ._common import (
     BatchSummary,
     Items,
     load_input,
@@ -37,6 +35,9 @@ from ._online import (
     svg_usage_of,
     write_summary,
 )
+from ._endpoints import BatchAPIClient
+from ._input import BatchItem
+from ._manifest import Manifest
 
 #: The Batch API's limits per input file.
 MAX_REQUESTS_PER_BATCH = 50_000
@@ -73,22 +74,23 @@ class _State:
 def request_line(provider: OpenAIImageProvider, item: BatchItem) -> Tuple[str, Dict[str, Any]]:
     """The endpoint and validated JSON body of an item, as a Batch API line needs them.
 
-    Edits use the JSON form: local images travel as data URLs.
+    Built by ``provider.prepare_request``, as an online call would be. Edits
+    use the JSON form: local images travel as data URLs.
     """
     params = dict(item.params, prompt=item.prompt)
     extra_body = params.pop("extra_body", None)
-    params["model"] = provider._model_for(params.get("model"), extra_body)
     if item.kind == "edit":
         # Each input is size-checked before it is read, as in an online edit.
-        spec = provider.models.get(params.get("model") or "") if provider.settings.check_model_rules else None
+        model = params.get("model") or provider.default_model
+        spec = provider.models.get(model) if provider.settings.check_model_rules else None
         limit = spec.inputs.max_bytes if spec is not None and spec.inputs is not None else None
         params["images"] = [{"image_url": image_data_url(path, limit, "images")} for path in item.images]
         if item.mask:
             params["mask"] = {"image_url": image_data_url(item.mask, MASK_MAX_BYTES, "mask")}
-        body = provider._build("edit_image_body_json_param", "edits", params, extra_body)
+        prepared = provider.prepare_request("edit_refs", extra_body=extra_body, **params)
     else:
-        body = provider._build("create_image_request", "generations", params, extra_body)
-    return _ENDPOINTS[item.kind], body
+        prepared = provider.prepare_request("generate", extra_body=extra_body, **params)
+    return _ENDPOINTS[item.kind], dict(prepared.body)
 
 
 def chunk_lines(lines: Sequence[Tuple[str, bytes]], max_requests: int, max_bytes: int) -> List[List[Tuple[str, bytes]]]:
@@ -218,7 +220,7 @@ def _submit(
     for endpoint, lines in grouped.items():
         for chunk in chunk_lines(lines, max_requests, max_bytes):
             data = b"".join(line for _, line in chunk)
-            uploaded = provider.upload_file(data, filename="imageprovider-batch.jsonl", purpose="batch")
+            uploaded = BatchAPIClient(provider).upload_file(data, filename="imageprovider-batch.jsonl", purpose="batch")
             entry = {
                 "input_file_id": uploaded["id"],
                 "batch_id": None,
@@ -232,7 +234,9 @@ def _submit(
 
 
 def _create(provider: OpenAIImageProvider, state: _State, entry: Dict[str, Any]) -> None:
-    batch = provider.create_batch(entry["input_file_id"], entry["endpoint"], metadata={"created_by": "imageprovider"})
+    batch = BatchAPIClient(provider).create_batch(
+        entry["input_file_id"], entry["endpoint"], metadata={"created_by": "imageprovider"}
+    )
     entry.update(batch_id=batch["id"], status=batch["status"])
     state.save()
 
@@ -249,7 +253,7 @@ def _collect(
     for entry in state.batches:
         if not entry.get("batch_id") or entry.get("collected"):
             continue
-        batch = provider.retrieve_batch(entry["batch_id"])
+        batch = BatchAPIClient(provider).retrieve_batch(entry["batch_id"])
         entry.update(status=batch["status"], request_counts=batch.get("request_counts"))
         if batch["status"] not in TERMINAL:
             continue
@@ -283,7 +287,7 @@ def _download_lines(provider: OpenAIImageProvider, file_id: str, folder: Path) -
     handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder))
     try:
         with os.fdopen(handle, "w+b") as spool:
-            provider.download_file(file_id, spool)
+            BatchAPIClient(provider).download_file(file_id, spool)
             spool.seek(0)
             for line in spool:
                 if line.strip():

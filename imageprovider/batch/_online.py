@@ -8,26 +8,34 @@ works through the items, writes each item's images atomically and then its
 batch with every item done exactly once.
 """
 
-import json
-import os
 import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Union
+from typing import Callable, Dict, Optional, Sequence, Set
 
-from .._files import PathLike, write_atomic
+from .._files import PathLike
 from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
 from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, OpenAIImageProvider
-from ..results import ImageResponse, image_names, total_tokens
-from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, parse_objects, read_items, refuse_duplicates
+from ..results import total_tokens
+from ._common import (
+    DEFAULT_MAX_ATTEMPTS,
+    BatchSummary,
+    Items,
+    load_input,
+    previous_attempts,
+    record_problems,
+    save_item_images,
+    select_work,
+    svg_usage_of,
+    write_summary,
+)
+from ._input import BatchItem
 from ._limiter import BatchLimiter
 from ._manifest import Manifest
 
-#: Attempts per item, across runs, before a failed item is left alone.
-DEFAULT_MAX_ATTEMPTS = 3
 #: Worker threads by default.
 DEFAULT_CONCURRENCY = 4
 #: Times an item goes back in the queue after running out of retries on 429s, before it counts as failed.
@@ -52,34 +60,6 @@ def check_item_params(item: BatchItem) -> None:
 
 
 @dataclass
-class BatchSummary:
-    """What a batch run did; also written to ``summary.json`` in the output folder."""
-
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    #: Items already done by an earlier run, not redone.
-    skipped: int = 0
-    #: Items left for a later run (interrupted, or still running in the Batch API).
-    pending: int = 0
-    images: int = 0
-    tokens: int = 0
-    elapsed: float = 0.0
-    images_per_minute: float = 0.0
-    interrupted: bool = False
-    #: Malformed input lines: ``{"line": n, "message": ...}``.
-    problems: List[Dict[str, Any]] = field(default_factory=list)
-    #: ``{"id", "error_class", "message"}`` for each item that failed in this run.
-    failures: List[Dict[str, Any]] = field(default_factory=list)
-    #: Batch API mode: the batches submitted or followed.
-    batches: List[Dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> Dict[str, Any]:
-        """A JSON-ready copy."""
-        return asdict(self)
-
-
-@dataclass
 class BatchProgress:
     """A snapshot passed to the progress callback."""
 
@@ -92,104 +72,6 @@ class BatchProgress:
 
 
 #: What the batch runners take as ``items``: see :func:`load_input`.
-Items = Union[PathLike, BatchInput, Sequence[Union[str, Mapping[str, Any], BatchItem]]]
-
-_ITEMS_ACCEPTED = (
-    "a path to a JSONL, CSV or text file, a BatchInput, or a list whose entries are prompt strings, "
-    "dicts of item fields (prompt, id, parameters, images, mask, extra_body) or BatchItem objects"
-)
-
-
-def load_input(items: Items, input_format: Optional[str] = None) -> BatchInput:
-    """The items of a batch, from any of the forms the runners take:
-
-    * a path (``str`` or ``os.PathLike``) to a JSONL, CSV or text file (see :func:`read_items`);
-    * a :class:`BatchInput` (from :func:`read_items` or :func:`parse_items`);
-    * a list (or tuple) whose entries are prompt strings (as the lines of a
-      text file), dicts with the fields of a JSONL line, or :class:`BatchItem`
-      objects, mixed as you like. Malformed strings and dicts become
-      problems at their 1-based position, as malformed lines do in a file.
-
-    :raises RequestValidationError: ``items`` is none of these (``param="items"``),
-        or two items share an id (``param="id"``); nothing is sent.
-    """
-    try:
-        if isinstance(items, BatchInput):
-            refuse_duplicates(items.items)
-            return items
-        if isinstance(items, BatchItem):
-            raise RequestValidationError(
-                f"items must be {_ITEMS_ACCEPTED}; got a single BatchItem: put it in a list", param="items"
-            )
-        if isinstance(items, (list, tuple)):
-            return parse_objects(items, "items")
-        if isinstance(items, (str, os.PathLike)):
-            return read_items(os.fspath(items), format=input_format)
-    except DuplicateIdError as exc:
-        raise RequestValidationError(str(exc), param="id") from exc
-    raise RequestValidationError(f"items must be {_ITEMS_ACCEPTED}, not {type(items).__name__}", param="items")
-
-
-def svg_usage_of(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The manifest's extra field for a response that carries ``svg_usage``, else ``None``."""
-    svg_usage = body.get("svg_usage")
-    return {"svg_usage": svg_usage} if isinstance(svg_usage, dict) else None
-
-
-def save_item_images(response: ImageResponse, item: BatchItem, out_dir: Path, metadata: bool) -> List[str]:
-    """Save an item's images atomically (replacing leftovers of an unfinished earlier try); return file names."""
-    names = image_names(item.id, len(response.images))
-    return [
-        image.save(out_dir / name, overwrite=True, metadata=metadata).name
-        for image, name in zip(response.images, names)
-    ]
-
-
-def record_problems(manifest: Manifest, problems: Sequence[InputProblem], summary: BatchSummary) -> None:
-    """Malformed lines go to the manifest as failed (once), so none is silently dropped."""
-    records = manifest.load()
-    for problem in problems:
-        key = f"line-{problem.line}"
-        known = records.get(key)
-        if known is None or known.data.get("message") != problem.message:
-            manifest.failed(
-                key, error_class="InputError", message=problem.message, request_id=None, attempts=0, line=problem.line
-            )
-        summary.problems.append({"line": problem.line, "message": problem.message})
-
-
-def select_work(
-    batch_input: BatchInput, manifest: Manifest, *, retry_failed: bool, max_attempts: int, summary: BatchSummary
-) -> List[BatchItem]:
-    """The items this run should do: not done yet, and failed ones if retried and under the cap."""
-    records = manifest.load()
-    work = []
-    for item in batch_input.items:
-        record = records.get(item.id)
-        if record is not None and record.state == "done":
-            summary.skipped += 1
-        elif record is not None and record.state == "failed" and (not retry_failed or record.attempts >= max_attempts):
-            summary.failed += 1
-        else:
-            work.append(item)
-    return work
-
-
-def previous_attempts(manifest_records: Dict[str, Any], item_id: str) -> int:
-    """Attempts an item had before this run."""
-    record = manifest_records.get(item_id)
-    return int(record.attempts) if record is not None else 0
-
-
-def write_summary(out_dir: Path, summary: BatchSummary) -> None:
-    """``summary.json`` next to the manifest, written atomically."""
-    write_atomic(
-        out_dir / "summary.json",
-        json.dumps(summary.as_dict(), indent=2, sort_keys=True).encode("utf-8"),
-        overwrite=True,
-    )
-
-
 def run_batch(
     items: Items,
     out_dir: PathLike,
@@ -240,6 +122,12 @@ def run_batch(
     stop = stop or threading.Event()
     summary = BatchSummary(total=len(batch_input.items))
     limiter = BatchLimiter(requests_per_minute=requests_per_minute, images_per_minute=images_per_minute)
+    # The workers' own provider: it shares the caller's connections, hands every 429 back
+    # (the shared limiter schedules the item again, where a private retry would jump its
+    # queue) and tells the limiter of every response. The caller's provider is left as it was,
+    # so runs that overlap on it cannot undo each other's settings.
+    workers = provider.with_options(retry_rate_limits=False)
+    workers.hooks.register("response", limiter.observe)
     limiter.low_water = concurrency
     with Manifest(str(folder)) as manifest:
         Manifest.clean_partial_files(str(folder))
@@ -279,9 +167,9 @@ def run_batch(
             try:
                 check_item_params(item)
                 if item.kind == "edit":
-                    response = provider.edit_image(item.prompt, list(item.images), mask=item.mask, **item.params)
+                    response = workers.edit_image(item.prompt, list(item.images), mask=item.mask, **item.params)
                 else:
-                    response = provider.generate_image(item.prompt, **item.params)
+                    response = workers.generate_image(item.prompt, **item.params)
                 files = save_item_images(response, item, folder, metadata)
             except RateLimitError as exc:
                 # A 429 is a request to slow down, not a failure of the item: the shared
@@ -297,16 +185,16 @@ def run_batch(
             manifest.done(
                 item.id,
                 files=files,
-                usage=response._body.get("usage"),  # not .raw, which rebuilds the base64 text
+                usage=response.fields.get("usage"),
                 request_id=response.request_id,
                 revised_prompts=[image.revised_prompt for image in response.images],
                 attempts=attempts,
-                extra=svg_usage_of(response._body),
+                extra=svg_usage_of(response.fields),
             )
             with lock:
                 summary.done += 1
                 summary.images += len(files)
-                summary.tokens += total_tokens(response._body)
+                summary.tokens += total_tokens(response.fields)
                 finished.add(item.id)
             return False
 
@@ -326,19 +214,10 @@ def run_batch(
                 finished.add(item.id)
             return False
 
-        transport = provider._transport
-        transport.observers.append(limiter.observe)
-        # A 429 goes back through the limiter (requeued), never retried by one
-        # worker on its own: that resend would come on top of a full schedule.
-        own_retry = transport.retry
-        transport.retry = own_retry.new(retry_rate_limits=False)
         try:
             _run_pool(work, do, concurrency, stop, report)
         except KeyboardInterrupt:
             summary.interrupted = True
-        finally:
-            transport.retry = own_retry
-            transport.observers.remove(limiter.observe)
         summary.interrupted = summary.interrupted or stop.is_set()
         summary.pending = len(work) - len(finished)
     summary.elapsed = time.monotonic() - started

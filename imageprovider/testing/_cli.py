@@ -98,11 +98,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``python -m imageprovider.testing``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m imageprovider.testing", description="Run a local stand-in for OpenAI's images API."
-    )
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m imageprovider.testing") -> int:
+    """Entry point of ``python -m imageprovider.testing`` (and ``imageprovider serve-fake``)."""
+    parser = argparse.ArgumentParser(prog=prog, description="Run a local stand-in for OpenAI's images API.")
     add_arguments(parser)
     return serve(parser.parse_args(argv))
 

@@ -1,0 +1,187 @@
+"""
+imageprovider._response
+~~~~~~~~~~~~~~~~~~~~~~~
+
+Reading the bodies of :class:`~imageprovider._transport.Sent` responses:
+chunks as they arrive (network failures translated), whole JSON bodies
+validated against their schema, images bodies read through the scanner of
+:mod:`imageprovider._imagebody` (each image decoded on arrival, the body never
+held whole), and bodies copied into a file. A body shorter than its
+``Content-Length`` is an error here, whatever urllib3 version let it through.
+"""
+
+import binascii
+from typing import IO, Any, Callable, Dict, Iterator, Optional, Tuple, cast
+
+import requests
+
+from . import _errors, _schemas
+from ._errors import READ_ERRORS
+from ._imagebody import Extracted, ImageBodyScanner, Sink, strict_b64decode
+from ._transport import Sent
+from .exceptions import ResponseValidationError
+
+#: Bytes read at a time from a body that is read as it arrives.
+BODY_CHUNK_BYTES = 64 * 1024
+
+
+def chunks(sent: Sent) -> Iterator[bytes]:
+    """The body of ``sent``, in chunks as they arrive.
+
+    Only the network reads are translated into :class:`APIConnectionError`:
+    what the caller raises while handling a chunk (a full disk) stays its own.
+    """
+    pieces = sent.response.iter_content(chunk_size=BODY_CHUNK_BYTES)
+    while True:
+        try:
+            chunk = next(pieces, b"")
+        except READ_ERRORS as exc:
+            raise sent.connection_error(exc) from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+def cut_short(response: requests.Response) -> Optional[str]:
+    """Describe a body shorter than its Content-Length, or ``None``.
+
+    urllib3 2 raises on such a body; 1.26 returns it truncated, silently.
+    ``raw.tell()`` counts the bytes read from the socket, before decompression,
+    which is what Content-Length counts.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if not declared.isdigit():
+        return None
+    try:
+        received = int(response.raw.tell())
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None
+    if received >= int(declared):
+        return None
+    return f"{received} of {declared} bytes arrived"
+
+
+def check_complete(sent: Sent) -> None:
+    """Raise if the body ended before its ``Content-Length``."""
+    cut = cut_short(sent.response)
+    if cut is not None:
+        raise _errors.cut_short_error(sent.host, cut, sent.attempts)
+
+
+def read_bytes(sent: Sent) -> bytes:
+    """The whole body; the connection is released."""
+    with sent.response:
+        data = b"".join(chunks(sent))
+    check_complete(sent)
+    return data
+
+
+def validated(sent: Sent, data: bytes, schema: str, what: Optional[str] = None) -> Dict[str, Any]:
+    """``data`` parsed as JSON and checked against ``schema``.
+
+    :raises ResponseValidationError: not JSON, ``null``, or off-schema.
+    """
+    what = what or f"The {sent.status} response body"
+    parsed = _errors.parse_json(data, what, status=sent.status, headers=sent.headers, redactor=sent.redactor)
+    violation = _schemas.find_violation(schema, parsed)
+    if violation is not None:
+        raise _errors.off_schema(
+            violation,
+            "The response body",
+            status=sent.status,
+            headers=sent.headers,
+            text=data.decode("utf-8", "replace"),
+            redactor=sent.redactor,
+        )
+    return cast(Dict[str, Any], parsed)
+
+
+def read_json(sent: Sent, schema: str) -> Dict[str, Any]:
+    """The whole body, parsed and validated against ``schema``."""
+    return validated(sent, read_bytes(sent), schema)
+
+
+def read_images(
+    sent: Sent, open_sink: Optional[Callable[[int], Sink]] = None
+) -> Tuple[Dict[str, Any], Dict[int, Extracted]]:
+    """Read an images body as it arrives, decoding each image into ``open_sink(index)`` (memory by default).
+
+    Returns the validated body, whose decoded images' ``b64_json`` are ``""``,
+    and those images by index. Images the scanner left in the body are checked
+    too: a response whose images are not all valid base64 is refused whole.
+
+    :raises ResponseValidationError: the body is not JSON, off-schema, or holds invalid base64.
+    :raises APIConnectionError: the body could not be read whole.
+    """
+    scanner = ImageBodyScanner(open_sink) if open_sink is not None else ImageBodyScanner()
+    with sent.response:
+        for chunk in chunks(sent):
+            scanner.feed(chunk)
+    skeleton = scanner.finish()
+    check_complete(sent)
+    body = validated(sent, skeleton, "images_response")
+    images = scanner.images_in(body)
+    for index, item in sorted(images.items()):
+        if item.error is not None:
+            raise _invalid_image(sent, index)
+    for index, entry in enumerate(body["data"]):
+        text = entry.get("b64_json")
+        if index not in images and isinstance(text, str):
+            try:
+                strict_b64decode(text.encode("ascii"))
+            except (UnicodeEncodeError, binascii.Error, ValueError):
+                raise _invalid_image(sent, index) from None
+    return body, images
+
+
+def _invalid_image(sent: Sent, index: int) -> ResponseValidationError:
+    return ResponseValidationError(
+        f"Image {index} of the response is not valid base64; the response is refused",
+        status_code=sent.status,
+        request_id=sent.request_id,
+        path=("data", index, "b64_json"),
+    )
+
+
+def copy_body(
+    sent: Sent, sink: IO[bytes], max_bytes: Optional[int] = None, what: str = "The body", limit: str = "limit"
+) -> int:
+    """Stream the body into ``sink``, at most ``max_bytes``; return the bytes written.
+
+    :raises ResponseValidationError: the body is larger than ``max_bytes``.
+    """
+    declared = sent.headers.get("Content-Length", "")
+    if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
+        sent.close()
+        raise ResponseValidationError(
+            f"{what} is {int(declared):,} bytes, over the {limit} of {max_bytes:,}", status_code=sent.status
+        )
+    written = 0
+    with sent.response:
+        for chunk in chunks(sent):
+            written += len(chunk)
+            if max_bytes is not None and written > max_bytes:
+                raise ResponseValidationError(
+                    f"{what} is larger than the {limit} of {max_bytes:,} bytes", status_code=sent.status
+                )
+            sink.write(chunk)
+    check_complete(sent)
+    return written
+
+
+def check_event_stream(sent: Sent) -> None:
+    """Refuse a success response that is not an event stream (a server that ignored ``stream``)."""
+    content_type = sent.headers.get("Content-Type", "")
+    if content_type.split(";")[0].strip().lower() == "text/event-stream":
+        return
+    try:
+        excerpt = sent.redactor.excerpt(sent.redactor.body_text(sent.response))
+    finally:
+        sent.close()
+    raise ResponseValidationError(
+        "Expected a text/event-stream response to a streaming request, got {!r}; the server may not support "
+        "streaming".format(content_type or "no Content-Type"),
+        status_code=sent.status,
+        request_id=sent.request_id,
+        body=excerpt,
+    )
