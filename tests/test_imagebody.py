@@ -37,9 +37,9 @@ from imageprovider import (
     ImageResponse,
     OpenAIImageProvider,
     ResponseValidationError,
-    _schemas,
     _errors,
     _response,
+    _schemas,
 )
 from imageprovider._files import PartFile
 from imageprovider._imagebody import Extracted, ImageBodyScanner, MemorySink
