@@ -196,3 +196,17 @@ def test_schema_violating_response_raises(mocked: Any, provider: Any, body: Any)
     mocked.add(responses.POST, VARIATIONS_URL, json=body)
     with pytest.raises(ResponseValidationError):
         provider.create_variation(SQUARE)
+
+
+@pytest.mark.parametrize("method", ["create_variation", "generate_image"])
+def test_regression_a_model_given_twice_is_refused_by_every_method(mocked, method):
+    """Regression (issue 13, bug 7): create_variation(model="dall-e-2", extra_body={"model": ...}) silently
+    sent the other model, where generate_image refused the same; both refuse it now, sending nothing."""
+    with OpenAIImageProvider(api_key=API_KEY, check_model_rules=False) as provider:
+        call = getattr(provider, method)
+        first = SQUARE if method == "create_variation" else "A square"
+        with pytest.raises(RequestValidationError) as caught:
+            call(first, model="dall-e-2", extra_body={"model": "my-variation-model"})
+    assert caught.value.param == "model"
+    assert "given both" in str(caught.value)
+    assert len(mocked.calls) == 0
