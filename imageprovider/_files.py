@@ -2,18 +2,16 @@
 imageprovider._files
 ~~~~~~~~~~~~~~~~~~~~
 
-Writing files safely: a temporary file in the target folder, flushed and
-fsynced, then renamed onto the final name (and the folder fsynced), so an
-interrupted save never leaves a partial file under that name; file names made
-from prompts are sanitised; extensions follow the bytes, not the request.
+File system primitives for writing safely: a temporary ``.part`` file in the
+target folder, flushed and fsynced, then published under its final name (and
+the folder fsynced), so an interrupted save never leaves a partial file under
+that name. What files are called is decided in :mod:`imageprovider._saving`.
 """
 
 import os
-import re
 import secrets
-import unicodedata
 from pathlib import Path
-from typing import IO, Callable, Dict, Optional, Tuple, Union
+from typing import IO, Callable, Optional, Tuple, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -30,66 +28,6 @@ _PART_FLAGS = (
 )
 #: Names tried for a temporary file before giving up (as ``tempfile.TMP_MAX``).
 _PART_ATTEMPTS = 10000
-
-#: File extension for each sniffed MIME type.
-EXTENSIONS: Dict[str, str] = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "image/svg+xml": ".svg",
-}
-#: What the formats the library saves are called, for messages.
-FORMAT_NAMES = "PNG, JPEG, WEBP, GIF or SVG"
-#: Suffixes recognised as image extensions (and replaced when they do not match the bytes).
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".svg"}
-#: Longest file stem made from a prompt, in characters and in UTF-8 bytes (file
-#: systems count bytes: 255 at most, with room left for "-16.webp" and ".json").
-MAX_STEM_LENGTH = 80
-MAX_STEM_BYTES = 200
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
-
-
-def safe_stem(text: str, default: str = "image", max_length: int = MAX_STEM_LENGTH) -> str:
-    """A file stem from free text: no separators, no ``..``, no control characters, bounded length.
-
-    >>> safe_stem("A cat / on ../../etc\\n the mat!")
-    'a-cat-on-etc-the-mat'
-    """
-    normalized = unicodedata.normalize("NFKC", text)
-    # Line breaks and tabs separate words; other control characters vanish.
-    kept = "".join(
-        char if (char.isalnum() or char in "-_") else " "
-        for char in normalized
-        if char.isspace() or unicodedata.category(char)[0] != "C"
-    )
-    stem = re.sub(r"[\s_-]+", "-", kept.strip().lower()).strip("-.")
-    stem = stem[:max_length]
-    while len(stem.encode("utf-8")) > MAX_STEM_BYTES:
-        stem = stem[:-1]
-    stem = stem.rstrip("-.")
-    if not stem or stem.split(".")[0] in _WINDOWS_RESERVED:
-        return default
-    return stem
-
-
-def with_extension(path: Path, extension: str) -> Path:
-    """``path`` with the extension the bytes call for: appended, or replacing a wrong image suffix."""
-    suffix = path.suffix.lower()
-    if suffix == extension or (suffix == ".jpeg" and extension == ".jpg"):
-        return path
-    if suffix in _IMAGE_SUFFIXES:
-        return path.with_suffix(extension)
-    return path.with_name(path.name + extension)
-
-
-def resolve_target(path_or_dir: PathLike, stem: str, extension: str) -> Path:
-    """Where to save: ``path_or_dir`` itself (extension fixed), or ``stem + extension`` inside it if it is a folder."""
-    raw = os.fspath(path_or_dir)
-    target = Path(raw)
-    if target.is_dir() or raw.endswith((os.sep, "/")):
-        return target / (stem + extension)
-    return with_extension(target, extension)
 
 
 def write_atomic(path: PathLike, data: bytes, *, overwrite: bool = False) -> Path:
@@ -182,7 +120,7 @@ class PartFile:
         else:
             _publish_exclusive(self.temporary, target)
         self._published = True
-        _fsync_folder(target.parent)
+        fsync_folder(target.parent)
         return target
 
     def discard(self) -> None:
@@ -234,7 +172,8 @@ def _publish_exclusive(temporary: str, target: Path) -> None:
         os.unlink(temporary)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where that is impossible."""
     # Makes the rename itself durable on POSIX; not possible (or needed) on Windows.
     if os.name != "posix":
         return

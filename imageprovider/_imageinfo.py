@@ -10,13 +10,15 @@ corrupt or hostile file costs microseconds and never raises.
 """
 
 import struct
-from typing import NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional
 
 __all__ = [
     "ImageInfo",
     "read_image_info",
     "sniff_mime_type",
     "SNIFF_BYTES",
+    "EXTENSIONS",
+    "FORMAT_NAMES",
 ]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +59,17 @@ class ImageInfo(NamedTuple):
     #: Whether the image can be transparent. ``False`` when it could not be told.
     has_alpha: bool
 
+
+#: File extension for each format :func:`sniff_mime_type` tells.
+EXTENSIONS: Dict[str, str] = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "image/svg+xml": ".svg",
+}
+#: Those formats' names, for messages.
+FORMAT_NAMES = "PNG, JPEG, WEBP, GIF or SVG"
 
 #: Bytes of a file read to tell its format: enough for an SVG's XML prolog and a comment or two.
 SNIFF_BYTES = 4096

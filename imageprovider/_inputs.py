@@ -14,8 +14,7 @@ import io
 import os
 from typing import IO, Any, NamedTuple, Optional, Tuple, Union
 
-from ._files import EXTENSIONS
-from ._imageinfo import ImageInfo, read_image_info
+from ._imageinfo import EXTENSIONS, ImageInfo, read_image_info
 from ._schemas import format_path
 from .exceptions import RequestValidationError
 

@@ -22,8 +22,9 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, S
 
 import requests
 
-from . import _files, _multipart
+from . import _multipart, _saving
 from .__version__ import __version__
+from ._files import ensure_folder
 from ._inputs import image_data_url
 from ._progress import Progress
 from .exceptions import (
@@ -36,7 +37,7 @@ from .exceptions import (
 )
 from .model_specs import MASK_MAX_BYTES
 from .provider import EDIT_PARAMETERS, GENERATION_PARAMETERS, VARIATION_PARAMETERS, OpenAIImageProvider
-from .results import ImageResponse, image_names, refuse_existing, request_stem
+from .results import ImageResponse
 from .streaming import Completed, ImageStream, PartialImage
 
 EXIT_OK = 0
@@ -367,14 +368,7 @@ def _refuse_existing_targets(args: argparse.Namespace) -> None:
         return
     count = args.n or 1
     folder, single = _output(args, count)
-    try:
-        if single is not None:
-            refuse_existing(single.parent, _files.with_extension(single, ".png").stem, None, args.metadata)
-        else:
-            for name in image_names(request_stem(vars(args)), count):
-                refuse_existing(folder or Path("."), name, None, args.metadata)
-    except FileExistsError as exc:
-        raise FileExistsError(f"{exc} (nothing was sent)") from None
+    _saving.refuse_existing_targets(single, folder or Path("."), _saving.request_stem(vars(args)), count, args.metadata)
 
 
 #: The provider method behind each kind of request.
@@ -489,8 +483,8 @@ def _save(args: argparse.Namespace, response: ImageResponse) -> Dict[str, Any]:
 def _save_stream(args: argparse.Namespace, stream: ImageStream, progress: Progress) -> Dict[str, Any]:
     expected = args.n or 1
     folder, single = _output(args, expected)
-    base = single.with_suffix("") if single is not None else (folder or Path(".")) / _files.safe_stem(args.prompt)
-    _files.ensure_folder(base.parent)
+    base = single.with_suffix("") if single is not None else (folder or Path(".")) / _saving.safe_stem(args.prompt)
+    ensure_folder(base.parent)
     partial_files: List[str] = []
     files: List[str] = []
     usage = None
@@ -498,10 +492,10 @@ def _save_stream(args: argparse.Namespace, stream: ImageStream, progress: Progre
         for event in stream:
             if isinstance(event, PartialImage):
                 progress.partial(event.index)
-                name = f"{base.name}-partial-{stream.partial_count}"
+                name = _saving.partial_name(base.name, stream.partial_count)
                 partial_files.append(str(event.image.save(base.parent / name, overwrite=args.overwrite)))
             elif isinstance(event, Completed):
-                name = base.name if expected == 1 else f"{base.name}-{len(stream.completed)}"
+                name = _saving.image_name(base.name, expected, len(stream.completed))
                 files.append(
                     str(event.image.save(base.parent / name, overwrite=args.overwrite, metadata=args.metadata))
                 )

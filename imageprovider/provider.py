@@ -12,6 +12,7 @@ the result, and :mod:`._saveto` writes the images when ``save_to`` asks.
 import logging
 import sys
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, cast
 
@@ -28,11 +29,11 @@ from ._inputs import ImageInput
 from ._request import KINDS, PreparedImageRequest, prepare
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._rules import ClockArg, ModelRules, as_clock
-from ._saveto import FolderSaver
+from ._saving import FolderSaver
 from ._transport import Sent, Transport
 from .exceptions import ConfigurationError, RequestValidationError
 from .model_specs import ModelTable, builtin_table, load_overlay
-from .results import ImageResponse, InlineImage
+from .results import ImageResponse, InlineBytes, SavedFile
 from .streaming import ImageStream
 
 log = logging.getLogger("imageprovider")
@@ -704,15 +705,20 @@ class OpenAIImageProvider:
         try:
             body, images = _response.read_images(sent, saver.open_sink if saver is not None else None)
 
-            def build(inline: Mapping[int, InlineImage]) -> ImageResponse:
+            if saver is None:
+                in_memory = {
+                    index: InlineBytes(cast(MemorySink, item.sink).data or b"") for index, item in images.items()
+                }
+                return ImageResponse.from_body(
+                    body, sent.headers, request=prepared.body, fetch=self._fetch, inline=in_memory
+                )
+
+            def build(files: Mapping[int, Path]) -> ImageResponse:
+                inline = {index: SavedFile(path) for index, path in files.items()}
                 return ImageResponse.from_body(
                     body, sent.headers, request=prepared.body, fetch=self._fetch, inline=inline
                 )
 
-            if saver is None:
-                return build(
-                    {index: InlineImage(data=cast(MemorySink, item.sink).data) for index, item in images.items()}
-                )
             return saver.finish(images, build)
         finally:
             if saver is not None:

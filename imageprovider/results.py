@@ -2,131 +2,123 @@
 imageprovider.results
 ~~~~~~~~~~~~~~~~~~~~~
 
-Plain, read-only result objects built from a validated response body.
-They do no I/O of their own.
+Plain, read-only result objects built from a validated response body: the
+images (each with one :class:`ImageSource` saying where its bytes are), token
+usage and rate limits. Decoding happens here; saving is delegated to
+:mod:`imageprovider._saving` and downloading to the fetcher the provider gives.
 """
 
 import base64
 import binascii
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import _files
+from . import _saving
 from ._files import PathLike
 from ._imagebody import strict_b64decode
 from ._imageinfo import SNIFF_BYTES, sniff_mime_type
-from .exceptions import ImageProviderError, ResponseValidationError
-
-#: Downloads ``url`` into a binary stream (the provider supplies one bound to its session).
-Fetcher = Callable[[str, IO[bytes]], object]
-
-
-class InlineImage:
-    """An image decoded while its response arrived: in memory, in a file, or invalid."""
-
-    def __init__(
-        self,
-        data: Optional[bytes] = None,
-        path: Optional[Path] = None,
-        error: Optional[ResponseValidationError] = None,
-        text: Optional[str] = None,
-    ) -> None:
-        self.data = data
-        self.path = path
-        self.error = error
-        #: The base64 text, when it is kept as received (it is invalid).
-        self.text = text
-
+from .exceptions import ResponseValidationError
 
 __all__ = [
+    "Base64Text",
     "GeneratedImage",
     "ImageResponse",
+    "ImageSource",
     "ImageUsage",
+    "InlineBytes",
     "InputTokensDetails",
     "OutputTokensDetails",
     "RateLimits",
+    "RemoteImage",
+    "SavedFile",
     "SvgUsage",
     "sniff_mime_type",
 ]
 
-
-def image_context(
-    request: Mapping[str, Any], *, size: Optional[str], usage: Any, request_id: Optional[str], created: Optional[int]
-) -> Tuple[str, Dict[str, Any]]:
-    """The file stem (from the prompt) and the sidecar metadata of an image made for ``request``."""
-    prompt = request.get("prompt")
-    stem = request_stem(request)
-    return stem, {
-        "stem": stem,
-        "prompt": prompt,
-        "model": request.get("model"),
-        "parameters": dict(request),
-        "size": size,
-        "usage": usage,
-        "request_id": request_id,
-        "created": created,
-    }
+#: Downloads ``url`` into a binary stream (the provider supplies one bound to its transport).
+Fetcher = Callable[[str, IO[bytes]], object]
 
 
-def request_stem(request: Mapping[str, Any]) -> str:
-    """The file stem for images made for ``request``: its prompt, sanitised (``image`` without one)."""
-    prompt = request.get("prompt")
-    return _files.safe_stem(prompt) if isinstance(prompt, str) else "image"
+# -- where an image's bytes are ----------------------------------------------------------
 
 
-def expected_images(request: Mapping[str, Any]) -> int:
-    """How many images ``request`` asks for: its ``n``, or 1."""
-    count = request.get("n")
-    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+class ImageSource:
+    """Where an image's bytes are: :class:`InlineBytes`, :class:`Base64Text`, :class:`SavedFile` or :class:`RemoteImage`."""
 
 
-def image_names(stem: str, count: int) -> List[str]:
-    """File names (without extension) for ``count`` images: ``stem``, or ``stem-1``, ``stem-2``..."""
-    return [stem] if count == 1 else [f"{stem}-{index + 1}" for index in range(count)]
+@dataclass(frozen=True)
+class InlineBytes(ImageSource):
+    """Decoded bytes, in memory (decoded while the response arrived)."""
+
+    data: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"InlineBytes({len(self.data)} bytes)"
 
 
-def refuse_existing(folder: Path, name: str, mime_type: Optional[str], metadata: bool) -> None:
-    """Raise ``FileExistsError`` if saving image ``name`` into ``folder`` would replace a file.
+@dataclass(frozen=True)
+class Base64Text(ImageSource):
+    """Base64 text, decoded on first use (an event of a stream, or an image built by hand)."""
 
-    With ``mime_type`` unknown (a URL result, or an image yet to arrive), any image extension clashes.
-    """
-    extensions = [_files.EXTENSIONS[mime_type]] if mime_type else sorted(set(_files.EXTENSIONS.values()))
-    candidates = [folder / (name + extension) for extension in extensions]
-    if metadata:
-        candidates.append(folder / (name + ".json"))
-    for candidate in candidates:
-        _files.refuse_existing_file(candidate)
+    text: str = field(repr=False)
+    _decoded: Dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    def decode(self, index: int) -> bytes:
+        """The bytes, decoded once.
+
+        :raises ResponseValidationError: the text is not valid base64.
+        """
+        cached = self._decoded.get("data")
+        if cached is None:
+            try:
+                cached = strict_b64decode(self.text.encode("ascii"))
+            except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
+                raise ResponseValidationError(
+                    f"Image {index} of the response is not valid base64", path=("data", index, "b64_json")
+                ) from exc
+            self._decoded["data"] = cached
+        return cached
+
+    def __repr__(self) -> str:
+        return f"Base64Text({len(self.text)} chars)"
+
+
+@dataclass(frozen=True)
+class SavedFile(ImageSource):
+    """The file the image was written to as it arrived (``save_to=``)."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class RemoteImage(ImageSource):
+    """An image known only by its URL; ``fetch(sink)`` downloads it (``None`` without a provider)."""
+
+    url: str
+    fetch: Optional[Callable[[IO[bytes]], object]] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, init=False)
 class GeneratedImage:
-    """One image of a response: its bytes (inline, or in the file it was saved to), a URL, or both.
+    """One image of a response: its bytes (inline, in a file, or as base64), a URL, or both.
 
     Construct with ``GeneratedImage(b64_json=..., url=..., revised_prompt=..., index=...)``.
     """
 
-    _b64: Optional[str] = field(repr=False)
+    #: Where the bytes are; ``None`` for an image with neither data nor a URL.
+    source: Optional[ImageSource] = field(repr=False)
     #: A URL valid for 60 minutes (DALL-E with ``response_format="url"``).
     url: Optional[str]
     #: The prompt as rewritten by the model (dall-e-3).
     revised_prompt: Optional[str]
     #: Position in the response's ``data`` list, for error messages.
     index: int
-    #: The decoded bytes, when they were decoded while the response arrived.
-    _data: Optional[bytes] = field(repr=False)
-    #: The file the image was written to as it arrived (``save_to=``).
-    _path: Optional[Path] = field(repr=False)
-    #: Why the inline data is unusable (invalid base64), raised on use.
-    _error: Optional[ResponseValidationError] = field(repr=False, compare=False)
-    _decoded: Dict[str, bytes] = field(repr=False, compare=False)
-    #: File stem for saving (from the prompt), what the sidecar metadata says, and the URL fetcher.
-    _stem: str = field(repr=False, compare=False)
-    _context: Mapping[str, Any] = field(repr=False, compare=False)
-    _fetch: Optional[Fetcher] = field(repr=False, compare=False)
+    #: The file stem used when saving into a folder (from the prompt).
+    name: str = field(repr=False, compare=False)
+    #: What a ``.json`` sidecar says about the image (prompt, model, parameters, usage...).
+    metadata: Mapping[str, Any] = field(repr=False, compare=False)
 
     def __init__(
         self,
@@ -135,33 +127,30 @@ class GeneratedImage:
         revised_prompt: Optional[str] = None,
         index: int = 0,
         *,
-        _data: Optional[bytes] = None,
-        _path: Optional[Path] = None,
-        _error: Optional[ResponseValidationError] = None,
-        _stem: str = "image",
-        _context: Optional[Mapping[str, Any]] = None,
-        _fetch: Optional[Fetcher] = None,
+        source: Optional[ImageSource] = None,
+        name: str = "image",
+        metadata: Optional[Mapping[str, Any]] = None,
+        fetch: Optional[Fetcher] = None,
     ) -> None:
+        if source is None and b64_json is not None:
+            source = Base64Text(b64_json)
+        if source is None and url is not None:
+            source = RemoteImage(url, (lambda sink: fetch(url, sink)) if fetch is not None else None)
         values = {
-            "_b64": b64_json,
+            "source": source,
             "url": url,
             "revised_prompt": revised_prompt,
             "index": index,
-            "_data": _data,
-            "_path": _path,
-            "_error": _error,
-            "_decoded": {},
-            "_stem": _stem,
-            "_context": _context if _context is not None else {},
-            "_fetch": _fetch,
+            "name": name,
+            "metadata": dict(metadata or {}),
         }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
 
     @property
     def has_data(self) -> bool:
         """Whether the image came inline (base64), as opposed to a URL only."""
-        return self._b64 is not None or self._data is not None or self._path is not None or self._error is not None
+        return isinstance(self.source, (InlineBytes, Base64Text, SavedFile))
 
     @property
     def b64_json(self) -> Optional[str]:
@@ -170,10 +159,10 @@ class GeneratedImage:
         Responses are decoded as they arrive and the text is not kept: it is
         re-encoded from the bytes on each access.
 
-        :raises ResponseValidationError: the API sent invalid base64.
+        :raises ResponseValidationError: the text this image was built from is not valid base64.
         """
-        if self._b64 is not None:
-            return self._b64
+        if isinstance(self.source, Base64Text):
+            return self.source.text
         data = self.data
         return base64.b64encode(data).decode("ascii") if data is not None else None
 
@@ -184,39 +173,28 @@ class GeneratedImage:
         For an image saved as it arrived (``save_to=``), the bytes are read
         from :attr:`path` on each access.
 
-        :raises ResponseValidationError: the API sent invalid base64.
+        :raises ResponseValidationError: the text this image was built from is not valid base64.
         """
-        if self._error is not None:
-            raise self._error
-        if self._data is not None:
-            return self._data
-        if self._path is not None:
-            return self._path.read_bytes()
-        if self._b64 is None:
-            return None
-        cached = self._decoded.get("data")
-        if cached is None:
-            try:
-                cached = strict_b64decode(self._b64.encode("ascii"))
-            except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
-                raise ResponseValidationError(
-                    f"Image {self.index} of the response is not valid base64",
-                    path=("data", self.index, "b64_json"),
-                ) from exc
-            self._decoded["data"] = cached
-        return cached
+        source = self.source
+        if isinstance(source, InlineBytes):
+            return source.data
+        if isinstance(source, SavedFile):
+            return source.path.read_bytes()
+        if isinstance(source, Base64Text):
+            return source.decode(self.index)
+        return None
 
     @property
     def path(self) -> Optional[Path]:
         """The file the image was written to as it arrived (``save_to=``); otherwise ``None``."""
-        return self._path
+        return self.source.path if isinstance(self.source, SavedFile) else None
 
     @property
     def mime_type(self) -> Optional[str]:
         """``image/png``, ``image/jpeg``, ``image/webp``, ``image/gif`` or ``image/svg+xml``, sniffed from
         the decoded bytes; ``None`` if unknown."""
-        if self._path is not None and self._error is None:
-            with open(self._path, "rb") as handle:
+        if isinstance(self.source, SavedFile):
+            with open(self.source.path, "rb") as handle:
                 return sniff_mime_type(handle.read(SNIFF_BYTES))
         data = self.data
         return sniff_mime_type(data) if data is not None else None
@@ -227,7 +205,7 @@ class GeneratedImage:
         The extension follows the image's bytes: a wrong image suffix is
         replaced, a missing one appended. The write is atomic: an interrupted
         save leaves no file under the final name. URL results are downloaded
-        (through the provider's session and retry policy, without credentials
+        (through the provider's transport and retry policy, without credentials
         for the storage host, up to the provider's size limit).
 
         :param overwrite: replace an existing file instead of raising ``FileExistsError``.
@@ -236,58 +214,16 @@ class GeneratedImage:
         :raises FileExistsError: the target exists and ``overwrite`` is false.
         :raises ImageExpiredError: a URL result has expired.
         """
-        if self.has_data:
-            data = self.data or b""
-            mime_type = sniff_mime_type(data)
-            if mime_type is None:
-                raise ResponseValidationError(f"Image {self.index} is not {_files.FORMAT_NAMES}; not saving it")
-            target = _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
-            _files.ensure_folder(target.parent)
-            saved = _files.write_atomic(target, data, overwrite=overwrite)
-        elif self.url is not None:
-            saved = self._download(path_or_dir, overwrite)
-        else:  # pragma: no cover - the response schema requires one of the two
-            raise ResponseValidationError(f"Image {self.index} has neither data nor a URL")
-        if metadata:
-            self._write_metadata(saved, overwrite)
-        return saved
-
-    def _download(self, path_or_dir: PathLike, overwrite: bool) -> Path:
-        if self._fetch is None:
-            raise ImageProviderError("This image has only a URL and no provider to download it with")
-        fetch, url = self._fetch, self.url or ""
-        # The format is known only once the bytes arrive: download beside the
-        # target, then publish under the name the bytes call for.
-        probe = _files.resolve_target(path_or_dir, self._stem, ".png")
-        _files.ensure_folder(probe.parent)
-
-        def target_for(head: bytes) -> Path:
-            mime_type = sniff_mime_type(head)
-            if mime_type is None:
-                raise ResponseValidationError(
-                    f"The image downloaded from the URL of image {self.index} is not {_files.FORMAT_NAMES}; not saving it"
-                )
-            return _files.resolve_target(path_or_dir, self._stem, _files.EXTENSIONS[mime_type])
-
-        return _files.write_atomic_sniffed(
-            probe.parent, lambda stream: fetch(url, stream), target_for, overwrite=overwrite
-        )
-
-    def _write_metadata(self, saved: Path, overwrite: bool) -> Path:
-        document = {key: value for key, value in self._context.items() if key != "stem"}
-        document.update(file=saved.name, index=self.index, revised_prompt=self.revised_prompt, url=self.url)
-        text = json.dumps(document, indent=2, sort_keys=True, default=str).encode("utf-8")
-        return _files.write_atomic(saved.with_suffix(".json"), text, overwrite=overwrite)
+        return _saving.save_image(self, path_or_dir, overwrite=overwrite, metadata=metadata)
 
     def __repr__(self) -> str:
-        if self._error is not None:
-            size = "invalid base64"
-        elif self._b64 is not None:
-            size = f"{len(self._b64)} b64 chars"
-        elif self._data is not None:
-            size = f"{len(self._data)} bytes"
-        elif self._path is not None:
-            size = f"saved to {str(self._path)!r}"
+        source = self.source
+        if isinstance(source, Base64Text):
+            size = f"{len(source.text)} b64 chars"
+        elif isinstance(source, InlineBytes):
+            size = f"{len(source.data)} bytes"
+        elif isinstance(source, SavedFile):
+            size = f"saved to {str(source.path)!r}"
         else:
             size = "no inline data"
         return f"GeneratedImage(index={self.index}, {size}, url={self.url!r}, revised_prompt={self.revised_prompt!r})"
@@ -475,7 +411,7 @@ class ImageResponse:
             body["data"] = [
                 # "" stands where an image was decoded on arrival.
                 dict(item, b64_json=image.b64_json)
-                if isinstance(item, dict) and item.get("b64_json") == "" and image._error is None
+                if isinstance(item, dict) and item.get("b64_json") == "" and image.has_data
                 else item
                 for item, image in zip(data, self.images)
             ]
@@ -488,39 +424,37 @@ class ImageResponse:
         headers: Optional[Mapping[str, str]] = None,
         request: Optional[Mapping[str, Any]] = None,
         fetch: Optional[Fetcher] = None,
-        inline: Optional[Mapping[int, "InlineImage"]] = None,
+        inline: Optional[Mapping[int, ImageSource]] = None,
     ) -> "ImageResponse":
         """Build from a body that passed ``schemas/images_response.json``.
 
         :param request: the parameters sent; names saved files and fills sidecar metadata.
         :param fetch: downloads URL results (the provider passes its own).
-        :param inline: images decoded while the body arrived, by index; their
-            ``b64_json`` in ``body`` is a placeholder.
+        :param inline: where the images decoded while the body arrived are, by
+            index (their ``b64_json`` in ``body`` is a placeholder).
         """
         inline = inline or {}
         headers = headers or {}
         request = dict(request or {})
         lowered = {key.lower(): value for key, value in headers.items()}
-        stem, context = image_context(
+        stem, metadata = _saving.image_metadata(
             request,
             size=body.get("size") or request.get("size"),
             usage=body.get("usage"),
             request_id=lowered.get("x-request-id"),
             created=body["created"],
         )
-        names = image_names(stem, len(body["data"]))
+        names = _saving.image_names(stem, len(body["data"]))
         images = tuple(
             GeneratedImage(
-                b64_json=item.get("b64_json") if index not in inline else inline[index].text,
+                b64_json=item.get("b64_json"),
                 url=item.get("url"),
                 revised_prompt=item.get("revised_prompt"),
                 index=index,
-                _data=inline[index].data if index in inline else None,
-                _path=inline[index].path if index in inline else None,
-                _error=inline[index].error if index in inline else None,
-                _stem=names[index],
-                _context=context,
-                _fetch=fetch,
+                source=inline.get(index),
+                name=names[index],
+                metadata=metadata,
+                fetch=fetch,
             )
             for index, item in enumerate(body["data"])
         )
@@ -551,13 +485,4 @@ class ImageResponse:
 
         :raises FileExistsError: a target exists and ``overwrite`` is false.
         """
-        folder = Path(os.fspath(directory))
-        _files.ensure_folder(folder)
-        base = _files.safe_stem(stem) if stem is not None else str(self.images[0]._context.get("stem", "image"))
-        names = image_names(base, len(self.images))
-        if not overwrite:
-            for image, name in zip(self.images, names):
-                refuse_existing(folder, name, image.mime_type, metadata)
-        return [
-            image.save(folder / name, overwrite=overwrite, metadata=metadata) for image, name in zip(self.images, names)
-        ]
+        return _saving.save_all(self, directory, stem=stem, overwrite=overwrite, metadata=metadata)

@@ -17,11 +17,11 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 
 import requests
 
-from . import _errors, _schemas
+from . import _errors, _saving, _schemas
 from ._sse import ServerSentEvent, SSEDecoder
 from ._transport import Sent
 from .exceptions import APIConnectionError
-from .results import GeneratedImage, ImageUsage, RateLimits, image_context
+from .results import GeneratedImage, ImageUsage, RateLimits
 
 __all__ = ["Completed", "ImageStream", "PartialImage", "StreamEvent"]
 
@@ -280,7 +280,7 @@ class _EventReader:
             self.partial_count += 1
             index = payload["partial_image_index"]
             return PartialImage(image=GeneratedImage(b64_json=payload["b64_json"], index=index), index=index, **common)
-        stem, context = image_context(
+        stem, metadata = _saving.image_metadata(
             self._request,
             size=payload.get("size"),
             usage=payload.get("usage"),
@@ -288,7 +288,7 @@ class _EventReader:
             created=payload.get("created_at"),
         )
         completed = Completed(
-            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), _stem=stem, _context=context),
+            image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), name=stem, metadata=metadata),
             usage=ImageUsage.from_body(payload.get("usage")),
             **common,
         )

@@ -50,7 +50,7 @@ from imageprovider import (
     PartialImage,
     ResponseValidationError,
 )
-from imageprovider._files import safe_stem
+from imageprovider._saving import safe_stem
 from imageprovider.batch import _limiter
 from imageprovider.cli import main as cli_main
 from imageprovider.testing import FAKE_API_KEY, FakeImagesServer, RecordedRequest

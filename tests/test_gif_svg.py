@@ -18,8 +18,7 @@ import responses
 from helpers import API_KEY, BASE_URL, GENERATIONS_URL, GIF, PNG, images_body, multipart_parts
 
 from imageprovider import OpenAIImageProvider, ResponseValidationError, SvgUsage, cli
-from imageprovider._files import EXTENSIONS
-from imageprovider._imageinfo import SNIFF_BYTES, sniff_mime_type
+from imageprovider._imageinfo import EXTENSIONS, SNIFF_BYTES, sniff_mime_type
 from imageprovider.batch import MANIFEST_NAME, run_batch, run_batch_api
 from imageprovider.results import ImageResponse, total_tokens
 

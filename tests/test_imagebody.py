@@ -43,8 +43,8 @@ from imageprovider import (
 )
 from imageprovider._files import PartFile
 from imageprovider._imagebody import Extracted, ImageBodyScanner, MemorySink
-from imageprovider._saveto import FolderSaver
-from imageprovider.results import InlineImage
+from imageprovider._saving import FolderSaver
+from imageprovider.results import Base64Text, ImageSource, InlineBytes
 from imageprovider.testing import FakeImagesServer, Fault
 
 HEADERS = {"x-request-id": "req_imagebody"}
@@ -336,11 +336,11 @@ def old_path(body: bytes) -> ImageResponse:
     return ImageResponse.from_body(parsed, HEADERS, request=REQUEST)
 
 
-def _in_memory(item: Extracted) -> InlineImage:
-    """What a scanned image becomes in a result: its bytes, or (at this level) why they are unusable."""
+def _in_memory(item: Extracted) -> ImageSource:
+    """What a scanned image becomes in a result: its bytes, or (at this level) the text found invalid at its end."""
     if item.text is not None:
-        return InlineImage(text=item.text)
-    return InlineImage(data=cast(MemorySink, item.sink).data, error=item.error)
+        return Base64Text(item.text)
+    return InlineBytes(cast(MemorySink, item.sink).data or b"")
 
 
 def scan(chunks: Sequence[bytes]) -> Tuple[ImageBodyScanner, bytes, ImageResponse]:

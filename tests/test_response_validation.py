@@ -8,7 +8,7 @@ import pytest
 from helpers import GENERATIONS_URL, PNG, PNG_B64, images_body
 
 from imageprovider import ImageResponse, ImageUsage, ResponseValidationError
-from imageprovider.results import RateLimits, parse_duration, sniff_mime_type
+from imageprovider.results import InlineBytes, RateLimits, parse_duration, sniff_mime_type
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01"
 WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 "
@@ -173,8 +173,8 @@ def test_results_are_read_only(mocked, provider):
     assert isinstance(result.images, tuple)
 
 
-def test_image_bytes_are_decoded_lazily_and_sniffed(mocked, provider):
-    """.data decodes on first use; .mime_type comes from the bytes, not the request."""
+def test_image_bytes_are_decoded_on_arrival_and_sniffed(mocked, provider):
+    """Each image's bytes are decoded as the body arrives; .mime_type comes from the bytes, not the request."""
     mocked.add(
         "POST",
         GENERATIONS_URL,
@@ -191,7 +191,7 @@ def test_image_bytes_are_decoded_lazily_and_sniffed(mocked, provider):
         ),
     )
     result = provider.generate_image("an otter", n=6)
-    assert result.images[0]._decoded == {}
+    assert result.images[0].source == InlineBytes(PNG)
     assert result.images[0].data == PNG
     assert result.images[0].data is result.images[0].data
     assert [image.mime_type for image in result.images] == [

@@ -1,4 +1,4 @@
-"""``save_to=``: imageprovider._saveto.FolderSaver publishes a response's images all or nothing."""
+"""``save_to=``: imageprovider._saving.FolderSaver publishes a response's images all or nothing."""
 
 import os
 from pathlib import Path
@@ -9,7 +9,7 @@ from helpers import BEFORE_SHUTDOWNS
 
 from imageprovider import OpenAIImageProvider
 from imageprovider._files import PartFile
-from imageprovider._saveto import FolderSaver
+from imageprovider._saving import FolderSaver
 from imageprovider.testing import FakeImagesServer
 
 

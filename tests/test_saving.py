@@ -45,6 +45,7 @@ from imageprovider import (
     OpenAIImageProvider,
     ResponseValidationError,
     _files,
+    _saving,
 )
 from imageprovider import provider as provider_module
 from imageprovider.testing import FakeImagesServer
@@ -348,7 +349,7 @@ def recording(mask):
     calls.append(oct(mask))
     return real(mask)
 os.umask = recording
-import imageprovider, imageprovider._files, imageprovider._saveto, imageprovider.batch, imageprovider.cli
+import imageprovider, imageprovider._files, imageprovider._saving, imageprovider.batch, imageprovider.cli
 import imageprovider.testing
 os.umask = real
 print(calls)
@@ -494,7 +495,7 @@ def test_save_all_of_url_results_checks_every_target_before_downloading_any(tmp_
     ],
 )
 def test_safe_stem_sanitises_nasty_text(text: str, expected: str) -> None:
-    assert _files.safe_stem(text) == expected
+    assert _saving.safe_stem(text) == expected
 
 
 NASTY = [
@@ -527,26 +528,26 @@ NASTY = [
 
 @pytest.mark.parametrize("text", NASTY)
 def test_safe_stem_output_is_always_a_safe_single_name(text: str) -> None:
-    stem = _files.safe_stem(text)
-    assert stem and len(stem) <= _files.MAX_STEM_LENGTH
+    stem = _saving.safe_stem(text)
+    assert stem and len(stem) <= _saving.MAX_STEM_LENGTH
     assert "/" not in stem and "\\" not in stem and ".." not in stem and os.sep not in stem
     assert not any(unicodedata.category(char)[0] == "C" for char in stem)
     assert not stem.startswith((".", "-")) and not stem.endswith((".", "-"))
     assert stem.split(".")[0].lower() not in {"con", "prn", "aux", "nul", "com1", "com9", "lpt1"}
-    assert _files.safe_stem(stem) == stem
-    assert 0 < len(_files.safe_stem(text, max_length=10)) <= 10
+    assert _saving.safe_stem(stem) == stem
+    assert 0 < len(_saving.safe_stem(text, max_length=10)) <= 10
 
 
 def test_safe_stem_bounds_length_and_keeps_a_fallback() -> None:
-    assert _files.safe_stem("word " * 100) == ("word-" * 16).rstrip("-")
-    assert len(_files.safe_stem("a" * 1000)) == 80
-    assert _files.safe_stem("???", default="untitled") == "untitled"
+    assert _saving.safe_stem("word " * 100) == ("word-" * 16).rstrip("-")
+    assert len(_saving.safe_stem("a" * 1000)) == 80
+    assert _saving.safe_stem("???", default="untitled") == "untitled"
 
 
 def test_safe_stem_line_breaks_and_tabs_separate_words() -> None:
     """A multi-line prompt's words stay apart, as with spaces (control characters are still removed)."""
-    assert _files.safe_stem("A cat\non the mat") == "a-cat-on-the-mat"
-    assert _files.safe_stem("A cat\r\non\tthe mat") == "a-cat-on-the-mat"
+    assert _saving.safe_stem("A cat\non the mat") == "a-cat-on-the-mat"
+    assert _saving.safe_stem("A cat\r\non\tthe mat") == "a-cat-on-the-mat"
 
 
 def test_save_all_with_a_hostile_prompt_stays_inside_the_folder(tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from .. import _saving
 from .._files import PathLike, write_atomic
 from ..exceptions import RequestValidationError
-from ..results import ImageResponse, image_names
+from ..results import ImageResponse
 from ._input import BatchInput, BatchItem, DuplicateIdError, InputProblem, parse_objects, read_items, refuse_duplicates
 from ._manifest import Manifest
 
@@ -98,11 +99,9 @@ def svg_usage_of(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 
 def save_item_images(response: ImageResponse, item: BatchItem, out_dir: Path, metadata: bool) -> List[str]:
     """Save an item's images atomically (replacing leftovers of an unfinished earlier try); return file names."""
-    names = image_names(item.id, len(response.images))
-    return [
-        image.save(out_dir / name, overwrite=True, metadata=metadata).name
-        for image, name in zip(response.images, names)
-    ]
+    names = _saving.image_names(item.id, len(response.images))
+    saved = _saving.save_all(response, out_dir, names=names, overwrite=True, metadata=metadata)
+    return [path.name for path in saved]
 
 
 def record_problems(manifest: Manifest, problems: Sequence[InputProblem], summary: BatchSummary) -> None:

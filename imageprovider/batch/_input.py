@@ -21,11 +21,10 @@ import os
 import re
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
-from .._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES
-from .._files import _WINDOWS_RESERVED, PathLike
+from .._files import PathLike
+from .._saving import IMAGE_SUFFIXES, WINDOWS_RESERVED, expected_images, image_names
 from ..exceptions import ImageProviderError, RequestValidationError
 from ..provider import EDIT_PARAMETERS, GENERATION_PARAMETERS
-from ..results import expected_images, image_names
 
 __all__ = [
     "BatchItem",
@@ -523,7 +522,7 @@ def _id_trouble(value: Any) -> Optional[str]:
         )
     if value.startswith("."):
         return f"id {value!r} starts with '.'"
-    if value.split(".")[0].lower() in _WINDOWS_RESERVED:
+    if value.split(".")[0].lower() in WINDOWS_RESERVED:
         return f"id {value!r} is a reserved device name on Windows"
     return None
 

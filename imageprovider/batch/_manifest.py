@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
-from .._files import PathLike, _fsync_folder, ensure_folder
+from .._files import PathLike, ensure_folder, fsync_folder
 
 #: File name of the manifest inside the output folder.
 MANIFEST_NAME = "manifest.jsonl"
@@ -94,7 +94,7 @@ class Manifest:
         # end the file; the first append checks, so it never continues that line.
         self._tail_checked = False
         # A new file's name is durable only once its folder is synced.
-        _fsync_folder(Path(self.out_dir))
+        fsync_folder(Path(self.out_dir))
 
     def __repr__(self) -> str:
         return "<Manifest {!r}{}>".format(self.path, "" if self._fd is not None else " (closed)")
