@@ -329,7 +329,8 @@ def parse_duration(text: Optional[str]) -> Optional[float]:
     return value if value >= 0 else None
 
 
-def _parse_count(text: Optional[str]) -> Optional[int]:
+def parse_count(text: Optional[str]) -> Optional[int]:
+    """A rate-limit count header as an int; ``None`` if absent, unparsable or negative."""
     # Azure sends -1 for "unknown"; that is not a count.
     if text is None:
         return None
@@ -358,10 +359,10 @@ class RateLimits:
         """Parse the rate-limit headers (names are case-insensitive)."""
         lowered = {key.lower(): value for key, value in headers.items()}
         return cls(
-            limit_requests=_parse_count(lowered.get("x-ratelimit-limit-requests")),
-            limit_tokens=_parse_count(lowered.get("x-ratelimit-limit-tokens")),
-            remaining_requests=_parse_count(lowered.get("x-ratelimit-remaining-requests")),
-            remaining_tokens=_parse_count(lowered.get("x-ratelimit-remaining-tokens")),
+            limit_requests=parse_count(lowered.get("x-ratelimit-limit-requests")),
+            limit_tokens=parse_count(lowered.get("x-ratelimit-limit-tokens")),
+            remaining_requests=parse_count(lowered.get("x-ratelimit-remaining-requests")),
+            remaining_tokens=parse_count(lowered.get("x-ratelimit-remaining-tokens")),
             reset_requests=parse_duration(lowered.get("x-ratelimit-reset-requests")),
             reset_tokens=parse_duration(lowered.get("x-ratelimit-reset-tokens")),
         )

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from .._retry import DEFAULT_MAX_RETRY_AFTER, parse_retry_after
 from ..exceptions import ConfigurationError
-from ..results import RateLimits, _parse_count, parse_duration
+from ..results import RateLimits, parse_count, parse_duration
 
 log = logging.getLogger("imageprovider")
 
@@ -235,9 +235,9 @@ class BatchLimiter:
             ("requests", limits.remaining_requests, limits.reset_requests, limits.limit_requests),
             (
                 "images",
-                _parse_count(lowered.get("x-ratelimit-remaining-images")),
+                parse_count(lowered.get("x-ratelimit-remaining-images")),
                 parse_duration(lowered.get("x-ratelimit-reset-images")),
-                _parse_count(lowered.get("x-ratelimit-limit-images")),
+                parse_count(lowered.get("x-ratelimit-limit-images")),
             ),
             ("tokens", limits.remaining_tokens, limits.reset_tokens, limits.limit_tokens),
         )
