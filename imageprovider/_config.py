@@ -28,6 +28,46 @@ log = logging.getLogger("imageprovider")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: (connect, read) seconds. Connecting is quick; a high-quality image can take minutes.
 DEFAULT_TIMEOUT: Tuple[float, float] = (5.0, 600.0)
+#: Seconds a whole call may take, from sending to the last byte (retries and their waits included).
+#: Longer than the slowest real generation (minutes) with the read timeout's ten minutes of silence on
+#: top; short enough that a server trickling a byte a second cannot hold a worker for hours.
+DEFAULT_DEADLINE = 900.0
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what is read from a server, each counted after decoding; going past one is a typed error
+    raised before memory grows past it. The defaults are far above what a real response reaches.
+
+    Usage::
+
+        >>> OpenAIImageProvider(limits=Limits(max_image_bytes=128 * 1024 * 1024))
+    """
+
+    #: One response body, decoded (an images body holds every image's base64).
+    max_response_bytes: int = 1024 * MiB
+    #: One image, decoded (a 3840x2160 PNG is about 10 MiB; 24 MiB uncompressed).
+    max_image_bytes: int = 64 * MiB
+    #: The part of an images body around its images (what the JSON parser sees).
+    max_skeleton_bytes: int = 4 * MiB
+    #: Nesting of objects and arrays in a body, outside the images.
+    max_json_depth: int = 64
+    #: What is read of an error body (the message is in its first bytes).
+    max_error_body_bytes: int = 64 * KiB
+    #: One line of an event stream, and one event (a partial image is one line of base64).
+    max_stream_line_bytes: int = 32 * MiB
+    #: One line of a Batch API result file (one item's response, images included).
+    max_batch_line_bytes: int = 256 * MiB
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"Limits.{name} must be a positive whole number, not {value!r}")
+
+
 #: The INI section read from the config file.
 CONFIG_SECTION = "imageprovider"
 
@@ -243,6 +283,16 @@ def _check_path(name: str, value: Any) -> Optional[str]:
     if not isinstance(value, (str, os.PathLike)):
         raise ConfigurationError(f"{name} must be a file path, not {type(value).__name__}")
     return os.path.expanduser(os.fspath(value))
+
+
+def check_deadline(value: Any) -> Optional[float]:
+    """``None`` (no deadline) or a positive number of seconds.
+
+    :raises ConfigurationError: anything else.
+    """
+    if value is None:
+        return None
+    return _positive_seconds("deadline", value)
 
 
 def check_max_retries(value: Any) -> int:

@@ -20,9 +20,18 @@ the skeleton and fails or succeeds in the JSON parser, as before.
 import binascii
 import json
 import re
-from typing import Any, Callable, Dict, List, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol
 
 from .exceptions import ResponseValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._config import Limits
+
+
+class BodyTooLarge(ValueError):
+    """The body passed one of its limits: an image too large, too many images, nesting too deep, too much
+    outside the images. Raised while reading, before memory grows past the limit."""
+
 
 #: Characters a base64 image string may hold before its padding.
 _ALPHABET_AND_PADDING = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
@@ -102,13 +111,24 @@ class MemorySink:
         return b"".join(self._pieces)
 
 
-class Extracted:
-    """One ``b64_json`` string taken out of the body: its sink, or why it is unusable."""
+def memory_sink(index: int) -> MemorySink:
+    """Where an image's bytes go when they are kept in memory."""
+    return MemorySink()
 
-    def __init__(self, index: int, sink: Sink) -> None:
+
+class Extracted:
+    """One ``b64_json`` string taken out of the body: its sink, or why it is unusable.
+
+    :param max_bytes: most decoded bytes the image may have (``None``: no limit).
+    """
+
+    def __init__(self, index: int, sink: Sink, max_bytes: Optional[int] = None) -> None:
         #: Position of the image in the response's ``data`` list.
         self.index = index
         self.sink = sink
+        self.max_bytes = max_bytes
+        #: Decoded bytes written so far.
+        self.written = 0
         #: Set when the text is not valid base64; raised when the image is used.
         self.error: Optional[ResponseValidationError] = None
         #: The whole (invalid) text, when :attr:`error` was found only at its end.
@@ -140,8 +160,16 @@ class Extracted:
         else:
             whole = len(data) - len(data) % 4
         if whole:
-            self.sink.write(binascii.a2b_base64(data[:whole]))
+            self._write(binascii.a2b_base64(data[:whole]))
         self._pending = data[whole:]
+
+    def _write(self, decoded: bytes) -> None:
+        self.written += len(decoded)
+        if self.max_bytes is not None and self.written > self.max_bytes:
+            raise BodyTooLarge(
+                f"Image {self.index} of the response is larger than the limit of {self.max_bytes:,} bytes"
+            )
+        self.sink.write(decoded)
 
     def text_so_far(self) -> bytes:
         """The base64 text taken before :attr:`error` was set (escapes undone)."""
@@ -153,7 +181,7 @@ class Extracted:
             # Checked here rather than by b64decode, whose leniency about stray
             # padding differs between Python versions.
             if _LAST_QUARTET.fullmatch(self._pending):
-                self.sink.write(binascii.a2b_base64(self._pending))
+                self._write(binascii.a2b_base64(self._pending))
             else:
                 self.error = self._invalid()
                 # Kept so the image reads as received (raw, b64_json); it is only this short.
@@ -176,10 +204,23 @@ class ImageBodyScanner:
 
     :param open_sink: called with an image's index when its base64 text
         starts; returns where the decoded bytes go.
+    :param limits: the size of one image, the skeleton and the nesting are bounded by these.
+    :param expected: how many images were asked for: a further one is refused when it starts.
+    :raises BodyTooLarge: from :meth:`feed`, when a limit is passed.
     """
 
-    def __init__(self, open_sink: Callable[[int], Sink] = lambda index: MemorySink()) -> None:
+    def __init__(
+        self,
+        open_sink: Callable[[int], Sink] = memory_sink,
+        limits: Optional["Limits"] = None,
+        expected: Optional[int] = None,
+    ) -> None:
         self._open_sink = open_sink
+        self._max_image = limits.max_image_bytes if limits is not None else None
+        self._max_skeleton = limits.max_skeleton_bytes if limits is not None else None
+        self._max_depth = limits.max_json_depth if limits is not None else None
+        self._expected = expected
+        self._skeleton_bytes = 0
         self._skeleton: List[bytes] = []
         #: Bytes held back: only ever a split escape inside an image string.
         self._buffer = b""
@@ -227,10 +268,10 @@ class ImageBodyScanner:
         if self._start:
             start, self._start = self._start, None
             self._broken = b"\x00" in start or start[:2] in (b"\xff\xfe", b"\xfe\xff")
-            self._skeleton.append(start)
+            self._keep(start)
         if self._current is not None:
             # An unterminated image string: the parser will call the body invalid.
-            self._skeleton.append(b'"')
+            self._keep(b'"')
             self._current.sink.discard()
             self._current = None
         return b"".join(self._skeleton)
@@ -252,6 +293,12 @@ class ImageBodyScanner:
                 extracted.sink.discard()
         return kept
 
+    def _keep(self, piece: bytes) -> None:
+        self._skeleton_bytes += len(piece)
+        if self._max_skeleton is not None and self._skeleton_bytes > self._max_skeleton:
+            raise BodyTooLarge(f"The response body holds more than {self._max_skeleton:,} bytes besides its images")
+        self._skeleton.append(piece)
+
     # -- modes: each returns the position where it stopped
 
     def _outside(self, buffer: bytes, position: int) -> int:
@@ -260,15 +307,19 @@ class ImageBodyScanner:
         if not self._broken:
             for match in _STRUCTURE.finditer(buffer, position, stop):
                 self._structure(match.group())
-        self._skeleton.append(buffer[position:stop] if position or quote >= 0 else buffer)
+        self._keep(buffer[position:stop] if position or quote >= 0 else buffer)
         if quote < 0:
             return stop
         if self._starts_image():
             index = self._stack[1][2]
-            self._current = Extracted(index, self._open_sink(index))
+            if self._expected is not None and index >= self._expected:
+                raise BodyTooLarge(
+                    f"The response holds more than the {self._expected} image(s) asked for; nothing is kept"
+                )
+            self._current = Extracted(index, self._open_sink(index), self._max_image)
             self._mode = _IN_IMAGE
         else:
-            self._skeleton.append(b'"')
+            self._keep(b'"')
             self._mode = _IN_STRING
             self._string_head = b""
             self._escaped = False
@@ -292,7 +343,7 @@ class ImageBodyScanner:
         return close + 1
 
     def _take_string_piece(self, piece: bytes) -> None:
-        self._skeleton.append(piece)
+        self._keep(piece)
         head = self._string_head
         if head is not None:
             head += piece
@@ -318,7 +369,7 @@ class ImageBodyScanner:
                 previous.sink.discard()
             self.extracted[current.index] = current
             self._current = None
-            self._skeleton.append(b'""')
+            self._keep(b'""')
             self._last_string = None
             self._mode = _OUTSIDE
             return quote + 1
@@ -354,7 +405,7 @@ class ImageBodyScanner:
         """
         current = self._current
         assert current is not None  # noqa: S101 (called from _in_image only)
-        self._skeleton.append(b'"' + current.text_so_far())
+        self._keep(b'"' + current.text_so_far())
         current.sink.discard()
         self._current = None
         self._mode = _IN_STRING
@@ -373,6 +424,8 @@ class ImageBodyScanner:
                 for extracted in self.extracted.values():
                     extracted.sink.discard()
                 self.extracted = {}
+            if self._max_depth is not None and len(stack) >= self._max_depth:
+                raise BodyTooLarge(f"The response body is nested more than {self._max_depth} levels deep")
             stack.append([char, key, 0])
             self._key = None
         elif char == b"}" or char == b"]":

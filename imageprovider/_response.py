@@ -16,8 +16,9 @@ from typing import IO, Any, Callable, Dict, Iterator, Optional, Tuple, cast
 import requests
 
 from . import _errors, _schemas
+from ._decoding import ContentDecoder, DecodingError, TooLarge
 from ._errors import READ_ERRORS
-from ._imagebody import Extracted, ImageBodyScanner, Sink, strict_b64decode
+from ._imagebody import BodyTooLarge, Extracted, ImageBodyScanner, Sink, memory_sink, strict_b64decode
 from ._transport import Sent
 from .exceptions import ResponseValidationError
 
@@ -25,21 +26,45 @@ from .exceptions import ResponseValidationError
 BODY_CHUNK_BYTES = 64 * 1024
 
 
-def chunks(sent: Sent) -> Iterator[bytes]:
-    """The body of ``sent``, in chunks as they arrive.
+def chunks(
+    sent: Sent, limit: Optional[int] = None, what: str = "The response body", limit_name: str = "limit"
+) -> Iterator[bytes]:
+    """The body of ``sent``, decoded, in pieces as they arrive; at most ``limit`` bytes (the response limit by default).
 
-    Only the network reads are translated into :class:`APIConnectionError`:
-    what the caller raises while handling a chunk (a full disk) stays its own.
+    The body is read raw and decoded here with a bound on every step
+    (:mod:`imageprovider._decoding`): a compressed bomb is stopped before it
+    grows. Only the network reads are translated into
+    :class:`APIConnectionError`: what the caller raises while handling a piece
+    (a full disk) stays its own.
+
+    :raises ResponseValidationError: the decoded body passed the limit, or cannot be decoded.
+    :raises APITimeoutError: the call's deadline passed.
     """
-    pieces = sent.response.iter_content(chunk_size=BODY_CHUNK_BYTES)
+    limit = sent.limits.max_response_bytes if limit is None else limit
+    try:
+        decoder = ContentDecoder(sent.headers.get("Content-Encoding"), limit)
+    except DecodingError as exc:
+        raise _body_error(sent, f"{what} cannot be read: {exc}") from None
+    raw = sent.response.raw.stream(BODY_CHUNK_BYTES, decode_content=False)
     while True:
+        sent.check_deadline()
         try:
-            chunk = next(pieces, b"")
+            piece = next(raw, b"")
         except READ_ERRORS as exc:
             raise sent.connection_error(exc) from exc
-        if not chunk:
+        try:
+            decoded = list(decoder.feed(piece)) if piece else list(decoder.finish())
+        except TooLarge as exc:
+            raise _body_error(sent, f"{what} is larger than the {limit_name} of {exc.limit:,} bytes") from None
+        except DecodingError as exc:
+            raise _body_error(sent, f"{what} cannot be read: {exc}") from None
+        yield from decoded
+        if not piece:
             return
-        yield chunk
+
+
+def _body_error(sent: Sent, message: str) -> ResponseValidationError:
+    return ResponseValidationError(message, status_code=sent.status, request_id=sent.request_id)
 
 
 def cut_short(response: requests.Response) -> Optional[str]:
@@ -70,9 +95,9 @@ def check_complete(sent: Sent) -> None:
 
 def read_bytes(sent: Sent) -> bytes:
     """The whole body; the connection is released."""
-    with sent.response:
+    with sent:
         data = b"".join(chunks(sent))
-    check_complete(sent)
+        check_complete(sent)
     return data
 
 
@@ -102,24 +127,36 @@ def read_json(sent: Sent, schema: str) -> Dict[str, Any]:
 
 
 def read_images(
-    sent: Sent, open_sink: Optional[Callable[[int], Sink]] = None
+    sent: Sent, open_sink: Optional[Callable[[int], Sink]] = None, expected_images: Optional[int] = None
 ) -> Tuple[Dict[str, Any], Dict[int, Extracted]]:
     """Read an images body as it arrives, decoding each image into ``open_sink(index)`` (memory by default).
 
     Returns the validated body, whose decoded images' ``b64_json`` are ``""``,
     and those images by index. Images the scanner left in the body are checked
-    too: a response whose images are not all valid base64 is refused whole.
+    too: a response whose images are not all valid base64 is refused whole, and
+    so is one with more images than ``expected_images`` (the client, not the
+    server, decides how many files a call writes).
 
     :raises ResponseValidationError: the body is not JSON, off-schema, or holds invalid base64.
     :raises APIConnectionError: the body could not be read whole.
     """
-    scanner = ImageBodyScanner(open_sink) if open_sink is not None else ImageBodyScanner()
-    with sent.response:
-        for chunk in chunks(sent):
-            scanner.feed(chunk)
-    skeleton = scanner.finish()
-    check_complete(sent)
+    scanner = ImageBodyScanner(
+        open_sink if open_sink is not None else memory_sink, limits=sent.limits, expected=expected_images
+    )
+    with sent:
+        try:
+            for chunk in chunks(sent):
+                scanner.feed(chunk)
+        except BodyTooLarge as exc:
+            raise _body_error(sent, str(exc)) from None
+        skeleton = scanner.finish()
+        check_complete(sent)
     body = validated(sent, skeleton, "images_response")
+    if expected_images is not None and len(body["data"]) > expected_images:
+        raise _body_error(
+            sent,
+            f"The response holds {len(body['data'])} images where {expected_images} were asked for; nothing is kept",
+        )
     images = scanner.images_in(body)
     for index, item in sorted(images.items()):
         if item.error is not None:
@@ -156,16 +193,13 @@ def copy_body(
         raise ResponseValidationError(
             f"{what} is {int(declared):,} bytes, over the {limit} of {max_bytes:,}", status_code=sent.status
         )
+    max_bytes = sent.limits.max_response_bytes if max_bytes is None else max_bytes
     written = 0
-    with sent.response:
-        for chunk in chunks(sent):
+    with sent:
+        for chunk in chunks(sent, max_bytes, what, limit):
             written += len(chunk)
-            if max_bytes is not None and written > max_bytes:
-                raise ResponseValidationError(
-                    f"{what} is larger than the {limit} of {max_bytes:,} bytes", status_code=sent.status
-                )
             sink.write(chunk)
-    check_complete(sent)
+        check_complete(sent)
     return written
 
 
@@ -175,7 +209,7 @@ def check_event_stream(sent: Sent) -> None:
     if content_type.split(";")[0].strip().lower() == "text/event-stream":
         return
     try:
-        excerpt = sent.redactor.excerpt(sent.redactor.body_text(sent.response))
+        excerpt = sent.redactor.excerpt(sent.redactor.body_text(sent.response, sent.limits.max_error_body_bytes))
     finally:
         sent.close()
     raise ResponseValidationError(

@@ -17,20 +17,27 @@ hooks, and writes the cycle's log record.
 
 import http.client
 import logging
+import socket
 import time
-from typing import Any, Callable, Dict, Iterable, Mapping, MutableSet, Optional, Tuple
+from contextvars import ContextVar
+from types import TracebackType
+from typing import Any, Callable, Dict, Iterable, Mapping, MutableSet, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import _errors
-from ._config import is_header_token
+from ._config import Limits, is_header_token
 from ._errors import Redactor
 from ._hooks import Hooks
 from ._retry import ImageRetry, current_watcher
+from ._urls import Origin, origin
+from ._watchdog import WATCHDOG
 from .exceptions import ConfigurationError, ImageProviderError
 
 log = logging.getLogger("imageprovider")
@@ -40,6 +47,52 @@ Timeout = Tuple[float, float]
 #: What sending can raise when the network fails.
 _SEND_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
+#: Checks the address a download really connected to: ``(host asked for, peer address)``; raises to refuse.
+PeerCheck = Callable[[str, str], None]
+
+#: The request cycle running in this thread, told by the connections what they connect to and read from.
+_current_cycle: ContextVar[Optional["_Cycle"]] = ContextVar("imageprovider_connection_cycle", default=None)
+
+
+class _WatchedConnection:
+    """Tells the running cycle about each connection: the peer it reached (downloads check it), and the socket a
+    response is read from (the deadline shuts it down)."""
+
+    sock: Any
+    host: str
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]  # urllib3's connect, in the class this is mixed into
+        cycle = _current_cycle.get()
+        if cycle is not None:
+            cycle.connected(self.host, self.sock)
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        cycle = _current_cycle.get()
+        if cycle is not None:
+            cycle.reading(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]  # as above
+
+
+class _HTTPConnection(_WatchedConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+#: The pools (and so the connections) every manager of this transport uses.
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
 
 class CredentialAuth(AuthBase):
     """Adds the credential headers to requests bound for the API, and to nothing else.
@@ -48,6 +101,7 @@ class CredentialAuth(AuthBase):
     :param token_provider: called before each request for a bearer token
         (Azure Entra ID); its result is sent as ``Authorization: Bearer``.
     :param secrets: where each fetched token is added, to be scrubbed from errors and logs.
+    :param api_origin: the only (scheme, host, port) credentials are ever attached for.
     """
 
     def __init__(
@@ -55,12 +109,17 @@ class CredentialAuth(AuthBase):
         headers: Mapping[str, str],
         token_provider: Optional[Callable[[], str]] = None,
         secrets: Optional[MutableSet[str]] = None,
+        api_origin: Optional[Origin] = None,
     ) -> None:
         self._headers = dict(headers)
         self._token_provider = token_provider
         self.secrets: MutableSet[str] = secrets if secrets is not None else set()
+        self._api_origin = api_origin
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        # Decided on the URL as urllib3 will connect to it, whatever decided to ask for credentials.
+        if self._api_origin is not None and origin(request.url or "") != self._api_origin:
+            raise ConfigurationError("Refusing to attach credentials to a request for another origin than the API's")
         if self._token_provider is not None:
             token = self._fresh_token()
             self.secrets.add(token)
@@ -100,9 +159,15 @@ class _PolicyAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         if self._pools_of is None:
             super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
             return
         self.poolmanager = self._pools_of.poolmanager
         self.proxy_manager = self._pools_of.proxy_manager
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        return manager
 
 
 def _session(adapter: HTTPAdapter, user_agent: str) -> requests.Session:
@@ -117,16 +182,20 @@ def _session(adapter: HTTPAdapter, user_agent: str) -> requests.Session:
 class Sent:
     """The response to one request cycle (retries included), its body not yet read.
 
-    Carries what reading the body needs to report a failure truthfully: the
-    attempts the cycle took, the host, the timeout and the redactor.
+    Carries what reading the body needs: the limits, and what a failure must
+    report truthfully (the attempts the cycle took, the host, the timeout, the
+    redactor). Its cycle's deadline runs until the body is read or the
+    response closed (use it as a context manager).
     """
 
-    def __init__(self, response: requests.Response, attempts: int, transport: "Transport") -> None:
+    def __init__(self, response: requests.Response, cycle: "_Cycle", transport: "Transport", host: str) -> None:
         self.response = response
-        self.attempts = attempts
-        self.host = transport.host
+        self.cycle = cycle
+        self.attempts = cycle.attempts
+        self.host = host
         self.timeout = transport.timeout
         self.redactor = transport.redactor
+        self.limits = transport.limits
 
     @property
     def status(self) -> int:
@@ -140,36 +209,76 @@ class Sent:
 
     @property
     def request_id(self) -> Optional[str]:
-        """The ``x-request-id`` header."""
-        return self.response.headers.get("x-request-id")
+        """The ``x-request-id`` header, redacted and bounded."""
+        return _errors.request_id_of(self.response.headers, self.redactor)
 
     def close(self) -> None:
-        """Release the connection (the rest of the body is not read)."""
+        """Release the connection (the rest of the body is not read); the deadline stops."""
+        self.cycle.finish()
         self.response.close()
+
+    def __enter__(self) -> "Sent":
+        return self
+
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], traceback: Optional[TracebackType]
+    ) -> None:
+        self.close()
 
     def connection_error(self, exc: BaseException) -> ImageProviderError:
         """Translate a failure while reading this response's body."""
         return _errors.connection_error(
-            exc, host=self.host, attempts=self.attempts, timeout=self.timeout, redactor=self.redactor, in_body=True
+            exc,
+            host=self.host,
+            attempts=self.attempts,
+            timeout=self.timeout,
+            redactor=self.redactor,
+            in_body=True,
+            deadline=self.cycle.deadline if self.cycle.expired else None,
         )
+
+    def check_deadline(self) -> None:
+        """Raise if the call's deadline has passed (a reader's loop asks between reads).
+
+        :raises APITimeoutError: with ``phase="deadline"``.
+        """
+        if self.cycle.past_deadline():
+            raise _errors.deadline_error(self.host, self.cycle.deadline, self.attempts)
 
 
 class _Cycle:
-    """One request cycle: its attempts (hearing urllib3's retries), its time, its hooks, its log record."""
+    """One request cycle: its attempts (hearing urllib3's retries), its time, its hooks, its log record, and its
+    deadline (the watchdog shuts the socket being read down when it passes)."""
 
-    def __init__(self, method: str, shown: str, hooks: Optional[Hooks]) -> None:
+    def __init__(
+        self,
+        method: str,
+        shown: str,
+        hooks: Optional[Hooks],
+        deadline: Optional[float] = None,
+        peer_check: Optional[PeerCheck] = None,
+    ) -> None:
         self.method = method
         self.shown = shown
         self.hooks = hooks
         self.attempts = 1
         self.started = time.monotonic()
+        #: Seconds from the start the whole call may take (``None``: no deadline).
+        self.deadline = deadline
+        self.peer_check = peer_check
+        self.expired = False
+        self._socket: Optional[socket.socket] = None
+        self._handle: Optional[int] = None
+        if deadline is not None:
+            self._handle = WATCHDOG.call_at(self.started + deadline, self._expire)
 
     def __enter__(self) -> "_Cycle":
-        self._token = current_watcher.set(self)
+        self._tokens = (current_watcher.set(self), _current_cycle.set(self))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        current_watcher.reset(self._token)
+        current_watcher.reset(self._tokens[0])
+        _current_cycle.reset(self._tokens[1])
 
     def responded(self, status: int, headers: Any) -> None:
         if self.hooks is not None:
@@ -179,8 +288,40 @@ class _Cycle:
         self.attempts = attempts
 
     def waiting(self, delay: float, reason: str, attempt: int) -> None:
+        if self.deadline is not None and time.monotonic() + delay > self.started + self.deadline:
+            # Raised inside urllib3's retry loop: not an error it catches, so it ends the call.
+            raise _errors.deadline_error(self.shown, self.deadline, self.attempts)
         if self.hooks is not None:
             self.hooks.dispatch("retry", delay, reason, attempt)
+
+    def connected(self, host: str, sock: Any) -> None:
+        if self.peer_check is not None and sock is not None:
+            try:
+                peer = str(sock.getpeername()[0])
+            except (OSError, IndexError):
+                return
+            self.peer_check(host, peer)
+
+    def reading(self, sock: Any) -> None:
+        self._socket = sock
+        if self.expired:
+            _shut(sock)
+
+    def past_deadline(self) -> bool:
+        """Whether the deadline has passed (the watchdog may not have run yet)."""
+        return self.expired or (self.deadline is not None and time.monotonic() >= self.started + self.deadline)
+
+    def finish(self) -> None:
+        """The body is read or abandoned: the deadline no longer applies."""
+        if self._handle is not None:
+            WATCHDOG.cancel(self._handle)
+            self._handle = None
+        self._socket = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._socket is not None:
+            _shut(self._socket)
 
     def log(self, status: Optional[int], request_id: Optional[str], error: Optional[BaseException]) -> None:
         elapsed_ms = int((time.monotonic() - self.started) * 1000)
@@ -206,6 +347,14 @@ class _Cycle:
         )
 
 
+def _shut(sock: Any) -> None:
+    # shutdown, not close: it wakes a read blocked in another thread.
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError):
+        pass
+
+
 class Transport:
     """Sends requests to ``base_url`` (and to image hosts) and returns their responses unread.
 
@@ -226,14 +375,20 @@ class Transport:
         secrets: Iterable[str] = (),
         token_provider: Optional[Callable[[], str]] = None,
         hooks: Optional[Hooks] = None,
+        limits: Optional[Limits] = None,
+        deadline: Optional[float] = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.retry = retry
         self.user_agent = user_agent
         self.hooks = hooks if hooks is not None else Hooks()
+        #: Bounds on what is read from any server.
+        self.limits = limits if limits is not None else Limits()
+        #: Seconds a whole call may take, from sending to the last byte read (``None``: no bound).
+        self.deadline = deadline
         self.redactor = Redactor({secret for secret in secrets if secret})
-        self.auth = CredentialAuth(credential_headers, token_provider, self.redactor.secrets)
+        self.auth = CredentialAuth(credential_headers, token_provider, self.redactor.secrets, origin(base_url))
         self._adapter = _PolicyAdapter(retry)
         self.session = _session(self._adapter, user_agent)
         self._owns_pools = True
@@ -257,6 +412,8 @@ class Transport:
         derived.retry = retry if retry is not None else self.retry
         derived.user_agent = self.user_agent
         derived.hooks = hooks if hooks is not None else self.hooks
+        derived.limits = self.limits
+        derived.deadline = self.deadline
         derived.redactor = self.redactor
         derived.auth = self.auth
         derived._adapter = _PolicyAdapter(derived.retry, pools_of=self._adapter)
@@ -315,6 +472,7 @@ class Transport:
         shown: Optional[str] = None,
         api: bool = True,
         session: Optional[requests.Session] = None,
+        peer_check: Optional[PeerCheck] = None,
     ) -> Sent:
         """Send ``prepared`` (with retries) and return the response, its body unread.
 
@@ -327,30 +485,36 @@ class Transport:
         method = prepared.method or "GET"
         shown = shown if shown is not None else _path_of(prepared.url or "")
         limit = timeout or self.timeout
-        with _Cycle(method, shown, self.hooks if api else None) as cycle:
+        host = self.host if api else _host_of(prepared.url)
+        with _Cycle(method, shown, self.hooks if api else None, self.deadline, peer_check) as cycle:
             try:
                 # What Session.request adds beyond preparing: proxies, verify and cert from the environment.
                 settings = (session or self.session).merge_environment_settings(prepared.url, {}, True, None, None)
                 response = (session or self.session).send(prepared, timeout=limit, allow_redirects=False, **settings)
             except _SEND_ERRORS as exc:
+                cycle.finish()
                 failure = _errors.connection_error(
                     exc,
-                    host=self.host if api else _host_of(prepared.url),
+                    host=host,
                     attempts=cycle.attempts,
                     timeout=limit,
                     redactor=self.redactor,
+                    deadline=cycle.deadline if cycle.expired else None,
                 )
                 cycle.log(None, None, failure)
-                raise failure from exc
-        sent = Sent(response, cycle.attempts, self)
+                raise failure from _errors.without_credentials(exc)
+            except BaseException:
+                cycle.finish()
+                raise
+        sent = Sent(response, cycle, self, host)
         request_id = sent.request_id
         if api and 200 <= response.status_code < 300:
             # Error responses, final or retried, reach the hooks through the retry policy.
             self.hooks.dispatch("response", response.status_code, response.headers)
         if api and not 200 <= response.status_code < 300:
-            error = _errors.status_error(response, cycle.attempts, self.redactor)
+            with sent:
+                error = _errors.status_error(response, cycle.attempts, self.redactor, self.limits.max_error_body_bytes)
             cycle.log(response.status_code, request_id, error)
-            response.close()
             raise error
         cycle.log(response.status_code, request_id, None)
         return sent

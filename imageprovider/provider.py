@@ -20,8 +20,18 @@ import requests
 
 from . import _response
 from .__version__ import __version__
-from ._config import Settings, TimeoutArg, check_extra_headers, check_max_retries, resolve_settings, resolve_timeout
-from ._download import download
+from ._config import (
+    DEFAULT_DEADLINE,
+    Limits,
+    Settings,
+    TimeoutArg,
+    check_deadline,
+    check_extra_headers,
+    check_max_retries,
+    resolve_settings,
+    resolve_timeout,
+)
+from ._download import DownloadPolicy, download
 from ._files import PathLike
 from ._hooks import Hooks
 from ._imagebody import MemorySink
@@ -127,6 +137,14 @@ class OpenAIImageProvider:
         ``models_file`` in the config file.
     :param clock: (optional) today's date for shutdown dates: a ``datetime.date``,
         or a callable returning one; default today in UTC. For tests.
+    :param deadline: seconds a whole call may take, from sending to the last
+        byte read, retries included (default 900; ``None`` for no bound). The
+        ``timeout`` bounds each wait for the server; this bounds the call, so a
+        server trickling its body cannot hold it for hours.
+    :param limits: (optional) bounds on what is read (:class:`~imageprovider.Limits`).
+    :param allow_private_image_hosts: download URL results from loopback,
+        private, link-local or unique-local addresses (refused by default
+        unless the API itself is on such an address).
     :raises ConfigurationError: no API key anywhere, an unusable setting, or a bad models file.
     """
 
@@ -149,6 +167,9 @@ class OpenAIImageProvider:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         models_file: Optional[str] = None,
         clock: ClockArg = None,
+        deadline: Optional[float] = DEFAULT_DEADLINE,
+        limits: Optional[Limits] = None,
+        allow_private_image_hosts: bool = False,
     ) -> None:
         settings = resolve_settings(
             api_key=api_key,
@@ -177,6 +198,9 @@ class OpenAIImageProvider:
             extra_headers,
             max_download_bytes=max_download_bytes,
             rules=self._model_rules(settings, clock),
+            deadline=deadline,
+            limits=limits,
+            allow_private_image_hosts=allow_private_image_hosts,
         )
 
     def _connect(
@@ -188,8 +212,15 @@ class OpenAIImageProvider:
         token_provider: Optional[Callable[[], str]] = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         rules: Optional[ModelRules] = None,
+        deadline: Optional[float] = DEFAULT_DEADLINE,
+        limits: Optional[Limits] = None,
+        allow_private_image_hosts: bool = False,
     ) -> None:
         """Keep ``settings`` and open the transport; shared with the Azure provider."""
+        if limits is not None and not isinstance(limits, Limits):
+            raise ConfigurationError("limits must be an imageprovider.Limits")
+        #: Where URL results may be downloaded from (see :mod:`._download`).
+        self.download_policy = DownloadPolicy.for_api(settings.base_url, allow_private=bool(allow_private_image_hosts))
         if isinstance(max_download_bytes, bool) or not isinstance(max_download_bytes, int) or max_download_bytes < 1:
             raise ConfigurationError("max_download_bytes must be a positive whole number of bytes")
         self.settings: Settings = settings
@@ -214,6 +245,8 @@ class OpenAIImageProvider:
             secrets=tuple(secrets) + tuple(extra.values()),
             token_provider=token_provider,
             hooks=self.hooks,
+            limits=limits,
+            deadline=check_deadline(deadline),
         )
 
     @staticmethod
@@ -703,7 +736,9 @@ class OpenAIImageProvider:
             saver.check()
         sent = self._send(prepared, timeout)
         try:
-            body, images = _response.read_images(sent, saver.open_sink if saver is not None else None)
+            body, images = _response.read_images(
+                sent, saver.open_sink if saver is not None else None, expected_images=prepared.expected_images
+            )
 
             if saver is None:
                 in_memory = {
@@ -737,4 +772,4 @@ class OpenAIImageProvider:
         return resolve_timeout(timeout, self.settings.timeout) if timeout is not None else None
 
     def _fetch(self, url: str, sink: IO[bytes]) -> int:
-        return download(self.transport, url, sink, max_bytes=self.max_download_bytes)
+        return download(self.transport, url, sink, max_bytes=self.max_download_bytes, policy=self.download_policy)

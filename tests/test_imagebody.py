@@ -536,10 +536,12 @@ def provider_outcome(provider: OpenAIImageProvider, old: ImageResponse) -> Optio
     """generate_image's result, which must be the old path's when every image is valid base64; when one
     is not, the call fails with a ResponseValidationError naming the first such image (issue 13, bug 10)."""
     invalid = [image.index for image in old.images if outcome(image)[0] == "invalid"]
+    # As many images as the body holds are asked for: more than asked would be refused (issue 14).
+    n = len(old.images)
     if not invalid:
-        return provider.generate_image("A koi pond", model="gpt-image-2")
+        return provider.generate_image("A koi pond", model="gpt-image-2", n=n)
     with pytest.raises(ResponseValidationError) as caught:
-        provider.generate_image("A koi pond", model="gpt-image-2")
+        provider.generate_image("A koi pond", model="gpt-image-2", n=n)
     assert caught.value.path == ("data", invalid[0], "b64_json")
     assert caught.value.status_code == 200
     return None
@@ -674,7 +676,8 @@ def test_broken_bodies_give_a_short_error(name: str, mocked: Any) -> None:
     mocked.add(responses.POST, GENERATIONS_URL, body=body, content_type="application/json")
     with OpenAIImageProvider(api_key=API_KEY, max_retries=0) as provider:
         with pytest.raises(ResponseValidationError) as caught:
-            provider.generate_image("A koi pond", model="gpt-image-2")
+            # n=2: every body here holds at most two images, so what fails is the break, not the count.
+            provider.generate_image("A koi pond", model="gpt-image-2", n=2)
     error = caught.value
     assert error.status_code == 200
     assert error.body is not None and len(error.body) <= _errors.BODY_EXCERPT_CHARS + 40
@@ -1110,7 +1113,7 @@ def test_a_later_duplicate_data_array_replaces_the_earlier_images(mocked: Any) -
 def test_save_to_with_a_shorter_later_data_array(mocked: Any, tmp_path: Path) -> None:
     png = base64.b64encode(PNG).decode()
     body = fill('{"created":1,"data":[{"b64_json":"@"},{"b64_json":"@"}],"data":[{"b64_json":"@"}]}', png, png, png)
-    result = provider_result(body.encode(), mocked, save_to=tmp_path)
+    result = provider_result(body.encode(), mocked, save_to=tmp_path, n=2)
     assert sorted(snapshot(tmp_path)) == ["a-koi-pond.png"]
     assert result.images[0].data == PNG
 
@@ -1118,7 +1121,7 @@ def test_save_to_with_a_shorter_later_data_array(mocked: Any, tmp_path: Path) ->
 def test_a_response_with_invalid_base64_is_refused(mocked: Any) -> None:
     body = BODIES["invalid-bad-padding"]
     with pytest.raises(ResponseValidationError) as caught:
-        provider_result(body, mocked)
+        provider_result(body, mocked, n=2)
     assert caught.value.path[::2] == ("data", "b64_json")
 
 

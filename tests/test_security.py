@@ -555,19 +555,21 @@ def test_a_redirect_to_the_api_host_under_another_name_or_port_gets_no_credentia
     _assert_credentials_only_to(api, third)
 
 
-def test_a_url_on_the_api_host_with_another_scheme_gets_no_credentials(mocked: Any, tmp_path: Path) -> None:
-    """The scheme is part of the origin: http://127.0.0.1:8443 is not https://127.0.0.1:8443."""
+def test_a_url_on_the_api_host_with_another_scheme_is_not_fetched(mocked: Any, tmp_path: Path) -> None:
+    """The scheme is part of the origin: http://127.0.0.1:8443 is not https://127.0.0.1:8443, and with an https
+    API a plain-http image URL is not fetched at all (only the stand-in, plain http on this machine, gets http)."""
     base = "https://127.0.0.1:8443/v1"
     mocked.add("POST", base + "/images/generations", json=_url_result("http://127.0.0.1:8443/v1/img.png"))
     mocked.add("GET", "http://127.0.0.1:8443/v1/img.png", body=PNG, content_type="image/png")
     with OpenAIImageProvider(
         clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=base, organization=ORGANIZATION, project=PROJECT
     ) as provider:
-        provider.generate_image("An otter", model="dall-e-3", response_format="url").images[0].save(tmp_path)
-    api_call, download = (call.request for call in mocked.calls)
+        result = provider.generate_image("An otter", model="dall-e-3", response_format="url")
+        with pytest.raises(ResponseValidationError, match="only https"):
+            result.images[0].save(tmp_path)
+    [api_call] = (call.request for call in mocked.calls)
     assert {"authorization", "openai-organization", "openai-project"} <= _credentials(dict(api_call.headers))
-    assert download.url == "http://127.0.0.1:8443/v1/img.png"
-    assert _credentials(dict(download.headers)) == set()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_redirect_chain_longer_than_the_limit_is_a_typed_error(tmp_path: Path) -> None:
