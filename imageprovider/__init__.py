@@ -9,6 +9,7 @@ Start with :class:`OpenAIImageProvider` or the one-call :func:`generate_image`.
 import logging
 
 from .__version__ import __version__
+from ._config import Limits
 from ._inputs import image_data_url
 from .api import generate_image
 from .azure import AzureOpenAIImageProvider
@@ -19,6 +20,7 @@ from .exceptions import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    ConfigurationWarning,
     ConflictError,
     ContentPolicyError,
     ImageExpiredError,
@@ -76,6 +78,8 @@ __all__ = [
     "ResponseValidationError",
     "ImageProviderWarning",
     "ModelShutdownWarning",
+    "ConfigurationWarning",
+    "Limits",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

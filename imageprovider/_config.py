@@ -14,12 +14,13 @@ import os
 import re
 import stat
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ._retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, ConfigurationWarning
 from .model_specs import DEFAULT_MODEL
 
 log = logging.getLogger("imageprovider")
@@ -184,7 +185,12 @@ def _warn_if_readable_by_others(path: str) -> None:
     except OSError:
         return
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        log.warning("Config file %s holds an API key and is readable by other users; run: chmod 600 %s", path, path)
+        # A warning shown by default: logging is often not configured where a config file is first set up.
+        warnings.warn(
+            f"Config file {path} holds an API key and is readable by other users; run: chmod 600 {path}",
+            ConfigurationWarning,
+            stacklevel=4,
+        )
 
 
 def is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ the folder fsynced), so an interrupted save never leaves a partial file under
 that name. What files are called is decided in :mod:`imageprovider._saving`.
 """
 
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -146,6 +147,26 @@ def _create_part(folder: Path) -> Tuple[int, str]:
         except FileExistsError:
             continue  # the name is taken: draw another
     raise FileExistsError(f"No free name for a temporary file in {folder}")
+
+
+def open_no_follow(path: PathLike, flags: int, mode: int = 0o666) -> int:
+    """``os.open`` that never follows a symbolic link at ``path`` (a planted link could aim anywhere).
+
+    :raises OSError: (``ELOOP``) ``path`` is a symbolic link.
+    """
+    name = os.fspath(path)
+    if not hasattr(os, "O_NOFOLLOW") and os.path.islink(name):
+        raise _is_a_link(name)
+    try:
+        return os.open(name, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(name):
+            raise _is_a_link(name) from None
+        raise
+
+
+def _is_a_link(name: str) -> OSError:
+    return OSError(errno.ELOOP, f"{name} is a symbolic link; imageprovider does not read or write through links")
 
 
 def refuse_existing_file(target: Path, overwrite: bool = False) -> None:

@@ -28,7 +28,7 @@ Feed chunks from ``iter_content`` to :meth:`SSEDecoder.feed`, then call
 
 from typing import List, NamedTuple, Optional
 
-__all__ = ["ServerSentEvent", "SSEDecoder"]
+__all__ = ["ServerSentEvent", "SSEDecoder", "StreamTooLarge"]
 
 _CR = 0x0D
 _LF = 0x0A
@@ -36,6 +36,10 @@ _BOM = b"\xef\xbb\xbf"
 _ASCII_DIGITS = frozenset("0123456789")
 #: A ``retry`` longer than this many digits (centuries of milliseconds) is read as 10**16.
 _MAX_RETRY_DIGITS = 16
+
+
+class StreamTooLarge(ValueError):
+    """A line or an event of the stream passed its limit (raised before it grows further)."""
 
 
 class ServerSentEvent(NamedTuple):
@@ -66,9 +70,16 @@ class SSEDecoder:
             raise ...  # the stream was cut mid-event
 
     Not thread-safe; use one decoder per response.
+
+    :param max_line_bytes: longest line (``None``: no limit, as the standard says).
+    :param max_event_bytes: most ``data`` bytes of one event.
+    :raises StreamTooLarge: from :meth:`feed`, when either is passed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_line_bytes: Optional[int] = None, max_event_bytes: Optional[int] = None) -> None:
+        self._max_line = max_line_bytes
+        self._max_event = max_event_bytes
+        self._event_bytes = 0
         #: Set by :meth:`close`: ``True`` if the stream ended inside a line or
         #: inside an event (a field line with no blank line after it).
         self.incomplete = False
@@ -153,6 +164,8 @@ class SSEDecoder:
         if pos:
             del buf[:pos]  # once per feed: consuming lines stays linear
         self._scanned = len(buf)
+        if self._max_line is not None and len(buf) > self._max_line:
+            raise StreamTooLarge(f"A line of the event stream is longer than the limit of {self._max_line:,} bytes")
         return events
 
     def close(self) -> List[ServerSentEvent]:
@@ -183,6 +196,8 @@ class SSEDecoder:
         return found
 
     def _process_line(self, raw: bytearray) -> Optional[ServerSentEvent]:
+        if self._max_line is not None and len(raw) > self._max_line:
+            raise StreamTooLarge(f"A line of the event stream is longer than the limit of {self._max_line:,} bytes")
         # errors="replace": one bad byte must not lose the whole stream, and
         # the JSON parser downstream reports anything that matters.
         line = raw.decode("utf-8", "replace")
@@ -197,6 +212,11 @@ class SSEDecoder:
         if field == "event":
             self._event_type = value
         elif field == "data":
+            self._event_bytes += len(value) + 1
+            if self._max_event is not None and self._event_bytes > self._max_event:
+                raise StreamTooLarge(
+                    f"An event of the stream holds more than the limit of {self._max_event:,} bytes of data"
+                )
             self._data.append(value)
         elif field == "id":
             if "\0" not in value:
@@ -214,6 +234,7 @@ class SSEDecoder:
         event_type = self._event_type or "message"
         self._event_type = ""
         self._data = []
+        self._event_bytes = 0
         self._in_event = False
         if not data:
             return None

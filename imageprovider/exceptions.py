@@ -32,6 +32,7 @@ __all__ = [
     "ResponseValidationError",
     "ImageProviderWarning",
     "ModelShutdownWarning",
+    "ConfigurationWarning",
 ]
 
 _E = TypeVar("_E", bound="ImageProviderError")
@@ -260,4 +261,11 @@ class ModelShutdownWarning(ImageProviderWarning, FutureWarning):
 
     Issued once per model per process; shown by default (it is a ``FutureWarning``).
     On and after the date, the call raises :class:`RequestValidationError` instead.
+    """
+
+
+class ConfigurationWarning(ImageProviderWarning):
+    """A setting works but is unsafe, e.g. a config file holding the key is readable by other users.
+
+    Shown by default (a ``UserWarning``), and printed by the command line.
     """

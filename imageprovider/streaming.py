@@ -18,9 +18,10 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 import requests
 
 from . import _errors, _saving, _schemas
-from ._sse import ServerSentEvent, SSEDecoder
+from ._decoding import ContentDecoder, DecodingError, TooLarge
+from ._sse import ServerSentEvent, SSEDecoder, StreamTooLarge
 from ._transport import Sent
-from .exceptions import APIConnectionError
+from .exceptions import APIConnectionError, ResponseValidationError
 from .results import GeneratedImage, ImageUsage, RateLimits
 
 __all__ = ["Completed", "ImageStream", "PartialImage", "StreamEvent"]
@@ -32,21 +33,21 @@ CHUNK_SIZE = 64 * 1024
 
 
 def _chunk_reader(response: requests.Response) -> Callable[[int], bytes]:
-    """A read function returning whatever bytes have arrived (up to n), ``b""`` at the end.
+    """A read function returning whatever raw bytes have arrived (up to n), ``b""`` at the end.
 
     ``iter_content`` would wait for a whole chunk on bodies without chunked
     encoding, holding events back; ``read1`` returns as soon as anything arrives.
     urllib3 has it from 2.3 on; below that, http.client's response underneath
-    has it (streams are requested without compression, so nothing is lost by
-    reading beneath urllib3).
+    has it. Either way the bytes are raw: they are decoded by the caller, with a
+    bound (a server may compress a stream it was asked not to).
     """
     raw = response.raw
     if hasattr(raw, "read1"):
-        return raw.read1
+        return lambda size: cast(bytes, raw.read1(size, decode_content=False))
     inner = getattr(raw, "_fp", None)
     if inner is not None and hasattr(inner, "read1"):
         return cast(Callable[[int], bytes], inner.read1)  # http.client's response, untyped behind urllib3
-    chunks = response.iter_content(chunk_size=1024)
+    chunks = raw.stream(1024, decode_content=False)
     return lambda size: next(chunks, b"")
 
 
@@ -117,6 +118,7 @@ class ImageStream(Iterator[StreamEvent]):
     """
 
     def __init__(self, sent: Sent, expected_images: int = 1, request: Optional[Mapping[str, Any]] = None) -> None:
+        self._sent = sent
         self._response = sent.response
         #: The parameters that were sent (file parts summarised).
         self.request: Mapping[str, Any] = dict(request or {})
@@ -154,7 +156,7 @@ class ImageStream(Iterator[StreamEvent]):
     def close(self) -> None:
         """Stop reading and release the connection. Safe to call more than once."""
         self._events.close()
-        self._response.close()
+        self._sent.close()
 
     def __enter__(self) -> "ImageStream":
         return self
@@ -168,9 +170,9 @@ class ImageStream(Iterator[StreamEvent]):
         self.close()
 
     def __del__(self) -> None:
-        response = getattr(self, "_response", None)
-        if response is not None:
-            response.close()
+        sent = getattr(self, "_sent", None)
+        if sent is not None:
+            sent.close()
 
 
 class _EventReader:
@@ -181,6 +183,9 @@ class _EventReader:
         self._response = sent.response
         self._expected = expected_images
         self._request = request
+        partials = request.get("partial_images")
+        #: Most partial images the request allows: more is the server deciding what is written.
+        self._max_partials = (partials if isinstance(partials, int) and partials > 0 else 0) * expected_images
         self.completed: List[Completed] = []
         self.partial_count = 0
 
@@ -189,10 +194,15 @@ class _EventReader:
         return self._response.headers.get("x-request-id")
 
     def events(self) -> Generator[StreamEvent, None, None]:
-        decoder = SSEDecoder()
+        limit = self._sent.limits.max_stream_line_bytes
+        decoder = SSEDecoder(max_line_bytes=limit, max_event_bytes=limit)
         try:
             for chunk in self._chunks():
-                for sse in decoder.feed(chunk):
+                try:
+                    events = decoder.feed(chunk)
+                except StreamTooLarge as exc:
+                    raise self._too_large(str(exc)) from None
+                for sse in events:
                     if sse.data.startswith("[DONE]"):
                         self._check_finished(cut=False)
                         return
@@ -205,20 +215,35 @@ class _EventReader:
                     yield event
             self._check_finished(cut=decoder.incomplete)
         finally:
-            self._response.close()
+            self._sent.close()
+
+    def _too_large(self, message: str) -> ResponseValidationError:
+        return ResponseValidationError(message, status_code=self._sent.status, request_id=self._sent.request_id)
 
     def _chunks(self) -> Iterator[bytes]:
+        """The decoded body as it arrives, bounded in size and in time."""
         read = _chunk_reader(self._response)
+        try:
+            decoder = ContentDecoder(self._sent.headers.get("Content-Encoding"), self._sent.limits.max_response_bytes)
+        except DecodingError as exc:
+            raise self._too_large(f"The event stream cannot be read: {exc}") from None
         while True:
+            self._sent.check_deadline()
             try:
                 chunk = read(CHUNK_SIZE)
             except Exception as exc:
                 if _errors.is_read_error(exc):
                     raise self._sent.connection_error(exc) from exc
                 raise
+            try:
+                pieces = list(decoder.feed(chunk)) if chunk else list(decoder.finish())
+            except TooLarge as exc:
+                raise self._too_large(f"The event stream is longer than the limit of {exc.limit:,} bytes") from None
+            except DecodingError as exc:
+                raise self._too_large(f"The event stream cannot be read: {exc}") from None
+            yield from pieces
             if not chunk:
                 return
-            yield chunk
 
     def _check_finished(self, cut: bool) -> None:
         if len(self.completed) >= self._expected:
@@ -278,6 +303,10 @@ class _EventReader:
         )
         if payload["type"].endswith(".partial_image"):
             self.partial_count += 1
+            if self.partial_count > self._max_partials:
+                raise self._too_large(
+                    f"The stream sent more partial images than the {self._max_partials} asked for; the rest is refused"
+                )
             index = payload["partial_image_index"]
             return PartialImage(image=GeneratedImage(b64_json=payload["b64_json"], index=index), index=index, **common)
         stem, metadata = _saving.image_metadata(
@@ -287,6 +316,10 @@ class _EventReader:
             request_id=self._request_id,
             created=payload.get("created_at"),
         )
+        if len(self.completed) >= self._expected:
+            raise self._too_large(
+                f"The stream sent more images than the {self._expected} asked for; the rest is refused"
+            )
         completed = Completed(
             image=GeneratedImage(b64_json=payload["b64_json"], index=len(self.completed), name=stem, metadata=metadata),
             usage=ImageUsage.from_body(payload.get("usage")),

@@ -12,14 +12,17 @@ by line, and written to the same manifest as online runs.
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import _schemas
-from .._files import PathLike, write_atomic
+from .._errors import bounded
+from .._files import PathLike, open_no_follow, write_atomic
 from .._inputs import image_data_url
+from .._saving import expected_images
 from ..exceptions import ImageProviderError, ResponseValidationError
 from ..model_specs import MASK_MAX_BYTES
 from ..provider import OpenAIImageProvider
@@ -56,8 +59,9 @@ class _State:
     def __init__(self, folder: Path) -> None:
         self.path = folder / STATE_NAME
         self.batches: List[Dict[str, Any]] = []
-        if self.path.exists():
-            self.batches = list(json.loads(self.path.read_text(encoding="utf-8")).get("batches", []))
+        if os.path.lexists(self.path):
+            with os.fdopen(open_no_follow(self.path, os.O_RDONLY), "rb") as stream:
+                self.batches = list(json.loads(stream.read().decode("utf-8")).get("batches", []))
 
     def save(self) -> None:
         write_atomic(self.path, json.dumps({"batches": self.batches}, indent=2).encode("utf-8"), overwrite=True)
@@ -260,8 +264,9 @@ def _collect(
         records = manifest.load()
         for file_key in ("output_file_id", "error_file_id"):
             if batch.get(file_key):
-                for line in _download_lines(provider, batch[file_key], folder):
-                    _record_line(line, records, manifest, by_id, folder, metadata, summary)
+                limit = provider.transport.limits.max_batch_line_bytes
+                for line, whole in _download_lines(provider, batch[file_key], folder):
+                    _record_line(line, whole, records, manifest, by_id, folder, metadata, summary, limit)
         if batch["status"] == "failed":
             message = json.dumps(batch.get("errors") or {})[:500]
             records = manifest.load()
@@ -282,32 +287,85 @@ def _collect(
         state.save()
 
 
-def _download_lines(provider: OpenAIImageProvider, file_id: str, folder: Path) -> Iterator[bytes]:
+def _download_lines(provider: OpenAIImageProvider, file_id: str, folder: Path) -> Iterator[Tuple[bytes, bool]]:
+    """The non-blank lines of a result file, as ``(line, whole)``: a line over the limit comes as its first
+    bytes with ``whole`` false, and is never held whole."""
     # Result files hold one image per line and can be very large: spool to disk, then read line by line.
     handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder))
     try:
         with os.fdopen(handle, "w+b") as spool:
             BatchAPIClient(provider).download_file(file_id, spool)
             spool.seek(0)
-            for line in spool:
-                if line.strip():
-                    yield line
+            yield from _bounded_lines(spool, provider.transport.limits.max_batch_line_bytes)
     finally:
         os.unlink(temporary)
 
 
+#: Bytes kept of a line too long to read, to find the item it belongs to.
+_HEAD_BYTES = 4096
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9._-]{1,100})"')
+
+
+def _bounded_lines(stream: IO[bytes], limit: int) -> Iterator[Tuple[bytes, bool]]:
+    pieces: List[bytes] = []
+    size = 0
+    whole = True
+    while True:
+        block = stream.read(1024 * 1024)
+        start = 0
+        while True:
+            newline = block.find(b"\n", start) if block else -1
+            end = newline if newline >= 0 else len(block)
+            piece = block[start:end]
+            if whole and size + len(piece) > limit:
+                # Too long: keep the head (for the item's id) and skip the rest of the line.
+                head = b"".join(pieces)[:_HEAD_BYTES]
+                pieces, whole = [head + piece[: max(0, _HEAD_BYTES - len(head))]], False
+            elif whole:
+                pieces.append(piece)
+            size += len(piece)
+            if newline < 0:
+                break
+            line = b"".join(pieces)
+            if line.strip():
+                yield line, whole
+            pieces, size, whole, start = [], 0, True, newline + 1
+        if not block:
+            line = b"".join(pieces)
+            if line.strip():
+                yield line, whole
+            return
+
+
 def _record_line(
     raw: bytes,
+    whole: bool,
     records: Dict[str, Any],
     manifest: Manifest,
     by_id: Dict[str, BatchItem],
     folder: Path,
     metadata: bool,
     summary: BatchSummary,
+    limit: int,
 ) -> None:
-    try:
-        line = json.loads(raw)
-    except ValueError:
+    line: Any = None
+    reason = None
+    if not whole:
+        reason = f"its result line is longer than the limit of {limit:,} bytes"
+    else:
+        try:
+            line = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            reason = "its result line is not valid JSON ({})".format(
+                "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:100]
+            )
+    if reason is not None:
+        # A hostile or broken line: fail the item it names (if any), and go on with the others.
+        found = _CUSTOM_ID.search(raw[:_HEAD_BYTES])
+        item = by_id.get(found.group(1).decode("ascii")) if found else None
+        if item is not None and not (item.id in records and records[item.id].state == "done"):
+            attempts = previous_attempts(records, item.id) + 1
+            _failed(manifest, summary, item, "ResponseValidationError", reason, None, attempts, {})
         return
     # Result lines come from the server: every level is checked before use.
     custom_id = line.get("custom_id") if isinstance(line, dict) else None
@@ -320,6 +378,7 @@ def _record_line(
     status = response.get("status_code")
     body = response.get("body")
     request_id = response.get("request_id") if isinstance(response.get("request_id"), str) else None
+    request_id = request_id[:128] if request_id is not None else None
     if status == 200 and isinstance(body, dict) and _schemas.find_violation("images_response", body) is None:
         try:
             result, files = _save_result(body, request_id, item, folder, metadata)
@@ -343,9 +402,13 @@ def _record_line(
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         error = line.get("error") if isinstance(line.get("error"), dict) else {}
-    message = str(error.get("message") or f"status {status}")
+    message = bounded(str(error.get("message") or f"status {status}"))
     error_class = "ResponseValidationError" if status == 200 else "APIStatusError"
-    extra = {"status_code": status, "code": error.get("code"), "param": error.get("param")}
+    extra = {
+        "status_code": status if isinstance(status, int) else None,
+        "code": bounded(str(error["code"]), 200) if error.get("code") is not None else None,
+        "param": bounded(str(error["param"]), 200) if error.get("param") is not None else None,
+    }
     _failed(manifest, summary, item, error_class, message, request_id, attempts, extra)
 
 
@@ -364,6 +427,12 @@ def _save_result(
     result = ImageResponse.from_body(
         body, {"x-request-id": request_id or ""}, request=dict(item.params, prompt=item.prompt)
     )
+    asked = expected_images(item.params)
+    if len(result.images) > asked:
+        # Names beyond the item's own would be another item's files.
+        raise ResponseValidationError(
+            f"The result holds {len(result.images)} images where {asked} were asked for; nothing is saved"
+        )
     for image in result.images:
         # Decoding here checks the base64 (ResponseValidationError) before any file is written.
         if not image.has_data or image.data is None:

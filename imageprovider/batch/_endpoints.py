@@ -8,6 +8,7 @@ download its result files. Requests go through the provider's transport, so
 they get its credentials, retries and timeouts.
 """
 
+import sys
 from typing import IO, Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote
 
@@ -101,7 +102,8 @@ class BatchAPIClient:
             timeout=self._timeout(timeout),
             accept="*/*",
         )
-        return _response.copy_body(sent, sink)
+        # Result files go to disk, not memory, and may be gigabytes: their lines are bounded when read.
+        return _response.copy_body(sent, sink, max_bytes=sys.maxsize)
 
     def _timeout(self, timeout: TimeoutArg) -> Optional[Tuple[float, float]]:
         return resolve_timeout(timeout, self._default_timeout) if timeout is not None else None

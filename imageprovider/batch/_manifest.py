@@ -28,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
-from .._files import PathLike, ensure_folder, fsync_folder
+from .._files import PathLike, ensure_folder, fsync_folder, open_no_follow
 
 #: File name of the manifest inside the output folder.
 MANIFEST_NAME = "manifest.jsonl"
@@ -88,8 +88,8 @@ class Manifest:
         self._lock = threading.Lock()
         # O_BINARY matters on Windows only: no "\r\n" translation, so a line is
         # exactly the bytes we hand to os.write.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        self._fd: Optional[int] = os.open(self.path, flags, 0o666)
+        # Never through a symbolic link: a planted one would have us truncate and append to its target.
+        self._fd: Optional[int] = open_no_follow(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         # Until the tail has been checked, a torn line left by a killed run may
         # end the file; the first append checks, so it never continues that line.
         self._tail_checked = False
@@ -130,7 +130,7 @@ class Manifest:
         with self._lock:
             self._require_open()
             self._repair_tail()
-            with open(self.path, "rb") as stream:
+            with os.fdopen(open_no_follow(self.path, os.O_RDONLY), "rb") as stream:
                 content = stream.read()
         records: Dict[str, ItemRecord] = {}
         # Only newline-terminated lines are committed.
@@ -297,7 +297,7 @@ def _complete_length(path: str, size: int) -> int:
     """Length of ``path``'s first ``size`` bytes up to and including the last newline."""
     if size == 0:
         return 0
-    with open(path, "rb") as stream:
+    with os.fdopen(open_no_follow(path, os.O_RDONLY), "rb") as stream:
         end = size
         while end > 0:
             start = max(0, end - _TAIL_CHUNK)
