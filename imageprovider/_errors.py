@@ -404,10 +404,16 @@ def off_schema(
     )
 
 
+def _after(attempts: int) -> str:
+    """``" after N attempts"`` when the cycle retried, for the end of a message."""
+    return f" after {attempts} attempts" if attempts > 1 else ""
+
+
 def cut_short_error(host: str, cut: str, attempts: int) -> APIConnectionError:
     """A body shorter than its ``Content-Length``."""
+    tried = _after(attempts)
     return APIConnectionError(
-        f"The response from {host} was cut short: {cut}; not retried, because the request had been processed",
+        f"The response from {host} was cut short{tried}: {cut}; not retried, because the request had been processed",
         attempts=attempts,
     )
 
@@ -432,7 +438,7 @@ def connection_error(
     if deadline is not None:
         return deadline_error(host, deadline, attempts)
     reason = redactor.redact(_root_reason(exc))
-    tried = f" after {attempts} attempts" if attempts > 1 else ""
+    tried = _after(attempts)
     timed_out = (
         isinstance(exc, requests.exceptions.ReadTimeout)
         or _caused_by(exc, urllib3.exceptions.ReadTimeoutError)

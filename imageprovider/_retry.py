@@ -68,7 +68,8 @@ class CycleWatcher(Protocol):
 
 #: The watcher of the request cycle running in this thread (set by the transport around each send).
 #: The policy itself holds no per-request state, so one instance is shared by every thread.
-current_watcher: ContextVar[Optional[CycleWatcher]] = ContextVar("imageprovider_cycle", default=None)
+#: (A type comment, because vermin reads a subscripted ContextVar annotation as needing 3.9.)
+current_watcher = ContextVar("imageprovider_cycle", default=None)  # type: ContextVar[Optional[CycleWatcher]]
 
 
 class ImageRetry(Retry):

@@ -51,6 +51,17 @@ def _is_module(base: Path, dotted: str) -> bool:
     return target.with_suffix(".py").exists() or (target / "__init__.py").exists()
 
 
+def _dotted(node: ast.expr) -> str:
+    """``a.b._c`` for an attribute chain (``ast.unparse`` needs Python 3.9)."""
+    if isinstance(node, ast.Attribute):
+        return _dotted(node.value) + "." + node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Call):
+        return _dotted(node.func) + "()"
+    return "<expr>"
+
+
 def private_reaches() -> List[str]:
     """Every place a module uses another module's private name or attribute."""
     found = []
@@ -69,7 +80,7 @@ def private_reaches() -> List[str]:
             elif isinstance(node, ast.Attribute) and _is_private(node.attr):
                 if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
                     continue
-                text = ast.unparse(node)
+                text = _dotted(node)
                 if node.attr in own or text in ALLOWED_ATTRIBUTES or "." + node.attr in ALLOWED_ATTRIBUTES:
                     continue
                 found.append(f"{relative}:{node.lineno}: {text}")
