@@ -52,7 +52,8 @@ class Limits:
     max_response_bytes: int = 1024 * MiB
     #: One image, decoded (a 3840x2160 PNG is about 10 MiB; 24 MiB uncompressed).
     max_image_bytes: int = 64 * MiB
-    #: The part of an images body around its images (what the JSON parser sees).
+    #: The part of an images body around its images (what the JSON parser sees), and all of a body that
+    #: holds no images (a batch, a file object, the models list).
     max_skeleton_bytes: int = 4 * MiB
     #: Nesting of objects and arrays in a body, outside the images.
     max_json_depth: int = 64

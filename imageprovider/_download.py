@@ -138,6 +138,8 @@ def download(
                 raise _errors.expired_error(response, sent.attempts, transport.redactor)
         if not 200 <= response.status_code < 300:
             with sent:
-                raise _errors.status_error(response, sent.attempts, transport.redactor, 4096)
-        return _response.copy_body(sent, sink, max_bytes, what="The image", limit="download limit")
+                raise _errors.status_error(
+                    response, sent.attempts, transport.redactor, 4096, source=f"The image host {host}"
+                )
+        return _response.copy_body(sent, sink, max_bytes, what="The image", limit="download limit (max_download_bytes)")
     raise ResponseValidationError(f"The image URL redirected more than {MAX_REDIRECTS} times")

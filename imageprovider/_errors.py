@@ -222,9 +222,17 @@ def without_credentials(exc: BaseException) -> BaseException:
 
 
 def status_error(
-    response: requests.Response, attempts: int, redactor: Redactor, max_body: int = 64 * 1024
+    response: requests.Response,
+    attempts: int,
+    redactor: Redactor,
+    max_body: int = 64 * 1024,
+    *,
+    source: Optional[str] = None,
 ) -> APIStatusError:
-    """Map a non-2xx response to the matching :class:`APIStatusError` subclass (reads at most ``max_body`` of its body)."""
+    """Map a non-2xx response to the matching :class:`APIStatusError` subclass (reads at most ``max_body`` of its body).
+
+    :param source: who answered, when it is not the API (an image host), to start the message with.
+    """
     status = response.status_code
     text = redactor.body_text(response, max_body)
     parsed = _loads_or_none(text)
@@ -239,6 +247,8 @@ def status_error(
         message = "Unexpected redirect to {!r}; redirects are not followed".format(
             redactor.excerpt(response.headers.get("location", ""), 300)
         )
+    if source is not None:
+        message = f"{source} answered HTTP {status}: {message}"
     if status == 400 and code == "moderation_blocked":
         error_class: Type[APIStatusError] = ContentPolicyError
     elif status >= 500:

@@ -167,7 +167,7 @@ class Extracted:
         self.written += len(decoded)
         if self.max_bytes is not None and self.written > self.max_bytes:
             raise BodyTooLarge(
-                f"Image {self.index} of the response is larger than the limit of {self.max_bytes:,} bytes"
+                f"Image {self.index} of the response is larger than the limit of {self.max_bytes:,} bytes (Limits.max_image_bytes)"
             )
         self.sink.write(decoded)
 
@@ -296,7 +296,9 @@ class ImageBodyScanner:
     def _keep(self, piece: bytes) -> None:
         self._skeleton_bytes += len(piece)
         if self._max_skeleton is not None and self._skeleton_bytes > self._max_skeleton:
-            raise BodyTooLarge(f"The response body holds more than {self._max_skeleton:,} bytes besides its images")
+            raise BodyTooLarge(
+                f"The response body holds more than {self._max_skeleton:,} bytes besides its images (Limits.max_skeleton_bytes)"
+            )
         self._skeleton.append(piece)
 
     # -- modes: each returns the position where it stopped
@@ -425,7 +427,9 @@ class ImageBodyScanner:
                     extracted.sink.discard()
                 self.extracted = {}
             if self._max_depth is not None and len(stack) >= self._max_depth:
-                raise BodyTooLarge(f"The response body is nested more than {self._max_depth} levels deep")
+                raise BodyTooLarge(
+                    f"The response body is nested more than {self._max_depth} levels deep (Limits.max_json_depth)"
+                )
             stack.append([char, key, 0])
             self._key = None
         elif char == b"}" or char == b"]":

@@ -27,7 +27,10 @@ BODY_CHUNK_BYTES = 64 * 1024
 
 
 def chunks(
-    sent: Sent, limit: Optional[int] = None, what: str = "The response body", limit_name: str = "limit"
+    sent: Sent,
+    limit: Optional[int] = None,
+    what: str = "The response body",
+    limit_name: str = "limit (Limits.max_response_bytes)",
 ) -> Iterator[bytes]:
     """The body of ``sent``, decoded, in pieces as they arrive; at most ``limit`` bytes (the response limit by default).
 
@@ -52,13 +55,17 @@ def chunks(
             piece = next(raw, b"")
         except READ_ERRORS as exc:
             raise sent.connection_error(exc) from exc
+        if not piece:
+            # The watchdog ends a call past its deadline by shutting its socket: that is not the body's end.
+            sent.check_deadline()
         try:
-            decoded = list(decoder.feed(piece)) if piece else list(decoder.finish())
+            # Lazily: one raw chunk of a bomb decodes to many pieces, which must not be held at once.
+            # (What the consumer raises between pieces never enters this generator.)
+            yield from decoder.feed(piece) if piece else decoder.finish()
         except TooLarge as exc:
             raise _body_error(sent, f"{what} is larger than the {limit_name} of {exc.limit:,} bytes") from None
         except DecodingError as exc:
             raise _body_error(sent, f"{what} cannot be read: {exc}") from None
-        yield from decoded
         if not piece:
             return
 
@@ -93,10 +100,10 @@ def check_complete(sent: Sent) -> None:
         raise _errors.cut_short_error(sent.host, cut, sent.attempts)
 
 
-def read_bytes(sent: Sent) -> bytes:
-    """The whole body; the connection is released."""
+def read_bytes(sent: Sent, limit: Optional[int] = None, limit_name: str = "limit (Limits.max_response_bytes)") -> bytes:
+    """The whole body (at most ``limit`` bytes, the response limit by default); the connection is released."""
     with sent:
-        data = b"".join(chunks(sent))
+        data = b"".join(chunks(sent, limit, limit_name=limit_name))
         check_complete(sent)
     return data
 
@@ -122,8 +129,13 @@ def validated(sent: Sent, data: bytes, schema: str, what: Optional[str] = None) 
 
 
 def read_json(sent: Sent, schema: str) -> Dict[str, Any]:
-    """The whole body, parsed and validated against ``schema``."""
-    return validated(sent, read_bytes(sent), schema)
+    """The whole body, parsed and validated against ``schema``.
+
+    Such bodies (a file, a batch, the models list) hold no images: they are
+    bounded like the JSON around the images of an images body.
+    """
+    data = read_bytes(sent, sent.limits.max_skeleton_bytes, "limit (Limits.max_skeleton_bytes)")
+    return validated(sent, data, schema)
 
 
 def read_images(
@@ -181,7 +193,11 @@ def _invalid_image(sent: Sent, index: int) -> ResponseValidationError:
 
 
 def copy_body(
-    sent: Sent, sink: IO[bytes], max_bytes: Optional[int] = None, what: str = "The body", limit: str = "limit"
+    sent: Sent,
+    sink: IO[bytes],
+    max_bytes: Optional[int] = None,
+    what: str = "The body",
+    limit: str = "limit (Limits.max_response_bytes)",
 ) -> int:
     """Stream the body into ``sink``, at most ``max_bytes``; return the bytes written.
 

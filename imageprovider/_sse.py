@@ -26,14 +26,14 @@ Feed chunks from ``iter_content`` to :meth:`SSEDecoder.feed`, then call
 :attr:`SSEDecoder.incomplete` to tell a clean end from a stream cut mid-event.
 """
 
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Union
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "StreamTooLarge"]
 
 _CR = 0x0D
 _LF = 0x0A
+_COLON = 0x3A
 _BOM = b"\xef\xbb\xbf"
-_ASCII_DIGITS = frozenset("0123456789")
 #: A ``retry`` longer than this many digits (centuries of milliseconds) is read as 10**16.
 _MAX_RETRY_DIGITS = 16
 
@@ -102,7 +102,9 @@ class SSEDecoder:
         self._closed = False
 
         self._event_type = ""
-        self._data: List[str] = []
+        # The data lines of the current event, each followed by LF.
+        self._data = bytearray()
+        self._has_data = False
         self._last_id: Optional[str] = None
         self._retry: Optional[int] = None
         # A field line was seen since the last blank line.
@@ -165,7 +167,9 @@ class SSEDecoder:
             del buf[:pos]  # once per feed: consuming lines stays linear
         self._scanned = len(buf)
         if self._max_line is not None and len(buf) > self._max_line:
-            raise StreamTooLarge(f"A line of the event stream is longer than the limit of {self._max_line:,} bytes")
+            raise StreamTooLarge(
+                f"A line of the event stream is longer than the limit of {self._max_line:,} bytes (Limits.max_stream_line_bytes)"
+            )
         return events
 
     def close(self) -> List[ServerSentEvent]:
@@ -186,7 +190,8 @@ class SSEDecoder:
             self._buf = bytearray()
         self.incomplete = partial_line or self._in_event
         self._event_type = ""
-        self._data = []
+        self._data = bytearray()
+        self._has_data = False
         self._in_event = False
         return []
 
@@ -197,47 +202,57 @@ class SSEDecoder:
 
     def _process_line(self, raw: bytearray) -> Optional[ServerSentEvent]:
         if self._max_line is not None and len(raw) > self._max_line:
-            raise StreamTooLarge(f"A line of the event stream is longer than the limit of {self._max_line:,} bytes")
-        # errors="replace": one bad byte must not lose the whole stream, and
-        # the JSON parser downstream reports anything that matters.
-        line = raw.decode("utf-8", "replace")
-        if not line:
+            raise StreamTooLarge(
+                f"A line of the event stream is longer than the limit of {self._max_line:,} bytes (Limits.max_stream_line_bytes)"
+            )
+        if not raw:
             return self._dispatch()
-        if line[0] == ":":
+        if raw[0] == _COLON:
             return None  # comment, e.g. a keep-alive
-        field, _, value = line.partition(":")
-        if value[:1] == " ":
+        field, _, value = raw.partition(b":")
+        if value[:1] == b" ":
             value = value[1:]
         self._in_event = True
-        if field == "event":
-            self._event_type = value
-        elif field == "data":
+        if field == b"data":
             self._event_bytes += len(value) + 1
             if self._max_event is not None and self._event_bytes > self._max_event:
                 raise StreamTooLarge(
-                    f"An event of the stream holds more than the limit of {self._max_event:,} bytes of data"
+                    f"An event of the stream holds more than the limit of {self._max_event:,} bytes of data (Limits.max_stream_line_bytes)"
                 )
-            self._data.append(value)
-        elif field == "id":
-            if "\0" not in value:
-                self._last_id = value
-        elif field == "retry":
-            # Only ASCII digits: str.isdigit() would also accept e.g. "²" or "١".
-            if value and _ASCII_DIGITS.issuperset(value):
+            # Kept as bytes in one buffer: a list of many short str lines costs several times their size.
+            self._data += value
+            self._data.append(_LF)
+            self._has_data = True
+        elif field == b"event":
+            self._event_type = _text(value)
+        elif field == b"id":
+            if b"\0" not in value:
+                self._last_id = _text(value)
+        elif field == b"retry":
+            # bytes.isdigit() accepts ASCII digits only (str.isdigit() would also accept "²" or "١").
+            if value and value.isdigit():
                 # Saturated: Python refuses to parse ints of over 4300 digits.
-                digits = value.lstrip("0") or "0"
+                digits = value.lstrip(b"0") or b"0"
                 self._retry = int(digits) if len(digits) <= _MAX_RETRY_DIGITS else 10**_MAX_RETRY_DIGITS
         return None
 
     def _dispatch(self) -> Optional[ServerSentEvent]:
-        data = self._data
+        data, has_data = self._data, self._has_data
         event_type = self._event_type or "message"
         self._event_type = ""
-        self._data = []
+        self._data = bytearray()
+        self._has_data = False
         self._event_bytes = 0
         self._in_event = False
-        if not data:
+        if not has_data:
             return None
-        # Joining the data lines is the spec's "append value + LF, then drop
-        # the final LF", without quadratic string concatenation.
-        return ServerSentEvent(event_type, "\n".join(data), self._last_id, self._retry)
+        # The spec's "append value + LF, then drop the final LF". Decoded once
+        # here: CR and LF are ASCII, so no character spans two data lines.
+        del data[-1:]
+        return ServerSentEvent(event_type, _text(data), self._last_id, self._retry)
+
+
+def _text(raw: Union[bytes, bytearray]) -> str:
+    # errors="replace": one bad byte must not lose the whole stream, and the
+    # JSON parser downstream reports anything that matters.
+    return raw.decode("utf-8", "replace")

@@ -21,7 +21,7 @@ import socket
 import time
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, Mapping, MutableSet, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, Mapping, MutableSet, Optional, Tuple, Type, Union
 from urllib.parse import urlsplit
 
 import requests
@@ -51,7 +51,15 @@ _SEND_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.cl
 PeerCheck = Callable[[str, str], None]
 
 #: The request cycle running in this thread, told by the connections what they connect to and read from.
-_current_cycle: ContextVar[Optional["_Cycle"]] = ContextVar("imageprovider_connection_cycle", default=None)
+#: (A type comment, because vermin reads a subscripted ContextVar annotation as needing 3.9.)
+_current_cycle = ContextVar("imageprovider_connection_cycle", default=None)  # type: ContextVar[Optional[_Cycle]]
+
+
+class Unchanged:
+    """An argument left as it was (``None`` is a value: no deadline)."""
+
+
+UNCHANGED = Unchanged()
 
 
 class _WatchedConnection:
@@ -61,11 +69,18 @@ class _WatchedConnection:
     sock: Any
     host: str
 
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]  # urllib3's connect, in the class this is mixed into
+    def _new_conn(self) -> Any:
+        # urllib3 (1.26 and 2.x) opens the TCP connection here and only then starts TLS or a proxy
+        # tunnel: checking the peer at this point means a refused address never sees even a ClientHello.
+        sock = super()._new_conn()  # type: ignore[misc]  # urllib3's, in the class this is mixed into
         cycle = _current_cycle.get()
         if cycle is not None:
-            cycle.connected(self.host, self.sock)
+            try:
+                cycle.connected(self.host, sock)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         cycle = _current_cycle.get()
@@ -206,6 +221,12 @@ class Sent:
     def headers(self) -> Mapping[str, str]:
         """The response headers (case-insensitive)."""
         return self.response.headers
+
+    @property
+    def shown_headers(self) -> Dict[str, str]:
+        """The response headers as results may keep them: names lower-cased, values redacted and bounded
+        (a proxy may reflect a credential into any of them)."""
+        return self.redactor.headers(self.response.headers)
 
     @property
     def request_id(self) -> Optional[str]:
@@ -400,9 +421,14 @@ class Transport:
         return urlsplit(self.base_url).netloc
 
     def derive(
-        self, *, retry: Optional[ImageRetry] = None, timeout: Optional[Timeout] = None, hooks: Optional[Hooks] = None
+        self,
+        *,
+        retry: Optional[ImageRetry] = None,
+        timeout: Optional[Timeout] = None,
+        hooks: Optional[Hooks] = None,
+        deadline: Union[Optional[float], Unchanged] = UNCHANGED,
     ) -> "Transport":
-        """A transport like this one (credentials, secrets, connection pools) with another policy, timeout or hooks.
+        """A transport like this one (credentials, secrets, connection pools) with another policy, timeout, hooks or deadline.
 
         Closing it leaves the shared connections to this transport.
         """
@@ -413,7 +439,7 @@ class Transport:
         derived.user_agent = self.user_agent
         derived.hooks = hooks if hooks is not None else self.hooks
         derived.limits = self.limits
-        derived.deadline = self.deadline
+        derived.deadline = self.deadline if isinstance(deadline, Unchanged) else deadline
         derived.redactor = self.redactor
         derived.auth = self.auth
         derived._adapter = _PolicyAdapter(derived.retry, pools_of=self._adapter)

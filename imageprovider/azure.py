@@ -12,7 +12,7 @@ import os
 from typing import Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import quote
 
-from ._config import TimeoutArg, check_base_url, resolve_settings
+from ._config import DEFAULT_DEADLINE, Limits, TimeoutArg, check_base_url, resolve_settings
 from ._retry import DEFAULT_MAX_RETRY_AFTER
 from .exceptions import ConfigurationError
 from .provider import DEFAULT_MAX_DOWNLOAD_BYTES, OpenAIImageProvider
@@ -53,6 +53,8 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
     :param models_file: (optional) an overlay of model table entries, as for
         :class:`OpenAIImageProvider`. OpenAI's shutdown dates are not acted on:
         Azure retires models on dates of its own.
+    :param deadline: also ``limits`` and ``allow_private_image_hosts``:
+        as for :class:`OpenAIImageProvider`.
     :raises ConfigurationError: no endpoint, no API version, no credential, or more than one credential given.
     """
 
@@ -76,6 +78,9 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         extra_headers: Optional[Mapping[str, str]] = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         models_file: Optional[str] = None,
+        deadline: Optional[float] = DEFAULT_DEADLINE,
+        limits: Optional[Limits] = None,
+        allow_private_image_hosts: bool = False,
     ) -> None:
         given = [
             name
@@ -143,6 +148,9 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
             # Azure retires models on dates of its own (gpt-image-1.5 two weeks after OpenAI),
             # and a deployment may carry any name: OpenAI's shutdown dates do not apply.
             rules=self._model_rules(settings, None, shutdowns=False),
+            deadline=deadline,
+            limits=limits,
+            allow_private_image_hosts=allow_private_image_hosts,
         )
 
     def __repr__(self) -> str:

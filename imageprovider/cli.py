@@ -102,12 +102,17 @@ def _add_common(
         action="store_true",
         help="print the HTTP request that would be sent (key redacted) and exit, sending nothing",
     )
-    _add_model_rule_options(run)
+    _add_provider_options(run)
     run.add_argument("--verbose", action="store_true", help="log each request to stderr")
     run.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
 
 
-def _add_model_rule_options(group: Any) -> None:
+def _add_provider_options(group: Any) -> None:
+    group.add_argument(
+        "--deadline",
+        type=float,
+        help="seconds a whole call may take, retries included (default 900; --timeout bounds each wait)",
+    )
     group.add_argument(
         "--models-file", help="a JSON overlay of model table entries (default: $IMAGEPROVIDER_MODELS, the config file)"
     )
@@ -246,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--verbose", action="store_true", help="log each request to stderr")
     batch.add_argument("--debug", action="store_true", help="log everything, and show tracebacks on errors")
     batch.add_argument("--timeout", type=float, help="read timeout in seconds (default 600)")
-    _add_model_rule_options(batch)
+    _add_provider_options(batch)
 
     models = commands.add_parser(
         "models",
@@ -335,11 +340,17 @@ def extra_body_option(pairs: Optional[Sequence[str]], document: Optional[str]) -
     return extra
 
 
+def _deadline_option(args: argparse.Namespace) -> Dict[str, Any]:
+    deadline = getattr(args, "deadline", None)
+    return {} if deadline is None else {"deadline": deadline}
+
+
 @contextlib.contextmanager
 def _provider(args: argparse.Namespace) -> Iterator[OpenAIImageProvider]:
     options: Dict[str, Any] = {
         "models_file": getattr(args, "models_file", None),
         "check_model_rules": getattr(args, "check_model_rules", True),
+        **_deadline_option(args),
     }
     with contextlib.ExitStack() as stack:
         if args.fake:
@@ -649,6 +660,7 @@ def _batch(args: argparse.Namespace) -> int:
         "timeout": args.timeout,
         "models_file": args.models_file,
         "check_model_rules": args.check_model_rules,
+        **_deadline_option(args),
     }
     with contextlib.ExitStack() as stack:
         if args.fake:

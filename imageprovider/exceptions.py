@@ -106,11 +106,12 @@ class APIConnectionError(ImageProviderError):
 
 
 class APITimeoutError(APIConnectionError):
-    """The connect or read timeout expired.
+    """The connect or read timeout expired, or the whole call passed its deadline.
 
-    :ivar phase: ``"connect"`` or ``"read"``. A read timeout means the server
-        may already be generating (and billing) the image; it is not retried
-        unless the provider was created with ``retry_read_timeouts=True``.
+    :ivar phase: ``"connect"``, ``"read"`` or ``"deadline"``. A read timeout
+        means the server may already be generating (and billing) the image; it
+        is not retried unless the provider was created with
+        ``retry_read_timeouts=True``. A deadline is never retried.
     """
 
     def __init__(

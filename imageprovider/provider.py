@@ -14,7 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, cast
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union, cast
 
 import requests
 
@@ -40,7 +40,7 @@ from ._request import KINDS, PreparedImageRequest, prepare
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._rules import ClockArg, ModelRules, as_clock
 from ._saving import FolderSaver
-from ._transport import Sent, Transport
+from ._transport import UNCHANGED, Sent, Transport, Unchanged
 from .exceptions import ConfigurationError, RequestValidationError
 from .model_specs import ModelTable, builtin_table, load_overlay
 from .results import ImageResponse, InlineBytes, SavedFile
@@ -263,6 +263,7 @@ class OpenAIImageProvider:
         retry_read_timeouts: Optional[bool] = None,
         retry_rate_limits: Optional[bool] = None,
         check_model_rules: Optional[bool] = None,
+        deadline: Union[Optional[float], Unchanged] = UNCHANGED,
     ) -> "OpenAIImageProvider":
         """A provider like this one (credentials, settings, model table, connection pool) with some options changed.
 
@@ -277,6 +278,8 @@ class OpenAIImageProvider:
 
         :param retry_rate_limits: ``False`` hands every 429 back at once instead
             of retrying it (a batch's shared limiter schedules the item again).
+        :param deadline: seconds a whole call may take, or ``None`` for no
+            bound; left as it is when not given.
         """
         settings = replace(
             self.settings,
@@ -309,6 +312,7 @@ class OpenAIImageProvider:
             ),
             timeout=settings.timeout,
             hooks=copy.hooks,
+            deadline=deadline if isinstance(deadline, Unchanged) else check_deadline(deadline),
         )
         return copy
 
@@ -745,13 +749,13 @@ class OpenAIImageProvider:
                     index: InlineBytes(cast(MemorySink, item.sink).data or b"") for index, item in images.items()
                 }
                 return ImageResponse.from_body(
-                    body, sent.headers, request=prepared.body, fetch=self._fetch, inline=in_memory
+                    body, sent.shown_headers, request=prepared.body, fetch=self._fetch, inline=in_memory
                 )
 
             def build(files: Mapping[int, Path]) -> ImageResponse:
                 inline = {index: SavedFile(path) for index, path in files.items()}
                 return ImageResponse.from_body(
-                    body, sent.headers, request=prepared.body, fetch=self._fetch, inline=inline
+                    body, sent.shown_headers, request=prepared.body, fetch=self._fetch, inline=inline
                 )
 
             return saver.finish(images, build)

@@ -139,8 +139,8 @@ class ImageStream(Iterator[StreamEvent]):
 
     @property
     def request_id(self) -> Optional[str]:
-        """The ``x-request-id`` header of the response."""
-        return self._response.headers.get("x-request-id")
+        """The ``x-request-id`` header of the response, redacted and bounded."""
+        return self._reader.request_id
 
     @property
     def rate_limits(self) -> RateLimits:
@@ -190,8 +190,9 @@ class _EventReader:
         self.partial_count = 0
 
     @property
-    def _request_id(self) -> Optional[str]:
-        return self._response.headers.get("x-request-id")
+    def request_id(self) -> Optional[str]:
+        """The ``x-request-id`` header, redacted and bounded."""
+        return self._sent.request_id
 
     def events(self) -> Generator[StreamEvent, None, None]:
         limit = self._sent.limits.max_stream_line_bytes
@@ -235,13 +236,18 @@ class _EventReader:
                 if _errors.is_read_error(exc):
                     raise self._sent.connection_error(exc) from exc
                 raise
+            if not chunk:
+                # The watchdog ends a call past its deadline by shutting its socket: that is not the stream's end.
+                self._sent.check_deadline()
             try:
-                pieces = list(decoder.feed(chunk)) if chunk else list(decoder.finish())
+                # Lazily, so that a bomb's pieces are never held at once.
+                yield from decoder.feed(chunk) if chunk else decoder.finish()
             except TooLarge as exc:
-                raise self._too_large(f"The event stream is longer than the limit of {exc.limit:,} bytes") from None
+                raise self._too_large(
+                    f"The event stream is longer than the limit of {exc.limit:,} bytes (Limits.max_response_bytes)"
+                ) from None
             except DecodingError as exc:
                 raise self._too_large(f"The event stream cannot be read: {exc}") from None
-            yield from pieces
             if not chunk:
                 return
 
@@ -313,7 +319,7 @@ class _EventReader:
             self._request,
             size=payload.get("size"),
             usage=payload.get("usage"),
-            request_id=self._request_id,
+            request_id=self.request_id,
             created=payload.get("created_at"),
         )
         if len(self.completed) >= self._expected:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import _schemas
-from .._errors import bounded
+from .._errors import Redactor, bounded
 from .._files import PathLike, open_no_follow, write_atomic
 from .._inputs import image_data_url
 from .._saving import expected_images
@@ -265,8 +265,21 @@ def _collect(
         for file_key in ("output_file_id", "error_file_id"):
             if batch.get(file_key):
                 limit = provider.transport.limits.max_batch_line_bytes
-                for line, whole in _download_lines(provider, batch[file_key], folder):
-                    _record_line(line, whole, records, manifest, by_id, folder, metadata, summary, limit)
+                # A result file holds one line per request of the batch: anything larger is not one.
+                most = len(entry["ids"]) * (limit + 2)
+                for line, whole in _download_lines(provider, batch[file_key], folder, most):
+                    _record_line(
+                        line,
+                        whole,
+                        records,
+                        manifest,
+                        by_id,
+                        folder,
+                        metadata,
+                        summary,
+                        limit,
+                        provider.transport.redactor,
+                    )
         if batch["status"] == "failed":
             message = json.dumps(batch.get("errors") or {})[:500]
             records = manifest.load()
@@ -287,14 +300,16 @@ def _collect(
         state.save()
 
 
-def _download_lines(provider: OpenAIImageProvider, file_id: str, folder: Path) -> Iterator[Tuple[bytes, bool]]:
+def _download_lines(
+    provider: OpenAIImageProvider, file_id: str, folder: Path, max_bytes: int
+) -> Iterator[Tuple[bytes, bool]]:
     """The non-blank lines of a result file, as ``(line, whole)``: a line over the limit comes as its first
     bytes with ``whole`` false, and is never held whole."""
     # Result files hold one image per line and can be very large: spool to disk, then read line by line.
     handle, temporary = tempfile.mkstemp(prefix=".imageprovider-", suffix=".part", dir=str(folder))
     try:
         with os.fdopen(handle, "w+b") as spool:
-            BatchAPIClient(provider).download_file(file_id, spool)
+            BatchAPIClient(provider).download_file(file_id, spool, max_bytes=max_bytes)
             spool.seek(0)
             yield from _bounded_lines(spool, provider.transport.limits.max_batch_line_bytes)
     finally:
@@ -347,6 +362,7 @@ def _record_line(
     metadata: bool,
     summary: BatchSummary,
     limit: int,
+    redactor: Redactor,
 ) -> None:
     line: Any = None
     reason = None
@@ -378,7 +394,8 @@ def _record_line(
     status = response.get("status_code")
     body = response.get("body")
     request_id = response.get("request_id") if isinstance(response.get("request_id"), str) else None
-    request_id = request_id[:128] if request_id is not None else None
+    # Server text: a proxy reflecting a credential must not put it into the manifest.
+    request_id = redactor.redact(request_id)[:128] if request_id is not None else None
     if status == 200 and isinstance(body, dict) and _schemas.find_violation("images_response", body) is None:
         try:
             result, files = _save_result(body, request_id, item, folder, metadata)
@@ -402,12 +419,12 @@ def _record_line(
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         error = line.get("error") if isinstance(line.get("error"), dict) else {}
-    message = bounded(str(error.get("message") or f"status {status}"))
+    message = bounded(redactor.redact(str(error.get("message") or f"status {status}")))
     error_class = "ResponseValidationError" if status == 200 else "APIStatusError"
     extra = {
         "status_code": status if isinstance(status, int) else None,
-        "code": bounded(str(error["code"]), 200) if error.get("code") is not None else None,
-        "param": bounded(str(error["param"]), 200) if error.get("param") is not None else None,
+        "code": bounded(redactor.redact(str(error["code"])), 200) if error.get("code") is not None else None,
+        "param": bounded(redactor.redact(str(error["param"])), 200) if error.get("param") is not None else None,
     }
     _failed(manifest, summary, item, error_class, message, request_id, attempts, extra)
 

@@ -94,8 +94,14 @@ class BatchAPIClient:
         )
         return _response.read_json(sent, "batch")
 
-    def download_file(self, file_id: str, sink: IO[bytes], *, timeout: TimeoutArg = None) -> int:
-        """Stream a file's content (``GET /files/{id}/content``) into ``sink``; returns the bytes written."""
+    def download_file(
+        self, file_id: str, sink: IO[bytes], *, timeout: TimeoutArg = None, max_bytes: Optional[int] = None
+    ) -> int:
+        """Stream a file's content (``GET /files/{id}/content``) into ``sink``; returns the bytes written.
+
+        :param max_bytes: (optional) most bytes written, counted after decoding.
+        :raises ResponseValidationError: the file is larger than ``max_bytes``.
+        """
         sent = self._transport.request(
             "GET",
             "/files/{}/content".format(quote(file_id, safe="")),
@@ -103,7 +109,13 @@ class BatchAPIClient:
             accept="*/*",
         )
         # Result files go to disk, not memory, and may be gigabytes: their lines are bounded when read.
-        return _response.copy_body(sent, sink, max_bytes=sys.maxsize)
+        return _response.copy_body(
+            sent,
+            sink,
+            max_bytes=sys.maxsize if max_bytes is None else max_bytes,
+            what="The result file",
+            limit="bound of one line per request (Limits.max_batch_line_bytes)",
+        )
 
     def _timeout(self, timeout: TimeoutArg) -> Optional[Tuple[float, float]]:
         return resolve_timeout(timeout, self._default_timeout) if timeout is not None else None
