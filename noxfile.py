@@ -88,8 +88,9 @@ def _pins(path: Path) -> Dict[str, str]:
 def _pytest(session: nox.Session) -> None:
     # The package is installed (not editable) and pytest's console script does
     # not put the checkout on sys.path: the tests import the installed package,
-    # as with the README's test command.
-    session.run("pytest", *session.posargs)
+    # as with the README's test command. The "ci" Hypothesis profile runs every
+    # property its full number of examples (the default "dev" profile, a fifth).
+    session.run("pytest", "--hypothesis-profile=ci", *session.posargs)
 
 
 @nox.session(python=OLDEST_PYTHON)

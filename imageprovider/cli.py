@@ -605,15 +605,25 @@ def _show_request(request: requests.PreparedRequest, out: IO[str], as_json: bool
 # -- main ----------------------------------------------------------------------------
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--verbose`` or ``--debug``, the library's log records on stderr for this command only:
+    ``main()`` called in-process (a test, a script) leaves the logger as it found it."""
     if not (args.verbose or args.debug):
+        yield
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.DEBUG if args.debug else logging.INFO)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("imageprovider")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if args.debug else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _exit_code(error: BaseException) -> int:
@@ -775,10 +785,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return stand_in.main(arguments[1:], prog="imageprovider serve-fake")
     args = build_parser().parse_args(arguments)
-    _configure_logging(args)
     commands = {"batch": _batch, "models": _models}
     try:
-        with _warnings_as_lines():
+        with _logging_to_stderr(args), _warnings_as_lines():
             return commands.get(args.command, _single)(args)
     except (ImageProviderError, OSError, ValueError) as exc:
         if args.debug:

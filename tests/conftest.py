@@ -5,20 +5,39 @@ from typing import Any, List
 import pytest
 import responses
 from helpers import API_KEY, BEFORE_SHUTDOWNS, ISOLATED_VARIABLES
+from hypothesis import settings
 
 from imageprovider import OpenAIImageProvider, _retry
 
 #: Suite-wide canary: the test API key must never appear in logs, errors, output or files.
 pytest_plugins = ["canary_plugin"]
 
+#: Hypothesis profiles. "ci" (CI's nox sessions pass --hypothesis-profile=ci) runs every property
+#: its full number of examples; "dev", the default, a fifth of them, so that the fast lane stays
+#: fast. Each property sets its own weight through helpers.examples().
+settings.register_profile("ci", max_examples=100)
+settings.register_profile("dev", max_examples=20)
+settings.load_profile("dev")
+
+
+@pytest.fixture(scope="session")
+def no_config_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A folder holding no config file, shared by the tests that do not write one."""
+    return tmp_path_factory.mktemp("no-config-home")
+
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """No test sees the developer's keys, base URL or config file."""
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, no_config_home: Any) -> None:
+    """No test sees the developer's keys, base URL or config file.
+
+    A test that asks for ``tmp_path`` gets its per-user config folders there (to write a config file
+    into); the others share one empty folder (a folder per test costs seconds over the suite).
+    """
     for name in ISOLATED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setenv("APPDATA", str(tmp_path / "appdata"))
+    home = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else no_config_home
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
+    monkeypatch.setenv("APPDATA", str(home / "appdata"))
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ import struct
 import zlib
 from typing import Any, Dict, List, Tuple
 
+from hypothesis import settings
+
 #: Also the canary that tests/canary_plugin.py looks for in everything the library emits.
 API_KEY = "sk-canary-5f1e0c7a9b3d4e2f8a6c"
 BASE_URL = "https://api.openai.com/v1"
@@ -129,3 +131,9 @@ def images_body(count: int = 1, **fields: Any) -> Dict[str, Any]:
     }
     body.update(fields)
     return body
+
+
+def examples(under_ci: int) -> int:
+    """Examples for a property that runs ``under_ci`` of them with the "ci" Hypothesis profile (100 a
+    property), scaled to the profile in force (see conftest.py)."""
+    return max(10, under_ci * settings.default.max_examples // 100)

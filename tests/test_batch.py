@@ -277,8 +277,9 @@ def check_rate_limited_run(
     assert summary.images_per_minute >= 0.7 * CLIENT_RPM, summary.images_per_minute
 
 
+@pytest.mark.slow
 def test_online_batch_keeps_to_the_rate_limit(tmp_path: Path, real_retry_sleep: None) -> None:
-    """240 items at 95 % of a 20/s server limit, 8 workers: all done once, few 429s, near-limit throughput.
+    """120 items at 95 % of a 20/s server limit, 8 workers: all done once, few 429s, near-limit throughput.
 
     The server's window starts with only a second's worth of budget left (earlier
     traffic on the key), so any client faster than 20/s would be refused within the run.
@@ -287,12 +288,13 @@ def test_online_batch_keeps_to_the_rate_limit(tmp_path: Path, real_retry_sleep: 
         api_key=server.api_key, base_url=server.base_url
     ) as provider:
         use_up_window(server, leave=SERVER_RPM // 60)
-        result = run_rate_limited(server, provider, tmp_path / "out", 240, watchdog=25)
-        check_rate_limited_run(server, tmp_path / "out", 240, result, max_429_share=0.05)
+        result = run_rate_limited(server, provider, tmp_path / "out", 120, watchdog=25)
+        check_rate_limited_run(server, tmp_path / "out", 120, result, max_429_share=0.05)
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-    assert on_disk["done"] == 240 and on_disk["images"] == 240
+    assert on_disk["done"] == 120 and on_disk["images"] == 120
 
 
+@pytest.mark.slow
 def test_online_batch_recovers_when_the_window_is_already_used_up(tmp_path: Path, real_retry_sleep: None) -> None:
     """The server's window is empty at the start: after the first few 429s the run settles at the limit.
 
@@ -315,6 +317,7 @@ def test_online_batch_recovers_when_the_window_is_already_used_up(tmp_path: Path
 
 
 @posix_only
+@pytest.mark.slow
 def test_rerun_after_sigkill_finishes_every_item_exactly_once(tmp_path: Path) -> None:
     """kill -9 mid-run, then the same command again: each item done once, valid PNGs, no temporary files."""
     count = 80
@@ -440,6 +443,7 @@ def test_duplicate_ids_stop_the_run_before_any_request(
 
 
 @posix_only
+@pytest.mark.slow
 def test_ctrl_c_exits_130_with_a_consistent_manifest_and_a_rerun_finishes(tmp_path: Path) -> None:
     count = 40
     source = items_file(tmp_path / "items.jsonl", count)
@@ -535,6 +539,7 @@ def test_a_429_goes_back_through_the_shared_limiter_not_a_private_retry(
     assert sleeps == [0.02]
 
 
+@pytest.mark.slow
 def test_regression_overlapping_runs_on_one_provider_leave_it_retrying_429s(
     tmp_path: Path, sleeps: List[float]
 ) -> None:
@@ -622,6 +627,7 @@ def uploaded_lines(server: FakeImagesServer, file_id: str) -> List[Dict[str, Any
     return [json.loads(line) for line in stored[1].decode("utf-8").splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_batch_api_submits_once_resumes_and_collects(tmp_path: Path) -> None:
     items, out = make_items(5), tmp_path / "out"
     with FakeImagesServer(detail_bits=0, batch_completion_seconds=1.0) as server, OpenAIImageProvider(
@@ -671,6 +677,7 @@ def test_batch_api_submits_once_resumes_and_collects(tmp_path: Path) -> None:
         assert manifest_records(out) == records
 
 
+@pytest.mark.slow
 def test_batch_api_splits_into_batches_of_max_requests(tmp_path: Path) -> None:
     items, out = make_items(7), tmp_path / "out"
     with FakeImagesServer(detail_bits=0, batch_completion_seconds=0.3) as server, OpenAIImageProvider(
@@ -692,6 +699,7 @@ def test_batch_api_splits_into_batches_of_max_requests(tmp_path: Path) -> None:
         assert_valid_png(out / (item.id + ".png"))
 
 
+@pytest.mark.slow
 def test_batch_api_error_file_and_an_edit_by_data_url(tmp_path: Path) -> None:
     """A line the server refuses ends failed with its message; an edit sends its local image as a data URL."""
     photo = tmp_path / "photo.png"
@@ -739,6 +747,7 @@ def test_batch_api_error_file_and_an_edit_by_data_url(tmp_path: Path) -> None:
 # -- 7. the command, through the Batch API --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_batch_api_wait_with_fake_completes(tmp_path: Path, capsys: Any) -> None:
     source = items_file(tmp_path / "items.jsonl", 3)
     out = tmp_path / "out"
@@ -802,6 +811,7 @@ def spoil_saving(answer: Dict[str, Any], out: Path) -> None:
     ],
     ids=["invalid-base64", "url-only", "save-fails"],
 )
+@pytest.mark.slow
 def test_regression_an_unusable_result_line_fails_its_item_only(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

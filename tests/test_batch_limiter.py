@@ -370,6 +370,7 @@ def test_repr_names_the_limits(clock):
 # -- real threads (lower bounds only) -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_threads_share_one_budget():
     """8 threads, 20 acquires, 600/min (10/s, burst 5): at least 15 x 0.1 s pass in all."""
     total, per_second, burst, tolerance = 20, 10.0, 5, 0.05

@@ -337,6 +337,7 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL does not exist on Windows")
 @pytest.mark.parametrize("run", range(3))
+@pytest.mark.slow
 def test_kill_9_while_appending_leaves_a_loadable_manifest(tmp_path: Path, run: int) -> None:
     # ``python -c`` puts the working folder first on sys.path: the checkout under test.
     command = [sys.executable, "-c", CHILD, str(tmp_path)]

@@ -160,6 +160,7 @@ def test_fake_mode_still_validates_before_sending(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_serve_fake_prints_its_base_url_and_serves(tmp_path):
     """imageprovider serve-fake runs the stand-in in the foreground, printing the base URL first."""
     import requests
@@ -198,3 +199,17 @@ def test_saved_files_get_the_usual_permissions(api_env, tmp_path):
     finally:
         os.umask(previous)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_regression_verbose_in_process_leaves_the_logger_as_it_found_it(tmp_path, capsys):
+    """``main([... "--verbose"])`` called in-process once left its stderr handler on the library's logger for
+    good: the next test (or call) then logged to a closed stream ("--- Logging error ---")."""
+    import logging
+
+    logger = logging.getLogger("imageprovider")
+    before = (list(logger.handlers), logger.level)
+    for run in range(2):
+        code = cli.main(["generate", "A lighthouse", "--fake", "--verbose", "-o", str(tmp_path / f"run{run}")])
+        assert code == 0
+        assert "INFO imageprovider" in capsys.readouterr().err
+    assert (list(logger.handlers), logger.level) == before

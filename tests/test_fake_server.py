@@ -1208,6 +1208,7 @@ def test_images_per_minute_limit(make_server: Callable[..., FakeImagesServer]) -
     assert_api_error(generate(server, n=1), 429)
 
 
+@pytest.mark.slow
 def test_latency_per_image_is_simulated(make_server: Callable[..., FakeImagesServer]) -> None:
     server = make_server(latency=0.2)
     started = time.monotonic()
@@ -1262,6 +1263,7 @@ def test_separate_providers_use_separate_connections(
     assert server.connections_accepted == 3
 
 
+@pytest.mark.slow
 def test_100_concurrent_requests_from_8_threads(server: FakeImagesServer) -> None:
     local = threading.local()
     providers: List[OpenAIImageProvider] = []
@@ -1437,6 +1439,7 @@ def read_slow_body(server: FakeImagesServer, fault: Any, stall: float = 0.0) -> 
 
 
 @pytest.mark.parametrize("fault", [Fault.slow_body(0.2), "slow-body=0.2"])
+@pytest.mark.slow
 def test_slow_body_sends_the_headers_at_once_then_the_body_in_pieces(server: FakeImagesServer, fault: Any) -> None:
     response, body, elapsed = read_slow_body(server, fault)
     assert elapsed >= 0.2 * 3 - CLOCK_GRANULARITY  # four pieces, three pauses
@@ -1444,6 +1447,7 @@ def test_slow_body_sends_the_headers_at_once_then_the_body_in_pieces(server: Fak
     assert _schemas.find_violation("images_response", json.loads(body)) is None
 
 
+@pytest.mark.slow
 def test_regression_slow_body_timing_holds_for_a_client_slowed_by_load(server: FakeImagesServer) -> None:
     """Regression: the pauses were timed from when the client had the headers, so a client that got
     to them late (a loaded machine) measured less than the server paused: 0.599987 >= 0.6 failed."""

@@ -643,6 +643,7 @@ def child_env(tmp_path: Path) -> Dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_the_warning_is_shown_by_default_in_a_plain_python_process(tmp_path: Path) -> None:
     script = (
         "import datetime\n"

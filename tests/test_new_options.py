@@ -871,6 +871,7 @@ def test_cli_prints_the_shutdown_warning_as_its_own_line(mocked: Any, cli_env: P
     ]
 
 
+@pytest.mark.slow
 def test_cli_shutdown_warning_in_a_real_process(tmp_path: Path) -> None:
     """Python's default filters show it; the command prints it as one line of its own, once."""
     overlay = tmp_path / "models.json"

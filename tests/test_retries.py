@@ -170,6 +170,7 @@ def test_read_timeout_is_not_retried_by_default(sleeps):
     assert sleeps == []
 
 
+@pytest.mark.slow
 def test_read_timeout_retry_is_opt_in(sleeps):
     """retry_read_timeouts=True retries read timeouts like other failures."""
     with ScriptedServer([Reply(200, images_body(), delay=0.6)]) as server:

@@ -35,7 +35,7 @@ import jsonschema
 import pytest
 import requests
 import responses
-from helpers import API_KEY, BASE_URL, GENERATIONS_URL, PNG, PNG_B64, images_body, make_jpeg, make_png
+from helpers import API_KEY, BASE_URL, GENERATIONS_URL, PNG, PNG_B64, examples, images_body, make_jpeg, make_png
 from hypothesis import Phase, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
@@ -53,7 +53,7 @@ from imageprovider import (
 from imageprovider._sse import ServerSentEvent, SSEDecoder
 from imageprovider.model_specs import DEFAULT_MODEL, MODEL_SPECS
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 EDITS_URL = BASE_URL + "/images/edits"
 VARIATIONS_URL = BASE_URL + "/images/variations"
 
@@ -451,7 +451,7 @@ INPUT_IMAGES = [(PNG, "image/png"), (RGBA_PNG, "image/png"), (JPEG, "image/jpeg"
 prompts = mostly(PLAUSIBLE["prompt"], json_values, 6)
 
 
-@settings(max_examples=200, **COMMON)
+@settings(max_examples=examples(200), **COMMON)
 @given(data=st.data())
 def test_generate_image_builds_a_valid_request_or_refuses(data: Any) -> None:
     """Any parameters to generate_image: a JSON body the schema accepts, or RequestValidationError."""
@@ -467,7 +467,7 @@ def test_generate_image_builds_a_valid_request_or_refuses(data: Any) -> None:
     assert_json_request(request, GENERATIONS_URL, "create_image_request", expected_body(params, extra_body), extra_body)
 
 
-@settings(max_examples=200, **COMMON)
+@settings(max_examples=examples(200), **COMMON)
 @given(data=st.data())
 def test_edit_image_from_refs_builds_a_valid_request_or_refuses(data: Any) -> None:
     """Any parameters to edit_image_from_refs (the JSON form): a valid JSON body, or RequestValidationError."""
@@ -506,7 +506,7 @@ def _input_images(data: Any) -> Tuple[Any, List[Tuple[bytes, str]]]:
     return [image for image, _ in chosen], chosen
 
 
-@settings(max_examples=200, **COMMON)
+@settings(max_examples=examples(200), **COMMON)
 @given(data=st.data())
 def test_edit_image_builds_a_valid_multipart_request_or_refuses(data: Any) -> None:
     """Any parameters to edit_image (multipart): text parts the schema accepts and the files as given, or RVE."""
@@ -532,7 +532,7 @@ def test_edit_image_builds_a_valid_multipart_request_or_refuses(data: Any) -> No
     assert_multipart_request(request, EDITS_URL, "create_image_edit_request", expected, files, extra_body)
 
 
-@settings(max_examples=150, **COMMON)
+@settings(max_examples=examples(150), **COMMON)
 @given(data=st.data())
 def test_create_variation_builds_a_valid_multipart_request_or_refuses(data: Any) -> None:
     """Any parameters to create_variation: text parts the schema accepts and the image as given, or RVE."""
@@ -784,7 +784,7 @@ def touch_result(result: ImageResponse, download: bytes) -> None:
         _outcome("response bodies", "saved")
 
 
-@settings(max_examples=400, **COMMON)
+@settings(max_examples=examples(400), **COMMON)
 @given(data=st.data())
 def test_generate_image_any_response_returns_a_result_or_a_typed_error(data: Any) -> None:
     """Any status, content type and body bytes: an ImageResponse or an ImageProviderError, never anything else."""
@@ -1007,7 +1007,7 @@ sse_bytes = mostly(
 )
 
 
-@settings(max_examples=200, **COMMON)
+@settings(max_examples=examples(200), **COMMON)
 @given(data=st.data())
 def test_stream_image_any_response_yields_events_or_a_typed_error(data: Any) -> None:
     """stream_image against any status, content type and body, iterated to the end: events or typed errors only."""
@@ -1122,7 +1122,7 @@ def split_at(data: bytes, cuts: Sequence[int]) -> List[bytes]:
     return [data[start:end] for start, end in zip(bounds, bounds[1:])]
 
 
-@settings(max_examples=500, **COMMON)
+@settings(max_examples=examples(500), **COMMON)
 @given(data=st.data())
 def test_sse_decoder_events_do_not_depend_on_chunk_boundaries(data: Any) -> None:
     """Any bytes, cut anywhere (empty chunks too): the same events and end state as whole, as the WHATWG rules say."""
@@ -1163,7 +1163,7 @@ class ChunkedRaw(io.RawIOBase):
         return size
 
 
-@settings(max_examples=150, **COMMON)
+@settings(max_examples=examples(150), **COMMON)
 @given(data=st.data())
 def test_stream_image_yields_the_same_images_however_the_stream_is_cut(data: Any) -> None:
     """A valid event stream delivered in drawn pieces (1 byte up): exactly its images, in order, then the end."""

@@ -27,7 +27,10 @@ from canary_plugin import holds_key
 import imageprovider
 from imageprovider import _schemas
 
-REPO = Path(__file__).resolve().parents[1]
+#: Builds wheels, virtualenvs and processes: out of the fast lane.
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "schemas"
 
 #: What is not source in a checkout: version control, build output, tool caches, virtualenvs
@@ -203,7 +206,7 @@ def test_regression_the_schema_check_runs_outside_a_git_checkout(tmp_path):
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/test_packaging.py::test_schemas_exist_only_once_in_the_repository",
+            "tests/suites/test_packaging.py::test_schemas_exist_only_once_in_the_repository",
         ],
         cwd=str(copy),
         env=env,

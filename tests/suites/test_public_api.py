@@ -63,15 +63,38 @@ LAZY_MODULES = [
 ]
 
 
-@pytest.mark.parametrize("module", LAZY_MODULES)
-def test_importing_the_package_keeps_optional_modules_unloaded(module):
-    """Scripts pay at import time only for what every call needs."""
+def _loaded_after(code: str) -> dict:
+    """Which of LAZY_MODULES a fresh interpreter has loaded after running ``code`` (one process for all)."""
+    import json
     import subprocess
     import sys
 
-    code = f"import sys, imageprovider; print({module!r} in sys.modules)"
-    completed = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, timeout=60)
-    assert completed.stdout.decode().strip() == "False"
+    script = f"import json, sys\n{code}\nprint(json.dumps({{m: m in sys.modules for m in {LAZY_MODULES!r}}}))"
+    completed = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, timeout=60, check=True)
+    return json.loads(completed.stdout.decode().strip().splitlines()[-1])
+
+
+def test_importing_the_package_keeps_optional_modules_unloaded():
+    """Scripts pay at import time only for what every call needs."""
+    assert _loaded_after("import imageprovider") == dict.fromkeys(LAZY_MODULES, False)
+
+
+def test_the_commands_help_loads_neither_the_stand_in_nor_the_batch_code():
+    """``imageprovider --help`` (and each command's) builds its parser without importing the stand-in server or the
+    batch modules; only running ``--fake``, ``batch`` or ``serve-fake`` (whose parser is the stand-in's) loads them."""
+    code = (
+        "import contextlib, io\n"
+        "from imageprovider.cli import main\n"
+        "for args in (['--help'], ['generate', '--help'], ['batch', '--help'], ['models', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(args)\n"
+        "        except SystemExit:\n"
+        "            pass"
+    )
+    loaded = _loaded_after(code)
+    assert loaded["imageprovider.testing"] is False
+    assert loaded["imageprovider.batch"] is False
 
 
 def test_default_timeout_is_sent_with_every_request(mocked, provider):

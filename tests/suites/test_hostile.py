@@ -670,6 +670,7 @@ def test_dns_rebinding_is_caught_on_the_address_really_connected(tmp_path: Path,
 
 
 @hostile
+@pytest.mark.slow
 def test_allow_private_image_hosts_lets_the_download_connect(tmp_path: Path, resolver: Dict[str, str]) -> None:
     """The named option lifts the refusal: the client really connects (the host here speaks no TLS)."""
     with raw_server(reply(200, PNG), "127.0.0.2") as host, raw_server(routes({})) as api:
@@ -715,6 +716,7 @@ def test_an_image_hosts_error_body_is_read_only_as_an_excerpt(tmp_path: Path) ->
 
 @hostile
 @pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip", "deflate"])
+@pytest.mark.slow
 def test_a_download_bomb_stops_at_max_download_bytes(tmp_path: Path, encoding: str) -> None:
     encodings = [name.strip() for name in encoding.split(",")]
     with raw_server(routes({})) as api:
@@ -737,6 +739,7 @@ def test_a_download_bomb_stops_at_max_download_bytes(tmp_path: Path, encoding: s
 
 @hostile
 @pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip", "deflate", "identity"])
+@pytest.mark.slow
 def test_an_image_that_inflates_past_its_limit_is_refused_unwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str
 ) -> None:
@@ -755,6 +758,7 @@ def test_an_image_that_inflates_past_its_limit_is_refused_unwritten(
 
 
 @hostile
+@pytest.mark.slow
 def test_an_error_body_bomb_is_read_as_a_short_excerpt(tmp_path: Path) -> None:
     body = bomb(b'{"error": {"type": "invalid_request_error", "message": "', ["gzip", "gzip"])
     with raw_server(
@@ -807,6 +811,7 @@ def test_an_endless_event_stream_line_is_refused(tmp_path: Path, encoding: str) 
 
 
 @hostile
+@pytest.mark.slow
 def test_an_event_of_many_data_lines_is_refused(tmp_path: Path) -> None:
     """Short lines, one endless event: the event limit holds where the line limit cannot."""
     body = functools.partial(endless, b"event: image_generation.partial_image\n", b"data: AAAAAAAAAAAAAAAA\n" * 4096)
@@ -1301,6 +1306,7 @@ def test_planted_summary_and_state_links_are_replaced_not_followed(tmp_path: Pat
 
 
 @hostile
+@pytest.mark.slow
 def test_a_readable_config_file_warns_by_default(tmp_path: Path) -> None:
     config = tmp_path / "config.ini"
     config.write_text("[imageprovider]\napi_key = sk-readable-by-others-1234\n", encoding="utf-8")
@@ -1336,6 +1342,7 @@ def test_a_readable_config_file_warns_by_default(tmp_path: Path) -> None:
 
 
 @hostile
+@pytest.mark.slow
 def test_over_ipv6_loopback_the_same_limits_hold(tmp_path: Path) -> None:
     with raw_server(
         routes(

@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
 
-PACKAGE = Path(__file__).resolve().parents[1] / "imageprovider"
+PACKAGE = Path(__file__).resolve().parents[2] / "imageprovider"
 
 #: ``object._name`` accesses allowed across modules, each with its reason.
 ALLOWED_ATTRIBUTES: Dict[str, str] = {

@@ -28,6 +28,9 @@ from imageprovider._imageinfo import read_image_info
 from imageprovider.cli import EXIT_CODES
 from imageprovider.testing import FAKE_API_KEY, FakeImagesServer, Fault
 
+#: Each test starts Python processes (about a second each): out of the fast lane.
+pytestmark = pytest.mark.slow
+
 #: A key that is easy to spot if it ever leaks into output.
 SECRET_KEY = "sk-subprocess-SECRET-key-5f3a9c0e71d24b68"
 #: Seconds any one child process may take before the test fails.

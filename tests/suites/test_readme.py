@@ -11,7 +11,7 @@ import pytest
 import responses
 from helpers import PNG_B64, images_body, make_jpeg, make_png
 
-README = Path(__file__).resolve().parents[1] / "README.rst"
+README = Path(__file__).resolve().parents[2] / "README.rst"
 JPEG = make_jpeg(8, 8)
 
 

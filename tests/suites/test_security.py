@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 import pytest
 import responses
-from helpers import API_KEY, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, PNG_B64, images_body, make_jpeg, make_png
+from helpers import API_KEY, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, PNG_B64, examples, images_body, make_jpeg, make_png
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scripted_server import Reply, ScriptedServer, unused_port
@@ -48,7 +48,7 @@ from imageprovider.batch import BatchItem, run_batch, run_batch_api
 from imageprovider.testing import FakeImagesServer
 
 CANARY = API_KEY
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 
@@ -273,6 +273,7 @@ _EXPECTED_LEAKS = {
 }
 
 
+@pytest.mark.slow
 def test_the_canary_watch_fails_a_test_for_a_leak_on_every_channel(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -342,6 +343,7 @@ def _files_holding(folder: Path, secret: str) -> List[str]:
     ]
 
 
+@pytest.mark.slow
 def test_the_command_in_a_child_process_never_shows_the_key(tmp_path: Path) -> None:
     """--dry-run, --json, sidecars, a 401 echoing the key, online and Batch API batches, at --debug:
     stdout, stderr and every file written are free of the key, which was really in use."""
@@ -825,7 +827,7 @@ def _no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 _PROPERTY = settings(
-    max_examples=100,
+    max_examples=examples(100),
     deadline=None,
     database=None,
     derandomize=True,
