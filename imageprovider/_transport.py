@@ -224,9 +224,20 @@ class Sent:
 
     @property
     def shown_headers(self) -> Dict[str, str]:
-        """The response headers as results may keep them: names lower-cased, values redacted and bounded
-        (a proxy may reflect a credential into any of them)."""
-        return self.redactor.headers(self.response.headers)
+        """The response headers for a result to read: names lower-cased, the request id redacted and bounded.
+
+        A result keeps only the request id as text (the rate-limit headers are
+        read as numbers), and a proxy may reflect a credential into it; redacting
+        every header of every response would cost each call for nothing.
+        """
+        shown = {str(key).lower(): value for key, value in self.response.headers.items()}
+        shown.pop("x-ms-request-id", None)
+        request_id = self.request_id
+        if request_id is None:
+            shown.pop("x-request-id", None)
+        else:
+            shown["x-request-id"] = request_id
+        return shown
 
     @property
     def request_id(self) -> Optional[str]:

@@ -8,6 +8,7 @@ differently (a backslash in the authority, say) is refused outright, so that
 no check is ever made on another host than the one connected to.
 """
 
+import functools
 import ipaddress
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
@@ -74,8 +75,13 @@ def parse(url: str) -> Tuple[str, str, Optional[int]]:
     return scheme, host, parsed.port
 
 
+@functools.lru_cache(maxsize=256)
 def origin(url: str) -> Origin:
-    """(scheme, host, port) of ``url``, the port made explicit, as the transport connects."""
+    """(scheme, host, port) of ``url``, the port made explicit, as the transport connects.
+
+    Remembered for the last URLs asked about: every request's credentials are
+    checked against its URL, and an API's few endpoint URLs repeat.
+    """
     scheme, host, port = parse(url)
     return scheme, host, port or {"https": 443, "http": 80}.get(scheme)
 
