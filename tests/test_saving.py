@@ -13,11 +13,11 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 import unicodedata
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
@@ -33,7 +33,7 @@ from helpers import (
     make_png,
     make_webp,
 )
-from scripted_server import Reply, ScriptedServer
+from scripted_server import LAST_CHUNK, Reply, ScriptedServer, Seen, chunk, head, raw_server, send
 
 from imageprovider import (
     APIConnectionError,
@@ -124,51 +124,21 @@ def generate_url_result(api: ScriptedServer, **options: Any) -> Any:
     return provider, provider.generate_image("An otter", model="dall-e-3", response_format="url")
 
 
-class StreamingStorage:
-    """A loopback storage host that sends one image with chunked encoding (no Content-Length)."""
+@contextmanager
+def streaming_storage(body: bytes, piece: int = 16 * 1024) -> Iterator[Any]:
+    """A loopback storage host that sends one image with chunked encoding (no Content-Length);
+    its ``url`` names the image."""
 
-    def __init__(self, body: bytes, piece: int = 16 * 1024) -> None:
-        self.received: List[Dict[str, str]] = []
-        outer = self
+    def handle(request: Seen, connection: Any) -> bool:
+        pieces = [chunk(body[start : start + piece]) for start in range(0, len(body), piece)]
+        send(connection, head(200, {"Content-Type": "image/png", "Transfer-Encoding": "chunked"}))
+        for framed in [*pieces, LAST_CHUNK]:
+            if not send(connection, framed):
+                break
+        return False
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.received.append(dict(self.headers))
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                try:
-                    for start in range(0, len(body), piece):
-                        part = body[start : start + piece]
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-                    self.wfile.write(b"0\r\n\r\n")
-                    self.wfile.flush()
-                except OSError:
-                    self.close_connection = True
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/blob/image.png?sig=abc"
-
-    def __enter__(self) -> "StreamingStorage":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+    with raw_server(handle) as storage:
+        yield SimpleNamespace(url=storage.url("/blob/image.png?sig=abc"), server=storage)
 
 
 # -- names and extensions --------------------------------------------------------
@@ -664,7 +634,7 @@ def test_a_busy_storage_host_is_retried_with_the_provider_policy(tmp_path: Path,
 def test_the_download_is_streamed_to_disk_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = PNG + bytes(range(256)) * 4096  # ~1 MiB behind a real PNG signature
     writes: List[int] = []
-    with StreamingStorage(body) as storage:
+    with streaming_storage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api)
             with provider:
@@ -682,12 +652,12 @@ def test_the_download_is_streamed_to_disk_in_chunks(tmp_path: Path, monkeypatch:
                 saved = result.images[0].save(tmp_path / "big")
     assert saved == tmp_path / "big.png" and saved.read_bytes() == body
     assert len(writes) >= 4 and max(writes) <= len(body) // 4
-    assert_no_credentials(storage.received[0])
+    assert_no_credentials(storage.server.seen[0].named_headers)
 
 
 def test_a_download_interrupted_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = PNG + b"\x00" * 300_000
-    with StreamingStorage(body) as storage:
+    with streaming_storage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api)
             with provider:
@@ -716,7 +686,7 @@ def test_a_full_disk_during_a_download_is_not_reported_as_a_connection_error(
 ) -> None:
     """A local write failure must surface as the OSError it is, not as a network problem with the API host."""
     body = PNG + b"\x00" * 300_000
-    with StreamingStorage(body) as storage:
+    with streaming_storage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api)
             with provider:
@@ -763,7 +733,7 @@ def test_a_declared_size_over_the_cap_is_refused_without_reading_the_body(tmp_pa
 
 def test_a_size_over_the_cap_found_while_streaming_is_refused(tmp_path: Path) -> None:
     body = PNG + b"\x00" * 300_000
-    with StreamingStorage(body) as storage:
+    with streaming_storage(body) as storage:
         with scripted([Reply(200, url_body(storage.url))]) as api:
             provider, result = generate_url_result(api, max_download_bytes=100_000)
             with provider:
@@ -774,7 +744,7 @@ def test_a_size_over_the_cap_found_while_streaming_is_refused(tmp_path: Path) ->
 
 def test_a_body_exactly_at_the_cap_is_saved(tmp_path: Path) -> None:
     body = PNG + b"\x00" * 927
-    with StreamingStorage(body) as storage, scripted([image_reply(body)]) as declared:
+    with streaming_storage(body) as storage, scripted([image_reply(body)]) as declared:
         with scripted([Reply(200, url_body(storage.url, root_of(declared) + "/x.png"))]) as api:
             with OpenAIImageProvider(
                 clock=BEFORE_SHUTDOWNS, api_key=API_KEY, base_url=api.base_url, max_download_bytes=len(body)

@@ -13,14 +13,15 @@ import email.policy
 import gc
 import json
 import random
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
 import pytest
 import requests
 import responses
 from helpers import API_KEY, BASE_URL, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, PNG_B64
+from scripted_server import Conn, RawServer, Seen
 
 from imageprovider import (
     APIConnectionError,
@@ -146,12 +147,8 @@ class Received(NamedTuple):
     body: bytes
 
 
-class Conn:
-    """What a script uses to answer one request: raw writes, each flushed."""
-
-    def __init__(self, handler: BaseHTTPRequestHandler) -> None:
-        self._handler = handler
-        self.chunked = False
+class StreamConn(Conn):
+    """A :class:`Conn` whose answers carry this module's request id."""
 
     def start(
         self,
@@ -160,44 +157,7 @@ class Conn:
         chunked: bool = False,
         content_type: str = "text/event-stream",
     ) -> None:
-        """Status line and headers: no Content-Length, ``Connection: close``."""
-        handler = self._handler
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("x-request-id", REQUEST_ID)
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        if chunked:
-            handler.send_header("Transfer-Encoding", "chunked")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        self.chunked = chunked
-
-    def write(self, data: bytes) -> None:
-        if self.chunked:
-            data = b"%x\r\n%s\r\n" % (len(data), data)
-        self._handler.wfile.write(data)
-        self._handler.wfile.flush()
-
-    def end(self) -> None:
-        """The last chunk of a chunked body (a close-delimited body just ends with the connection)."""
-        if self.chunked:
-            self._handler.wfile.write(b"0\r\n\r\n")
-            self._handler.wfile.flush()
-
-    def reply_json(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
-        """An ordinary JSON answer with a Content-Length (errors before the stream starts)."""
-        payload = json.dumps(body).encode("utf-8")
-        handler = self._handler
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(payload)))
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        handler.wfile.write(payload)
-        handler.wfile.flush()
+        super().start(status, {"x-request-id": REQUEST_ID, **(headers or {})}, chunked, content_type)
 
 
 Script = Callable[[Conn], None]
@@ -218,48 +178,31 @@ class SSEServer:
         self.done = threading.Event()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
-        server = self
+        # A socket timeout, so that no write can block a script for ever.
+        self._server = RawServer(self._answer, timeout=10)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # A socket timeout, so that no write can block a handler thread for ever.
-            timeout = 10
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with server._lock:
-                    server.received.append(Received(self.command, self.path, dict(self.headers), body))
-                    script = server.scripts[0] if len(server.scripts) == 1 else server.scripts.pop(0)
-                self.close_connection = True
-                try:
-                    script(Conn(self))
-                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-                    server.disconnected.set()
-                finally:
-                    server.done.set()
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+    def _answer(self, request: Seen, connection: socket.socket) -> bool:
+        with self._lock:
+            self.received.append(Received(request.method, request.target, request.named_headers, request.body))
+            script = self.scripts[0] if len(self.scripts) == 1 else self.scripts.pop(0)
+        try:
+            script(StreamConn(connection))
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.disconnected.set()
+        finally:
+            self.done.set()
+        return False
 
     @property
     def base_url(self) -> str:
-        port = self._httpd.server_address[1]
-        return f"http://127.0.0.1:{port}/v1"
+        return self._server.base_url
 
     def play(self, *scripts: Script) -> None:
         self.scripts = list(scripts)
 
     def stop(self) -> None:
         self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._server.close()
 
     def pause(self, seconds: float) -> bool:
         """Sleep, unless the test is being torn down; False when it is."""
@@ -983,8 +926,7 @@ def test_chunked_stream_cut_mid_chunk_raises_connection_error(server, client, sl
     def script(conn: Conn) -> None:
         conn.start(chunked=True)
         conn.write(sse(partial(0)))
-        conn._handler.wfile.write(b'400\r\ndata: {"type":')  # announces 1024 bytes, sends a few
-        conn._handler.wfile.flush()
+        conn.write_raw(b'400\r\ndata: {"type":')  # announces 1024 bytes, sends a few
 
     server.play(script)
     with client.stream_image(PROMPT, partial_images=1) as stream:

@@ -32,12 +32,10 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import warnings
 import zlib
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -45,11 +43,13 @@ from urllib.parse import urlsplit
 import pytest
 import urllib3
 from helpers import API_KEY, BEFORE_SHUTDOWNS, PNG, PNG_B64
+from scripted_server import RawServer, Seen, head, raw_server, reply, reply_stream, routes, send
 
 from imageprovider import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    AzureOpenAIImageProvider,
     BadRequestError,
     ConfigurationWarning,
     InternalServerError,
@@ -146,183 +146,6 @@ def peak_growth(case: str) -> Iterator[None]:
     growth = _status_bytes("VmHWM") - baseline
     _PEAKS[case] = growth
     assert growth <= MEMORY_BOUND, f"peak RSS grew by {growth / MiB:.1f} MiB (bound {MEMORY_BOUND / MiB:.0f} MiB)"
-
-
-# -- the raw server -------------------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    """One request as it arrived: request line, headers (lower-cased names) and body, raw."""
-
-    method: str
-    target: str
-    headers: Dict[str, str]
-    raw: bytes
-
-
-#: Writes a whole answer on the socket; returns whether the connection may serve another request.
-Handler = Callable[[Seen, socket.socket], bool]
-
-
-class RawServer:
-    """A TCP listener that reads each request itself and answers with ``handler``."""
-
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
-        self.handler = handler
-        self.host = host
-        self.seen: List[Seen] = []
-        #: Connections accepted, and bytes received on them (a request never sent counts 0).
-        self.connections = 0
-        self.bytes_received = 0
-        self._listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host, 0))
-        self._listener.listen(128)
-        self.port = self._listener.getsockname()[1]
-        self._open: List[socket.socket] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    @property
-    def origin(self) -> str:
-        return "http://{}:{}".format(f"[{self.host}]" if ":" in self.host else self.host, self.port)
-
-    @property
-    def base_url(self) -> str:
-        return self.origin + "/v1"
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-    def received(self) -> bytes:
-        return b"".join(request.raw for request in self.seen)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-                self._open.append(connection)
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        connection.settimeout(60)
-        try:
-            while True:
-                request = self._read_request(connection)
-                if request is None or not self.handler(request, connection):
-                    return
-        except OSError:
-            return
-        finally:
-            connection.close()
-
-    def _read_request(self, connection: socket.socket) -> Optional[Seen]:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = connection.recv(65536)
-            if not chunk:
-                self.bytes_received += len(data)
-                return None
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, target = lines[0].split(" ")[:2]
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        while len(body) < int(headers.get("content-length") or 0):
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        seen = Seen(method, target, headers, head + b"\r\n\r\n" + body)
-        with self._lock:
-            self.bytes_received += len(seen.raw)
-            self.seen.append(seen)
-        return seen
-
-    def close(self) -> None:
-        try:
-            # Wakes the accept() under way (closing alone does not, on Linux).
-            self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._listener.close()
-        with self._lock:
-            for connection in self._open:
-                try:
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        self._thread.join(5)
-
-
-@contextmanager
-def raw_server(handler: Handler, host: str = "127.0.0.1") -> Iterator[RawServer]:
-    server = RawServer(handler, host)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-def _send(connection: socket.socket, data: bytes) -> bool:
-    try:
-        connection.sendall(data)
-        return True
-    except OSError:  # the client went away: what a hostile server hopes not to see
-        return False
-
-
-def _head(status: int, headers: Dict[str, str]) -> bytes:
-    lines = [f"HTTP/1.1 {status} Hostile"] + [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines + ["Connection: close", "", ""])).encode("latin-1")
-
-
-def reply(status: int = 200, body: Any = b"", headers: Optional[Dict[str, str]] = None) -> Handler:
-    """A whole body with its length, then the connection is closed."""
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
-    fields = {"Content-Type": "application/json", "Content-Length": str(len(payload)), **(headers or {})}
-
-    def handle(request: Seen, connection: socket.socket) -> bool:
-        _send(connection, _head(status, fields) + payload)
-        return False
-
-    return handle
-
-
-def reply_stream(
-    pieces: Callable[[], Iterable[bytes]], status: int = 200, headers: Optional[Dict[str, str]] = None
-) -> Handler:
-    """A body without a length, written piece by piece until it ends or the client goes away."""
-    fields = {"Content-Type": "application/json", **(headers or {})}
-
-    def handle(request: Seen, connection: socket.socket) -> bool:
-        if _send(connection, _head(status, fields)):
-            for piece in pieces():
-                if not _send(connection, piece):
-                    break
-        return False
-
-    return handle
-
-
-def routes(table: Dict[str, Handler], default: Optional[Handler] = None) -> Handler:
-    """Dispatch on the request's path (without the query)."""
-
-    def handle(request: Seen, connection: socket.socket) -> bool:
-        handler = table.get(request.target.split("?", 1)[0], default)
-        assert handler is not None, f"unexpected request {request.method} {request.target}"
-        return handler(request, connection)
-
-    return handle
 
 
 # -- bodies --------------------------------------------------------------------------------
@@ -558,6 +381,38 @@ def test_a_redirect_to_another_origin_carries_no_credential(tmp_path: Path) -> N
         assert_no_credentials(cdn)
         # The API's own origin did get them, on every request (the download from it included).
         assert all(request.headers.get("authorization") == f"Bearer {API_KEY}" for request in api.seen)
+
+
+@hostile
+def test_azure_keeps_its_key_on_its_endpoint(tmp_path: Path) -> None:
+    """Azure's ``api-key`` follows the same rules: a backslash URL is refused before connecting, and the image
+    from another origin is fetched without the key."""
+    with raw_server(reply(404), "127.0.0.2") as evil, raw_server(
+        reply(200, PNG, {"Content-Type": "image/png"}), "127.0.0.2"
+    ) as cdn, raw_server(routes({})) as api:
+        deployment = "/openai/deployments/dall-e-3/images/generations"
+        azure_options: Dict[str, Any] = dict(
+            api_key=API_KEY,
+            endpoint=api.origin,
+            deployment="dall-e-3",
+            api_version="2025-04-01-preview",
+            timeout=(5, 30),
+            max_retries=0,
+        )
+        api.handler = routes(
+            {deployment: reply(200, url_result(f"http://127.0.0.2:{evil.port}\\@{api.origin[7:]}/i.png"))}
+        )
+        with AzureOpenAIImageProvider(**azure_options) as azure:
+            with pytest.raises(ResponseValidationError, match="backslash"):
+                azure.generate_image(PROMPT, model="dall-e-3", response_format="url").images[0].save(tmp_path)
+        api.handler = routes({deployment: reply(200, url_result(cdn.url("/cdn/1.png")))})
+        with AzureOpenAIImageProvider(**azure_options) as azure:
+            saved = azure.generate_image(PROMPT, model="dall-e-3", response_format="url").images[0].save(tmp_path)
+        assert saved.read_bytes() == PNG
+    assert evil.connections == 0
+    assert [request.target for request in cdn.seen] == ["/cdn/1.png"]
+    assert "api-key" not in cdn.seen[0].headers and API_KEY.encode() not in cdn.received()
+    assert all(request.headers.get("api-key") == API_KEY for request in api.seen)
 
 
 @hostile
@@ -1019,7 +874,7 @@ def batch_front(
     upstream = urlsplit(stand_in.base_url)
 
     def handle(request: Seen, connection: socket.socket) -> bool:
-        head, _, body = request.raw.partition(b"\r\n\r\n")
+        body = request.body
         client = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
         headers = {name: value for name, value in request.headers.items() if name not in ("host", "connection")}
         headers["authorization"] = f"Bearer {stand_in.api_key}"
@@ -1034,7 +889,7 @@ def batch_front(
             "Content-Type": response.getheader("Content-Type", "application/json"),
             "Content-Length": str(len(content)),
         }
-        _send(connection, _head(response.status, fields) + content)
+        send(connection, head(response.status, fields) + content)
         return False
 
     try:
