@@ -1,13 +1,15 @@
 """Shared fixtures: an isolated environment, no real sleeping, a mocked API."""
 
-from typing import Any, List
+from pathlib import Path
+from typing import Any, Callable, Iterator, List
 
 import pytest
 import responses
-from helpers import API_KEY, BEFORE_SHUTDOWNS, ISOLATED_VARIABLES
+from helpers import API_KEY, BASE_URL, BEFORE_SHUTDOWNS, ISOLATED_VARIABLES
 from hypothesis import settings
 
 from imageprovider import OpenAIImageProvider, _retry
+from imageprovider.testing import FakeImagesServer
 
 #: Suite-wide canary: the test API key must never appear in logs, errors, output or files.
 pytest_plugins = ["canary_plugin"]
@@ -64,3 +66,28 @@ def provider() -> Any:
     """
     with OpenAIImageProvider(api_key=API_KEY, clock=BEFORE_SHUTDOWNS) as instance:
         yield instance
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A key and the API root in the environment (a ``mocked`` API answers there); runs in ``tmp_path``."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., FakeImagesServer]]:
+    """Starts stand-in servers with the given options; stops them all after the test."""
+    started: List[FakeImagesServer] = []
+
+    def factory(**options: Any) -> FakeImagesServer:
+        options.setdefault("detail_bits", 0)
+        server = FakeImagesServer(**options).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()

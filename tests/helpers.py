@@ -137,3 +137,24 @@ def examples(under_ci: int) -> int:
     """Examples for a property that runs ``under_ci`` of them with the "ci" Hypothesis profile (100 a
     property), scaled to the profile in force (see conftest.py)."""
     return max(10, under_ci * settings.default.max_examples // 100)
+
+
+def folder_snapshot(folder: Any) -> Dict[str, bytes]:
+    """Every file in ``folder`` (hidden ones included) with its content; ``{}`` when there is no folder."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+def record_parts(monkeypatch: Any) -> List[str]:
+    """Record the temporary file of every ``.part`` a ``save_to`` saver opens for an image as it arrives."""
+    from imageprovider._saving import FolderSaver
+
+    opened: List[str] = []
+    open_sink = FolderSaver.open_sink
+
+    def recording(self: FolderSaver, index: int) -> Any:
+        part = open_sink(self, index)
+        opened.append(part.temporary)
+        return part
+
+    monkeypatch.setattr(FolderSaver, "open_sink", recording)
+    return opened

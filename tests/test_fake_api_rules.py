@@ -150,21 +150,6 @@ def image_bytes(body: Dict[str, Any], index: int = 0) -> bytes:
     return base64.b64decode(body["data"][index]["b64_json"])
 
 
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., FakeImagesServer]]:
-    started: List[FakeImagesServer] = []
-
-    def factory(**options: Any) -> FakeImagesServer:
-        options.setdefault("detail_bits", 0)
-        server = FakeImagesServer(**options).start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
-
-
 # The rule tests only send requests, so they share two servers per module (stopping one takes ~50 ms).
 
 

@@ -197,22 +197,6 @@ def upload(
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., FakeImagesServer]]:
-    """Starts servers with the given options; stops them all after the test."""
-    started: List[FakeImagesServer] = []
-
-    def factory(**options: Any) -> FakeImagesServer:
-        options.setdefault("detail_bits", 0)
-        server = FakeImagesServer(**options).start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
-
-
-@pytest.fixture
 def server(make_server: Callable[..., FakeImagesServer]) -> FakeImagesServer:
     """A fast server: smooth (small) PNGs, batches done in 0.3 s."""
     return make_server(batch_completion_seconds=0.3)

@@ -188,14 +188,6 @@ def test_total_tokens_adds_svg_usage() -> None:
 # -- the command line -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.parametrize(
     "data, flags, saved",
     [

@@ -28,7 +28,17 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, 
 import pytest
 import requests
 import responses
-from helpers import API_KEY, BEFORE_SHUTDOWNS, GENERATIONS_URL, PNG, make_jpeg, make_png, make_webp
+from helpers import (
+    API_KEY,
+    BEFORE_SHUTDOWNS,
+    GENERATIONS_URL,
+    PNG,
+    folder_snapshot,
+    make_jpeg,
+    make_png,
+    make_webp,
+    record_parts,
+)
 from scripted_server import Reply, ScriptedServer
 
 from imageprovider import (
@@ -746,25 +756,6 @@ def client(server: FakeImagesServer) -> Iterator[OpenAIImageProvider]:
         yield provider
 
 
-def snapshot(folder: Path) -> Dict[str, bytes]:
-    """Every file in ``folder`` (hidden ones included) with its content."""
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())} if folder.exists() else {}
-
-
-def record_parts(monkeypatch: pytest.MonkeyPatch) -> List[str]:
-    """Record the temporary file of every ``.part`` a saver opens."""
-    opened: List[str] = []
-    open_sink = FolderSaver.open_sink
-
-    def recording(self: FolderSaver, index: int) -> PartFile:
-        part = open_sink(self, index)
-        opened.append(part.temporary)
-        return part
-
-    monkeypatch.setattr(FolderSaver, "open_sink", recording)
-    return opened
-
-
 def test_save_to_writes_the_bytes_mode_images_byte_for_byte(
     client: OpenAIImageProvider, server: FakeImagesServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -774,7 +765,7 @@ def test_save_to_writes_the_bytes_mode_images_byte_for_byte(
     folder = tmp_path / "new" / "foxes"  # created on demand
     saved = client.generate_image(prompt, n=3, save_to=folder)
     names = ["a-red-fox-in-the-snow-1.png", "a-red-fox-in-the-snow-2.png", "a-red-fox-in-the-snow-3.png"]
-    files = snapshot(folder)
+    files = folder_snapshot(folder)
     assert sorted(files) == names  # nothing else: no .part, no sidecar
     assert len(opened) == 3 and not any(os.path.exists(part) for part in opened)
     expected = [image.data for image in in_memory.images]
@@ -792,7 +783,7 @@ def test_save_to_writes_the_bytes_mode_images_byte_for_byte(
     assert sorted(path.name for path in in_memory.save_all(tmp_path / "save_all")) == names
     # A single image takes the bare stem.
     single = client.generate_image(prompt, save_to=tmp_path / "single")
-    assert sorted(snapshot(tmp_path / "single")) == ["a-red-fox-in-the-snow.png"]
+    assert sorted(folder_snapshot(tmp_path / "single")) == ["a-red-fox-in-the-snow.png"]
     assert single.images[0].path == tmp_path / "single" / "a-red-fox-in-the-snow.png"
 
 
@@ -805,7 +796,7 @@ def test_save_to_takes_the_extension_from_the_bytes(
 ) -> None:
     in_memory = client.generate_image("Koi", n=2, output_format=output_format)
     saved = client.generate_image("Koi", n=2, output_format=output_format, save_to=tmp_path)
-    assert sorted(snapshot(tmp_path)) == ["koi-1" + extension, "koi-2" + extension]
+    assert sorted(folder_snapshot(tmp_path)) == ["koi-1" + extension, "koi-2" + extension]
     for image, reference in zip(saved.images, in_memory.images):
         assert image.path is not None and image.path.read_bytes()[: len(magic)] == magic
         assert image.data == reference.data
@@ -816,7 +807,7 @@ def test_save_to_with_metadata_writes_sidecars(
     client: OpenAIImageProvider, server: FakeImagesServer, tmp_path: Path
 ) -> None:
     saved = client.generate_image("Owl at night", n=2, quality="low", save_to=tmp_path, metadata=True)
-    files = snapshot(tmp_path)
+    files = folder_snapshot(tmp_path)
     assert sorted(files) == ["owl-at-night-1.json", "owl-at-night-1.png", "owl-at-night-2.json", "owl-at-night-2.png"]
     sent = server.requests[-1].body
     for image in saved.images:
@@ -839,19 +830,19 @@ def test_an_existing_target_is_refused_before_anything_is_sent(
     client: OpenAIImageProvider, server: FakeImagesServer, tmp_path: Path, existing: str, metadata: bool
 ) -> None:
     (tmp_path / existing).write_bytes(b"keep me")
-    before = snapshot(tmp_path)
+    before = folder_snapshot(tmp_path)
     with pytest.raises(FileExistsError) as caught:
         client.generate_image("Koi", n=2, save_to=tmp_path, metadata=metadata)
     assert existing in str(caught.value)
     assert server.requests == []
     assert server.connections_accepted == 0
-    assert snapshot(tmp_path) == before
+    assert folder_snapshot(tmp_path) == before
 
 
 def test_an_existing_sidecar_does_not_block_without_metadata(client: OpenAIImageProvider, tmp_path: Path) -> None:
     (tmp_path / "koi.json").write_bytes(b"{}")
     client.generate_image("Koi", save_to=tmp_path)
-    assert sorted(snapshot(tmp_path)) == ["koi.json", "koi.png"]
+    assert sorted(folder_snapshot(tmp_path)) == ["koi.json", "koi.png"]
 
 
 def test_overwrite_replaces_existing_files(client: OpenAIImageProvider, tmp_path: Path) -> None:
@@ -859,7 +850,7 @@ def test_overwrite_replaces_existing_files(client: OpenAIImageProvider, tmp_path
     for name in ("koi-1.webp", "koi-2.webp", "koi-1.json"):
         (tmp_path / name).write_bytes(b"old")
     saved = client.generate_image("Koi", n=2, output_format="webp", save_to=tmp_path, overwrite=True, metadata=True)
-    files = snapshot(tmp_path)
+    files = folder_snapshot(tmp_path)
     assert sorted(files) == ["koi-1.json", "koi-1.webp", "koi-2.json", "koi-2.webp"]
     assert [files["koi-1.webp"], files["koi-2.webp"]] == [image.data for image in reference.images]
     assert json.loads(files["koi-1.json"])["file"] == "koi-1.webp"
@@ -891,7 +882,7 @@ def test_an_unusable_body_leaves_the_folder_as_it_was(
 ) -> None:
     opened = record_parts(monkeypatch)
     (tmp_path / "unrelated.txt").write_bytes(b"untouched")
-    before = snapshot(tmp_path)
+    before = folder_snapshot(tmp_path)
     body = scripted_body(*items)
     with ScriptedServer([Reply(200, body)]) as scripted:
         with OpenAIImageProvider(api_key=API_KEY, base_url=scripted.base_url, max_retries=0) as provider:
@@ -902,7 +893,7 @@ def test_an_unusable_body_leaves_the_folder_as_it_was(
         assert caught.value.path == path
     assert opened, "the first image was being written before the body turned out unusable"
     assert not any(os.path.exists(part) for part in opened)
-    assert snapshot(tmp_path) == before
+    assert folder_snapshot(tmp_path) == before
 
 
 def test_a_target_that_appears_while_the_body_arrives_is_not_replaced(
@@ -924,7 +915,7 @@ def test_a_target_that_appears_while_the_body_arrives_is_not_replaced(
         client.generate_image("Koi", n=2, save_to=tmp_path)
     assert "koi-2.png" in str(caught.value)
     assert len(opened) == 2 and not any(os.path.exists(part) for part in opened)
-    assert snapshot(tmp_path) == {"koi-2.png": b"someone else's"}
+    assert folder_snapshot(tmp_path) == {"koi-2.png": b"someone else's"}
 
 
 def test_a_connection_dropped_mid_body_leaves_the_folder_as_it_was(
@@ -932,17 +923,17 @@ def test_a_connection_dropped_mid_body_leaves_the_folder_as_it_was(
 ) -> None:
     opened = record_parts(monkeypatch)
     (tmp_path / "unrelated.txt").write_bytes(b"untouched")
-    before = snapshot(tmp_path)
+    before = folder_snapshot(tmp_path)
     monkeypatch.setattr(_response, "BODY_CHUNK_BYTES", 4096)  # so the images before the cut reach the scanner
     server.add_fault(Fault.drop_mid_body())
     with pytest.raises(APIConnectionError):
         client.generate_image("Koi", n=4, save_to=tmp_path)
     assert len(opened) >= 2  # half the body: two images complete, so written to .part files
     assert not any(os.path.exists(part) for part in opened)
-    assert snapshot(tmp_path) == before
+    assert folder_snapshot(tmp_path) == before
     # The provider is still usable, and the same call now succeeds.
     client.generate_image("Koi", n=4, save_to=tmp_path)
-    assert sorted(snapshot(tmp_path)) == ["koi-1.png", "koi-2.png", "koi-3.png", "koi-4.png", "unrelated.txt"]
+    assert sorted(folder_snapshot(tmp_path)) == ["koi-1.png", "koi-2.png", "koi-3.png", "koi-4.png", "unrelated.txt"]
 
 
 def test_a_reset_mid_body_leaves_the_folder_as_it_was(
@@ -951,7 +942,7 @@ def test_a_reset_mid_body_leaves_the_folder_as_it_was(
     server.add_fault(Fault.reset_mid_body())
     with pytest.raises(APIConnectionError):
         client.generate_image("Koi", n=4, save_to=tmp_path)
-    assert snapshot(tmp_path) == {}
+    assert folder_snapshot(tmp_path) == {}
 
 
 def test_a_body_shorter_than_its_content_length_leaves_the_folder_as_it_was(
@@ -973,7 +964,7 @@ def test_a_body_shorter_than_its_content_length_leaves_the_folder_as_it_was(
         assert len(scripted.received) == 2  # never retried: the request had been processed
     assert "cut short" in str(caught.value)
     assert len(opened) == 2 and not any(os.path.exists(part) for part in opened)
-    assert snapshot(tmp_path) == {}
+    assert folder_snapshot(tmp_path) == {}
 
 
 def test_a_gzip_body_is_read_as_it_arrives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -992,9 +983,9 @@ def test_a_gzip_body_is_read_as_it_arrives(tmp_path: Path, monkeypatch: pytest.M
             with pytest.raises(APIConnectionError):
                 provider.generate_image("Koi", n=2, save_to=tmp_path / "cut")
         assert "gzip" in scripted.received[0].headers["Accept-Encoding"]
-    assert snapshot(tmp_path / "ok") == {"koi-1.png": images[0], "koi-2.png": images[1]}
+    assert folder_snapshot(tmp_path / "ok") == {"koi-1.png": images[0], "koi-2.png": images[1]}
     assert [image.data for image in saved.images] == images
-    assert snapshot(tmp_path / "cut") == {}
+    assert folder_snapshot(tmp_path / "cut") == {}
     assert len(fed) > 2 and fed[0].startswith(b"{")  # decompressed, in pieces
 
 
@@ -1018,10 +1009,10 @@ def test_a_disk_error_while_saving_is_an_oserror_and_leaves_no_part(
     assert not isinstance(caught.value, APIConnectionError)
     assert len(writes) == 2 and opened
     assert not any(os.path.exists(part) for part in opened)
-    assert snapshot(tmp_path) == {}
+    assert folder_snapshot(tmp_path) == {}
     monkeypatch.setattr(PartFile, "write", write)
     client.generate_image("Koi", n=2, save_to=tmp_path)
-    assert sorted(snapshot(tmp_path)) == ["koi-1.png", "koi-2.png"]
+    assert sorted(folder_snapshot(tmp_path)) == ["koi-1.png", "koi-2.png"]
 
 
 def test_url_results_are_downloaded_into_the_folder(
@@ -1030,7 +1021,7 @@ def test_url_results_are_downloaded_into_the_folder(
     saved = client.generate_image(
         "Owls", model="dall-e-2", response_format="url", n=2, size="256x256", save_to=tmp_path
     )
-    files = snapshot(tmp_path)
+    files = folder_snapshot(tmp_path)
     assert sorted(files) == ["owls-1.png", "owls-2.png"]
     assert [(request.method, request.path.split("/")[1]) for request in server.requests] == [
         ("POST", "v1"),
@@ -1051,7 +1042,7 @@ def test_edit_image_with_save_to(client: OpenAIImageProvider, server: FakeImages
     saved = client.edit_image(
         "Put the cat in a space suit", [source, make_jpeg(16, 16)], n=2, save_to=tmp_path, metadata=True
     )
-    files = snapshot(tmp_path)
+    files = folder_snapshot(tmp_path)
     stem = "put-the-cat-in-a-space-suit"
     assert sorted(files) == [f"{stem}-1.json", f"{stem}-1.png", f"{stem}-2.json", f"{stem}-2.png"]
     assert [files[f"{stem}-1.png"], files[f"{stem}-2.png"]] == [image.data for image in in_memory.images]
@@ -1063,7 +1054,7 @@ def test_edit_image_from_refs_with_save_to(client: OpenAIImageProvider, tmp_path
     data_url = "data:image/webp;base64," + base64.b64encode(make_webp(16, 16)).decode()
     in_memory = client.edit_image_from_refs("Watercolour", images=[{"image_url": data_url}])
     saved = client.edit_image_from_refs("Watercolour", images=[{"image_url": data_url}], save_to=tmp_path)
-    assert snapshot(tmp_path) == {"watercolour.png": in_memory.images[0].data}
+    assert folder_snapshot(tmp_path) == {"watercolour.png": in_memory.images[0].data}
     assert saved.images[0].path == tmp_path / "watercolour.png"
 
 
@@ -1073,7 +1064,7 @@ def test_create_variation_with_save_to(
 ) -> None:
     square = make_png(32, 32)
     saved = client.create_variation(square, n=2, size="256x256", response_format=response_format, save_to=tmp_path)
-    files = snapshot(tmp_path)
+    files = folder_snapshot(tmp_path)
     assert sorted(files) == ["image-1.png", "image-2.png"]
     reference = client.create_variation(square, n=2, size="256x256", response_format="b64_json")
     assert [files["image-1.png"], files["image-2.png"]] == [image.data for image in reference.images]
@@ -1124,7 +1115,7 @@ def test_save_to_with_a_shorter_later_data_array(mocked: Any, tmp_path: Path) ->
     png = base64.b64encode(PNG).decode()
     body = fill('{"created":1,"data":[{"b64_json":"@"},{"b64_json":"@"}],"data":[{"b64_json":"@"}]}', png, png, png)
     result = provider_result(body.encode(), mocked, save_to=tmp_path, n=2)
-    assert sorted(snapshot(tmp_path)) == ["a-koi-pond.png"]
+    assert sorted(folder_snapshot(tmp_path)) == ["a-koi-pond.png"]
     assert result.images[0].data == PNG
 
 
@@ -1182,4 +1173,4 @@ def test_a_failed_url_download_leaves_the_folder_as_it_was(tmp_path: Path) -> No
         ) as provider:
             with pytest.raises(ImageExpiredError):
                 provider.generate_image("Owls", model="dall-e-2", response_format="url", n=2, save_to=tmp_path)
-    assert snapshot(tmp_path) == {}
+    assert folder_snapshot(tmp_path) == {}

@@ -885,10 +885,9 @@ def test_load_overlay_reads_the_same_format_as_the_builtin_table(tmp_path: Path)
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
-    monkeypatch.chdir(tmp_path)
+def cli_env(cli_env: Path) -> Path:
+    """The shared ``cli_env``, with two input images in it."""
+    tmp_path = cli_env
     (tmp_path / "in.png").write_bytes(PNG4)
     (tmp_path / "sketch.png").write_bytes(make_png(4, 4, 6))
     return tmp_path

@@ -65,14 +65,6 @@ def pinned_today(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models_command, "utc_today", lambda: TODAY)
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run(capsys: Any, *argv: str) -> Tuple[int, str, str]:
     status = cli.main(["models", *argv])
     out, err = capsys.readouterr()

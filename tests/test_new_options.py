@@ -546,15 +546,6 @@ def test_markup_in_extra_body_or_without_model_rules_is_not_checked(mocked: Any)
 # -- the command line ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A key and the API root in the environment (the mock answers there); runs in ``tmp_path``."""
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.setenv("OPENAI_BASE_URL", BASE_URL)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def run_cli(capsys: Any, *argv: str) -> Tuple[int, str, str]:
     status = cli.main(list(argv))
     out, err = capsys.readouterr()

@@ -2,14 +2,13 @@
 
 import os
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Iterator, List
 
 import pytest
-from helpers import BEFORE_SHUTDOWNS
+from helpers import BEFORE_SHUTDOWNS, folder_snapshot, record_parts
 
 from imageprovider import OpenAIImageProvider
 from imageprovider._files import PartFile
-from imageprovider._saving import FolderSaver
 from imageprovider.testing import FakeImagesServer
 
 
@@ -20,25 +19,6 @@ def client() -> Iterator[OpenAIImageProvider]:
             api_key=server.api_key, base_url=server.base_url, max_retries=0, clock=BEFORE_SHUTDOWNS
         ) as provider:
             yield provider
-
-
-def snapshot(folder: Path) -> Dict[str, bytes]:
-    """Every file in ``folder`` (hidden ones included) with its content."""
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())} if folder.exists() else {}
-
-
-def record_parts(monkeypatch: pytest.MonkeyPatch) -> List[str]:
-    """Record the temporary file of every ``.part`` a saver opens for an image as it arrives."""
-    opened: List[str] = []
-    open_sink = FolderSaver.open_sink
-
-    def recording(self: FolderSaver, index: int) -> PartFile:
-        part = open_sink(self, index)
-        opened.append(part.temporary)
-        return part
-
-    monkeypatch.setattr(FolderSaver, "open_sink", recording)
-    return opened
 
 
 def take_name_when_publishing(monkeypatch: pytest.MonkeyPatch, when: str, taken: Path) -> List[str]:
@@ -73,14 +53,14 @@ def test_regression_a_name_taken_mid_publish_leaves_the_folder_as_it_was(
     """
     opened = record_parts(monkeypatch)
     (tmp_path / "unrelated.txt").write_bytes(b"untouched")
-    before = snapshot(tmp_path)
+    before = folder_snapshot(tmp_path)
     published = take_name_when_publishing(monkeypatch, "koi-2.png", tmp_path / appears)
     with pytest.raises(FileExistsError) as caught:
         client.generate_image("Koi", n=2, save_to=tmp_path, metadata=metadata)
     assert appears in str(caught.value)
     assert published[:1] == ["koi-1.png"]  # the first image had been published when the second failed
     assert len(opened) == 2 and not any(os.path.exists(part) for part in opened)
-    assert snapshot(tmp_path) == dict(before, **{appears: b"someone else's"})
+    assert folder_snapshot(tmp_path) == dict(before, **{appears: b"someone else's"})
 
 
 def test_overwrite_keeps_what_it_replaced_when_a_later_publish_fails(
@@ -98,4 +78,4 @@ def test_overwrite_keeps_what_it_replaced_when_a_later_publish_fails(
     monkeypatch.setattr(PartFile, "publish", failing)
     with pytest.raises(OSError, match="disk on fire"):
         client.generate_image("Koi", n=2, save_to=tmp_path, overwrite=True)
-    assert sorted(snapshot(tmp_path)) == ["koi-1.png", "koi-2.png"]
+    assert sorted(folder_snapshot(tmp_path)) == ["koi-1.png", "koi-2.png"]
