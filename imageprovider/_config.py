@@ -8,7 +8,6 @@ before any network I/O and keeps the API key out of every repr.
 """
 
 import ipaddress
-import logging
 import math
 import os
 import re
@@ -19,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from ._log import LOGGER
 from ._retry import DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER
 from .exceptions import ConfigurationError, ConfigurationWarning
 from .model_specs import DEFAULT_MODEL
 
-log = logging.getLogger("imageprovider")
+log = LOGGER
 
 #: Where requests go when no base URL is configured.
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -80,6 +80,8 @@ ENV_PROJECT = "OPENAI_PROJECT_ID"
 ENV_MODEL = "IMAGEPROVIDER_MODEL"
 ENV_CONFIG = "IMAGEPROVIDER_CONFIG"
 ENV_MODELS = "IMAGEPROVIDER_MODELS"
+ENV_TIMEOUT = "IMAGEPROVIDER_TIMEOUT"
+ENV_MAX_RETRIES = "IMAGEPROVIDER_MAX_RETRIES"
 
 _ENV_NAMES = {
     "api_key": ENV_API_KEY,
@@ -162,11 +164,16 @@ def _read_config_file(path: str, required: bool) -> Dict[str, str]:
     values = {}
     for key, value in parser.items(CONFIG_SECTION):
         if key not in _FILE_KEYS:
-            raise ConfigurationError(
-                "Unknown setting {!r} in section [{}] of {!r}; known settings: {}".format(
-                    key, CONFIG_SECTION, path, ", ".join(sorted(_FILE_KEYS))
-                )
+            # A warning, not an error: an application that passes everything it needs must not be stopped by a
+            # key a newer (or older) version of the library wrote into the user's file.
+            warnings.warn(
+                "Unknown setting {!r} in section [{}] of {!r} is ignored; known settings: {}".format(
+                    key[:100], CONFIG_SECTION, path, ", ".join(sorted(_FILE_KEYS))
+                ),
+                ConfigurationWarning,
+                stacklevel=5,
             )
+            continue
         values[_FILE_KEYS[key]] = value.strip()
     if values.get("models_file"):
         # A relative path in a config file is relative to that file, not to wherever the program runs.
@@ -341,9 +348,9 @@ def resolve_settings(
     environ = os.environ if environ is None else environ
     explicit_path = config_file or environ.get(ENV_CONFIG) or None
     path = explicit_path or default_config_path(environ)
-    from_file = _read_config_file(path, required=explicit_path is not None)
-
-    arguments = {
+    env_timeout = (environ.get(ENV_TIMEOUT) or "").strip()
+    env_retries = (environ.get(ENV_MAX_RETRIES) or "").strip()
+    given = {
         "api_key": api_key,
         "base_url": base_url,
         "organization": organization,
@@ -351,6 +358,18 @@ def resolve_settings(
         "default_model": default_model,
         "models_file": models_file,
     }
+    still_open = [
+        name for name, value in given.items() if value is None and not (environ.get(_ENV_NAMES[name]) or "").strip()
+    ]
+    if not isinstance(timeout, (tuple, list)) and "," not in env_timeout:
+        still_open.append("timeout")
+    if max_retries is None and not env_retries:
+        still_open.append("max_retries")
+    # The file is read for what arguments and the environment left open only: an application that passes every
+    # setting is not affected by the per-user file of whoever runs it.
+    from_file = _read_config_file(path, required=explicit_path is not None) if still_open or explicit_path else {}
+
+    arguments = given
     values: Dict[str, Optional[str]] = {}
     sources: Dict[str, str] = {}
     for name, argument in arguments.items():
@@ -386,9 +405,18 @@ def resolve_settings(
     default_timeout = resolve_timeout(
         (from_file.get("connect_timeout", DEFAULT_TIMEOUT[0]), from_file.get("read_timeout", DEFAULT_TIMEOUT[1]))
     )
-    # An int from the argument, or the file's text; _check_max_retries reads and checks either.
+    if env_timeout:
+        # IMAGEPROVIDER_TIMEOUT: "READ" or "CONNECT,READ", in seconds, between the argument and the file.
+        parts = [part.strip() for part in env_timeout.split(",")]
+        try:
+            default_timeout = resolve_timeout(tuple(parts) if len(parts) > 1 else parts[0], default_timeout)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{ENV_TIMEOUT}: {exc}") from None
+    # An int from the argument, or the environment's or the file's text; check_max_retries reads and checks either.
     retries: Any = max_retries
-    if retries is None and "max_retries" in from_file:
+    if retries is None and env_retries:
+        retries = env_retries
+    elif retries is None and "max_retries" in from_file:
         retries = from_file["max_retries"]
     return Settings(
         api_key=key,

@@ -18,10 +18,11 @@ from typing import AbstractSet, Any, Dict, FrozenSet, List, Mapping, NamedTuple,
 
 from . import _multipart, _rules, _schemas
 from ._inputs import ImageFile, image_from_data_url, load_image
+from ._log import LOGGER, fields
 from .exceptions import RequestValidationError
 from .model_specs import MASK_MAX_BYTES, ModelSpec
 
-log = logging.getLogger("imageprovider")
+log = LOGGER
 
 
 class Kind(NamedTuple):
@@ -163,7 +164,7 @@ def _log_parameters(body: Mapping[str, Any]) -> None:
         text = repr(shown)
     except ValueError:  # Python will not print ints of over 4300 digits
         text = "<parameters too large to show>"
-    log.debug("Request parameters: %s", text, extra={"params": shown})
+    log.debug("Request parameters: %s", text, extra=fields(params=shown))
 
 
 def _schema_error(violation: _schemas.SchemaViolation, prefix: str = "Parameter") -> RequestValidationError:

@@ -21,7 +21,6 @@ What is retried, and how long we wait:
 """
 
 import email.utils
-import logging
 import math
 import random
 import time
@@ -31,7 +30,9 @@ from typing import Any, Callable, FrozenSet, Optional, Protocol
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-log = logging.getLogger("imageprovider")
+from ._log import LOGGER, fields
+
+log = LOGGER
 
 #: Statuses retried unless the server says ``x-should-retry: false``.
 RETRY_STATUS_CODES: FrozenSet[int] = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -136,7 +137,9 @@ class ImageRetry(Retry):
             delay = self.backoff_delay()
         reason = _reason(self.history[-1]) if self.history else "a failure"
         attempt = len(self.history) + 1
-        log.debug("Retrying in %.2f s after %s; attempt %d follows", delay, reason, attempt)
+        log.debug(
+            "Retrying in %.2f s after %s; attempt %d follows", delay, reason, attempt, extra=fields(attempts=attempt)
+        )
         watcher = current_watcher.get()
         if watcher is not None:
             watcher.waiting(delay, reason, attempt)

@@ -20,6 +20,7 @@ import json
 import os
 import pkgutil
 import reprlib
+import sys
 import threading
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -93,14 +94,25 @@ def _read_packaged(name: str) -> Optional[bytes]:
         return None
 
 
+def _read_beside_package(path: str) -> bytes:
+    """The file at ``path`` beside the package (the vendored layout), through the package's own loader when it
+    has one: inside a zipapp or any zip import, ``open()`` cannot reach it, the zip importer's ``get_data`` can."""
+    package = sys.modules.get(__package__ or "imageprovider")
+    get_data = getattr(getattr(package, "__loader__", None), "get_data", None)
+    if get_data is not None:
+        data: bytes = get_data(path)
+        return data
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def load_schema(name: str) -> Dict[str, Any]:
     """Read and parse the schema ``name`` (without ``.json``)."""
     raw = _read_packaged(name)
     if raw is None:
         path = os.path.join(_CHECKOUT_DIR, _file_name(name))
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
+            raw = _read_beside_package(path)
         except OSError as exc:
             raise ImageProviderError(
                 "JSON Schema file {!r} not found: looked in {} and {}. When vendoring, copy both "

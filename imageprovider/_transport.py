@@ -35,12 +35,13 @@ from . import _errors
 from ._config import Limits, is_header_token
 from ._errors import Redactor
 from ._hooks import Hooks
+from ._log import LOGGER, fields
 from ._retry import ImageRetry, current_watcher
 from ._urls import Origin, origin
 from ._watchdog import WATCHDOG
 from .exceptions import ConfigurationError, ImageProviderError
 
-log = logging.getLogger("imageprovider")
+log = LOGGER
 
 Timeout = Tuple[float, float]
 
@@ -368,14 +369,14 @@ class _Cycle:
             self.attempts,
             "" if self.attempts == 1 else "s",
             request_id,
-            extra={
-                "method": self.method,
-                "path": self.shown,
-                "status": status,
-                "attempts": self.attempts,
-                "elapsed_ms": elapsed_ms,
-                "request_id": request_id,
-            },
+            extra=fields(
+                method=self.method,
+                path=self.shown,
+                status=status,
+                attempts=self.attempts,
+                elapsed_ms=elapsed_ms,
+                request_id=request_id,
+            ),
         )
 
 

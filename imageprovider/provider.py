@@ -9,7 +9,6 @@ it, :mod:`._response` reads and validates the body, :mod:`.results` holds
 the result, and :mod:`._saveto` writes the images when ``save_to`` asks.
 """
 
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from ._files import PathLike
 from ._hooks import Hooks
 from ._imagebody import MemorySink
 from ._inputs import ImageInput
+from ._log import LOGGER
 from ._request import KINDS, PreparedImageRequest, prepare
 from ._retry import DEFAULT_MAX_RETRY_AFTER, make_retry
 from ._rules import ClockArg, ModelRules, as_clock
@@ -46,7 +46,7 @@ from .model_specs import ModelTable, builtin_table, load_overlay
 from .results import ImageResponse, InlineBytes, SavedFile
 from .streaming import ImageStream
 
-log = logging.getLogger("imageprovider")
+log = LOGGER
 
 _PYTHON_VERSION = "{}.{}.{}".format(*sys.version_info[:3])
 

@@ -10,7 +10,6 @@ or the caller stops early.
 """
 
 import json
-import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Optional, Type, Union, cast
@@ -19,6 +18,7 @@ import requests
 
 from . import _errors, _saving, _schemas
 from ._decoding import ContentDecoder, DecodingError, TooLarge
+from ._log import LOGGER, fields
 from ._sse import ServerSentEvent, SSEDecoder, StreamTooLarge
 from ._transport import Sent
 from .exceptions import APIConnectionError, ResponseValidationError
@@ -26,7 +26,7 @@ from .results import GeneratedImage, ImageUsage, RateLimits
 
 __all__ = ["Completed", "ImageStream", "PartialImage", "StreamEvent"]
 
-log = logging.getLogger("imageprovider")
+log = LOGGER
 
 #: Bytes read from the socket at a time; partial images arrive as multi-megabyte lines.
 CHUNK_SIZE = 64 * 1024
@@ -266,7 +266,7 @@ class _EventReader:
             raise _errors.stream_error(payload, self._sent.status, self._sent.headers, self._sent.redactor)
         kind = payload.get("type")
         if isinstance(kind, str) and not kind.endswith((".partial_image", ".completed")):
-            log.debug("Skipping unknown stream event type %r", kind)
+            log.debug("Skipping unknown stream event type %r", kind, extra=fields())
             return None
         violation = _schemas.find_violation("image_stream_event", payload)
         if violation is not None:

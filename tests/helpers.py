@@ -23,6 +23,8 @@ ISOLATED_VARIABLES = (
     "IMAGEPROVIDER_MODEL",
     "IMAGEPROVIDER_CONFIG",
     "IMAGEPROVIDER_MODELS",
+    "IMAGEPROVIDER_TIMEOUT",
+    "IMAGEPROVIDER_MAX_RETRIES",
 )
 
 #: A day before every shutdown in the model table: the older models (DALL-E,

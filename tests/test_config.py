@@ -6,6 +6,7 @@ base URL, model, timeout) it is checked on the request ``responses`` saw.
 
 import json
 import os
+import warnings
 from typing import Any, Dict, List
 
 import pytest
@@ -13,7 +14,7 @@ import responses
 from helpers import API_KEY, GENERATIONS_URL, images_body
 
 import imageprovider
-from imageprovider import DEFAULT_MODEL, ConfigurationError, OpenAIImageProvider
+from imageprovider import DEFAULT_MODEL, ConfigurationError, ConfigurationWarning, OpenAIImageProvider
 from imageprovider import provider as provider_module
 
 ARG = {
@@ -339,20 +340,89 @@ def test_missing_default_config_file_is_fine(tmp_path: Any) -> None:
         assert provider.settings.api_key == API_KEY
 
 
-def test_unknown_config_key_is_an_error_naming_the_key(tmp_path: Any) -> None:
-    """A misspelt key such as 'apikey' raises ConfigurationError naming it."""
-    path = write_config(tmp_path / "typo.ini", ini({"apikey": "sk-typo"}))
-    with pytest.raises(ConfigurationError) as info:
-        OpenAIImageProvider(api_key=API_KEY, config_file=path)
-    assert "apikey" in str(info.value)
+def test_unknown_config_key_is_a_warning_naming_the_key_and_the_file(tmp_path: Any) -> None:
+    """A misspelt key such as 'apikey' warns (ConfigurationWarning) naming it and the file; the rest is read."""
+    path = write_config(tmp_path / "typo.ini", ini({"apikey": "sk-typo", "model": "gpt-image-2.5-flare"}))
+    with pytest.warns(ConfigurationWarning) as caught:
+        provider = OpenAIImageProvider(api_key=API_KEY, config_file=path)
+    with provider:
+        assert provider.settings.default_model == "gpt-image-2.5-flare"
+    assert len(caught) == 1
+    assert "'apikey'" in str(caught[0].message) and path in str(caught[0].message)
 
 
-def test_unknown_key_in_default_file_is_an_error(tmp_path: Any) -> None:
-    """The per-user default file is checked for unknown keys too."""
+def test_unknown_key_in_default_file_is_a_warning(tmp_path: Any) -> None:
+    """The per-user default file is checked for unknown keys too; an application is not stopped by one."""
     write_config(default_config_path(tmp_path), ini({"api_key": API_KEY, "retries": "3"}))
-    with pytest.raises(ConfigurationError) as info:
-        OpenAIImageProvider()
-    assert "retries" in str(info.value)
+    with pytest.warns(ConfigurationWarning, match="'retries'"):
+        OpenAIImageProvider().close()
+
+
+def test_a_provider_given_every_setting_does_not_read_the_per_user_file(tmp_path: Any) -> None:
+    """Whoever runs the application may have a config file it cannot parse; arguments that leave nothing open
+    for the file mean it is not read at all."""
+    path = default_config_path(tmp_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[imageprovider\nthis is not INI\n")
+    overlay = tmp_path / "overlay.json"
+    overlay.write_text('{"models": {}}', encoding="utf-8")
+    everything = dict(
+        api_key=API_KEY,
+        base_url="https://api.openai.com/v1",
+        organization="org-1",
+        project="proj-1",
+        default_model="gpt-image-2",
+        models_file=str(overlay),
+        timeout=(3, 30),
+        max_retries=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with OpenAIImageProvider(**everything) as provider:
+            assert provider.settings.timeout == (3.0, 30.0)
+    # With a setting left open, the file is read (and its error reported).
+    open_one = dict(everything, project=None)
+    with pytest.raises(ConfigurationError, match="Cannot read config file"):
+        OpenAIImageProvider(**open_one)
+
+
+@pytest.mark.parametrize(
+    "variable, value, expected",
+    [
+        ("IMAGEPROVIDER_TIMEOUT", "45", (5.0, 45.0)),
+        ("IMAGEPROVIDER_TIMEOUT", "2, 45", (2.0, 45.0)),
+        ("IMAGEPROVIDER_MAX_RETRIES", "7", 7),
+    ],
+    ids=["read-timeout", "connect-and-read", "max-retries"],
+)
+def test_timeout_and_retries_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, variable: str, value: str, expected: Any
+) -> None:
+    """Between the argument and the config file, like every other setting."""
+    monkeypatch.setenv(variable, value)
+    field = "timeout" if variable.endswith("TIMEOUT") else "max_retries"
+    path = write_config(tmp_path / "file.ini", ini({"timeout": "99", "connect_timeout": "9", "max_retries": "9"}))
+    with OpenAIImageProvider(api_key=API_KEY, config_file=path) as from_env:
+        got = getattr(from_env.settings, field)
+    assert got == (expected if field == "max_retries" else (expected[0] if "," in value else 9.0, expected[1]))
+    argument = {"timeout": (1, 11)} if field == "timeout" else {"max_retries": 0}
+    with OpenAIImageProvider(api_key=API_KEY, config_file=path, **argument) as from_argument:
+        assert getattr(from_argument.settings, field) == ((1.0, 11.0) if field == "timeout" else 0)
+
+
+@pytest.mark.parametrize("variable, value", [("IMAGEPROVIDER_TIMEOUT", "soon"), ("IMAGEPROVIDER_MAX_RETRIES", "-1")])
+def test_a_bad_timeout_or_retries_in_the_environment_names_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as caught:
+        OpenAIImageProvider(api_key=API_KEY)
+    assert (
+        ("IMAGEPROVIDER_TIMEOUT" in str(caught.value))
+        if variable.endswith("TIMEOUT")
+        else "max_retries" in str(caught.value)
+    )
 
 
 @pytest.mark.parametrize(

@@ -1543,3 +1543,41 @@ def test_new_fault_strings_keep_times_and_path() -> None:
     assert (fault.kind, fault.times, fault.path) == ("reset-mid-body", 2, "/v1/images/edits")
     fault = parse_fault("html-error=504,times=3")
     assert (fault.kind, fault.status, fault.times) == ("html-error", 504, 3)
+
+
+def test_a_burst_of_128_new_connections_is_queued_while_the_server_is_busy() -> None:
+    """The listen backlog holds a burst: with the accept loop held up, 128 connections still complete their
+    handshake (with socketserver's backlog of 5, about 6 did and the rest waited for SYN retries or were reset)."""
+    import select
+
+    gate = threading.Event()
+    with FakeImagesServer(detail_bits=0) as server:
+        httpd = server._httpd
+        process = httpd.process_request
+
+        def held(request: Any, address: Any) -> None:
+            gate.wait(10)
+            process(request, address)
+
+        httpd.process_request = held  # type: ignore[method-assign]
+        host, port = httpd.server_address[:2]
+        first = socket.create_connection((host, port), timeout=5)  # the accept loop takes it and is held
+        burst: List[socket.socket] = []
+        try:
+            time.sleep(0.05)
+            for _ in range(128):
+                sock = socket.socket()
+                sock.setblocking(False)
+                sock.connect_ex((host, port))
+                burst.append(sock)
+            pending = set(burst)
+            deadline = time.monotonic() + 2.0
+            while pending and time.monotonic() < deadline:
+                _, writable, _ = select.select([], list(pending), [], 0.1)
+                pending -= {sock for sock in writable if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0}
+            assert len(burst) - len(pending) == 128
+        finally:
+            gate.set()
+            first.close()
+            for sock in burst:
+                sock.close()

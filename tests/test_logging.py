@@ -1,11 +1,13 @@
 """One log record per request cycle, with structured fields; DEBUG adds the parameters."""
 
 import logging
+import sys
 
 import pytest
-from helpers import GENERATIONS_URL, images_body
+from helpers import API_KEY, GENERATIONS_URL, images_body
+from scripted_server import Reply, ScriptedServer
 
-from imageprovider import BadRequestError
+from imageprovider import BadRequestError, OpenAIImageProvider
 
 
 def _cycle_records(caplog):
@@ -84,3 +86,50 @@ def test_package_logger_has_a_null_handler():
     """Importing the library never configures logging for the application."""
     handlers = logging.getLogger("imageprovider").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+def test_one_dictconfig_formatter_serves_every_record(tmp_path):
+    """A formatter naming every documented field (as a Django ``LOGGING`` dict does) formats every record the
+    library writes, at DEBUG too: the parameters record, retries, the cycle's record. It used to print a
+    logging-error traceback for the DEBUG "request parameters" record, which lacked ``method`` and ``path``."""
+    import io
+    import logging.config
+
+    from imageprovider._log import FIELDS
+
+    stream = io.StringIO()
+    fmt = "%(levelname)s|" + "|".join(f"%({name})s" for name in FIELDS) + "|%(message)s"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"all": {"format": fmt}},
+            "handlers": {"out": {"class": "logging.StreamHandler", "stream": stream, "formatter": "all"}},
+            "loggers": {"imageprovider": {"handlers": ["out"], "level": "DEBUG", "propagate": False}},
+        }
+    )
+    logger = logging.getLogger("imageprovider")
+    try:
+        errors = io.StringIO()
+        previous_stderr = sys.stderr
+        sys.stderr = errors  # where logging reports a record it cannot format
+        try:
+            replies = [Reply(500, {"error": {"message": "x"}}), Reply(200, images_body(), {"x-request-id": "req_all"})]
+            with ScriptedServer(replies) as server:
+                with OpenAIImageProvider(api_key=API_KEY, base_url=server.base_url) as provider:
+                    provider.generate_image("an otter")
+        finally:
+            sys.stderr = previous_stderr
+    finally:
+        for handler in list(logger.handlers):
+            if not isinstance(handler, logging.NullHandler):
+                logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
+    assert errors.getvalue() == ""
+    lines = stream.getvalue().splitlines()
+    assert [line.split("|")[0] for line in lines] == ["DEBUG", "DEBUG", "INFO"]
+    assert "|2|" in lines[1] and "Retrying in" in lines[1]  # the attempt that follows
+    assert lines[0].endswith("Request parameters: {'prompt': 'an otter', 'model': 'gpt-image-2'}")
+    assert lines[-1].startswith("INFO|POST|/images/generations|200|2|")
+    assert "|req_all|" in lines[-1]

@@ -19,17 +19,17 @@ there, then sleeps outside the lock until its own start time. A pause observed
 later still holds back everyone who has not started yet.
 """
 
-import logging
 import math
 import threading
 import time
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from .._log import LOGGER, fields
 from .._retry import DEFAULT_MAX_RETRY_AFTER, parse_retry_after
 from ..exceptions import ConfigurationError
 from ..results import RateLimits, parse_count, parse_duration
 
-log = logging.getLogger("imageprovider")
+log = LOGGER
 
 __all__ = ["BatchLimiter"]
 
@@ -274,7 +274,7 @@ class BatchLimiter:
         self.stats[counter] += 1
         if now + seconds > self._paused_until:
             self._paused_until = now + seconds
-            log.debug("Pausing all workers for %.2f s: %s", seconds, reason)
+            log.debug("Pausing all workers for %.2f s: %s", seconds, reason, extra=fields())
 
     def __repr__(self) -> str:
         return f"BatchLimiter(requests={self._requests!r}, images={self._images!r}, low_water={self.low_water}, paused_until={self._paused_until:g})"

@@ -70,6 +70,9 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    # The listen backlog: socketserver's default of 5 drops (or resets) the connections of a burst, such as
+    # ``imageprovider batch --concurrency 32`` opening its pool at once.
+    request_queue_size = 128
 
     def __init__(self, address: Tuple[str, int], fake: "FakeImagesServer") -> None:
         self.fake = fake

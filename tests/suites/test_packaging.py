@@ -25,7 +25,7 @@ import pytest
 from canary_plugin import holds_key
 
 import imageprovider
-from imageprovider import _schemas
+from imageprovider import _schemas, model_specs
 
 #: Builds wheels, virtualenvs and processes: out of the fast lane.
 pytestmark = pytest.mark.slow
@@ -322,6 +322,32 @@ def test_found_in_a_vendored_copy_next_to_a_script(tmp_path):
     assert _is_within(report["package"], app / "imageprovider")
     for location in report["schemas"].values():
         assert _is_within(location, app / "schemas")
+    assert report["rejected_param"] == "quality"
+
+
+@pytest.mark.parametrize("layout", ["vendored", "package-data"])
+def test_found_in_a_zipapp(tmp_path, layout):
+    """``zip_safe = True`` holds: in a zipapp (``python -m zipapp``), the schemas and the model table load through
+    the zip importer, whether the schemas sit beside the package (the vendored layout) or inside it (a wheel's)."""
+    import zipapp
+
+    app = tmp_path / "app"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(str(REPO / "imageprovider"), str(app / "imageprovider"), ignore=ignore)
+    schemas = app / "schemas" if layout == "vendored" else app / "imageprovider" / "schemas"
+    shutil.copytree(str(SCHEMA_DIR), str(schemas))
+    (app / "__main__.py").write_text(PROBE)
+    archive = tmp_path / "app.pyz"
+    zipapp.create_archive(str(app), str(archive))
+    shutil.rmtree(str(app))  # nothing left on disk but the archive
+    completed = subprocess.run(
+        [sys.executable, "-s", str(archive)], cwd=str(tmp_path), env=_clean_env(), capture_output=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    report = json.loads(completed.stdout.decode().strip())
+    assert _is_within(report["package"], archive)
+    assert len(report["schemas"]) == len(_schemas.SCHEMA_NAMES)
+    assert report["model_table"]["models"] == sorted(model_specs.MODEL_SPECS)
     assert report["rejected_param"] == "quality"
 
 
