@@ -17,8 +17,11 @@ hooks, and writes the cycle's log record.
 
 import http.client
 import logging
+import os
 import socket
+import threading
 import time
+import weakref
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, Mapping, MutableSet, Optional, Tuple, Type, Union
@@ -27,7 +30,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.connection
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -39,7 +42,7 @@ from ._log import LOGGER, fields
 from ._retry import ImageRetry, current_watcher
 from ._urls import Origin, origin
 from ._watchdog import WATCHDOG
-from .exceptions import ConfigurationError, ImageProviderError
+from .exceptions import ConfigurationError, ImageProviderError, ProviderClosedError
 
 log = LOGGER
 
@@ -68,6 +71,8 @@ class _WatchedConnection:
     response is read from (the deadline shuts it down)."""
 
     sock: Any
+    #: The socket the last response was read from (see getresponse).
+    response_socket: Any = None
     host: str
 
     def _new_conn(self) -> Any:
@@ -87,6 +92,9 @@ class _WatchedConnection:
         cycle = _current_cycle.get()
         if cycle is not None:
             cycle.reading(self.sock)
+        # http.client forgets the socket of a response that ends with the connection (self.sock becomes None)
+        # while the response still reads from it; close() must still be able to reach it.
+        self.response_socket = self.sock
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]  # as above
 
 
@@ -98,11 +106,33 @@ class _HTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
     pass
 
 
-class _HTTPPool(HTTPConnectionPool):
+class _TrackedPool:
+    """Remembers every connection it made, so that :meth:`Transport.close` can close those a response still holds
+    (urllib3's own ``close`` reaches only the idle ones)."""
+
+    def _new_conn(self) -> Any:
+        conn = super()._new_conn()  # type: ignore[misc]  # urllib3's, in the class this is mixed into
+        made = self.__dict__.setdefault("made", weakref.WeakSet())
+        made.add(conn)
+        return conn
+
+    def close_every_connection(self) -> None:
+        for conn in list(self.__dict__.get("made", ())):
+            # Shut down first: a response reading from the socket holds a reference to it (its makefile), so
+            # close() alone would leave the connection open until that response is collected.
+            for sock in {getattr(conn, "sock", None), getattr(conn, "response_socket", None)} - {None}:
+                _shut(sock)
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 (closing what may already be closed or half-open)
+                pass
+
+
+class _HTTPPool(_TrackedPool, HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
 
 
-class _HTTPSPool(HTTPSConnectionPool):
+class _HTTPSPool(_TrackedPool, HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
@@ -168,9 +198,19 @@ class _PolicyAdapter(HTTPAdapter):
     policy is ever swapped in place, and one pool of connections serves them all.
     """
 
-    def __init__(self, retry: ImageRetry, pools_of: Optional[HTTPAdapter] = None) -> None:
+    def __init__(self, retry: ImageRetry, pools_of: Optional["_PolicyAdapter"] = None) -> None:
         self._pools_of = pools_of
+        #: The process the pools were made in: a forked child must never use its parent's sockets.
+        self.pid = os.getpid()
+        #: Set by :meth:`close_pools` (on the adapter that owns the pools).
+        self.closed = False
+        self._fork_lock = threading.Lock()
         super().__init__(max_retries=retry)
+
+    @property
+    def owner(self) -> "_PolicyAdapter":
+        """The adapter whose pools this one uses (itself, unless it was made to share another's)."""
+        return self._pools_of if self._pools_of is not None else self
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         if self._pools_of is None:
@@ -179,6 +219,44 @@ class _PolicyAdapter(HTTPAdapter):
             return
         self.poolmanager = self._pools_of.poolmanager
         self.proxy_manager = self._pools_of.proxy_manager
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        owner = self.owner
+        if owner.pid != os.getpid():
+            owner.forget_inherited_pools()
+        if self.poolmanager is not owner.poolmanager:
+            self.poolmanager, self.proxy_manager = owner.poolmanager, owner.proxy_manager
+        return super().send(request, *args, **kwargs)
+
+    def forget_inherited_pools(self) -> None:
+        """In a forked child: new, empty pools. The parent's connections are dropped, never closed or shut down
+        (a socket shared with the parent must not be touched: its requests and responses would interleave)."""
+        with self._fork_lock:
+            if self.pid == os.getpid():
+                return
+            self.proxy_manager = {}
+            # The sizes this adapter was made with (requests keeps them; the stubs do not declare them).
+            super().init_poolmanager(
+                getattr(self, "_pool_connections", DEFAULT_POOLSIZE),
+                getattr(self, "_pool_maxsize", DEFAULT_POOLSIZE),
+                block=getattr(self, "_pool_block", False),
+            )
+            self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+            self.pid = os.getpid()
+
+    def close_pools(self) -> None:
+        """Close every connection of every pool, those a response or stream still holds included."""
+        self.closed = True
+        if self.pid != os.getpid():
+            # Inherited from the parent process: its sockets are the parent's to close.
+            return
+        managers = [self.poolmanager, *self.proxy_manager.values()]
+        for manager in managers:
+            for key in list(manager.pools.keys()):
+                pool = manager.pools.get(key)
+                if isinstance(pool, _TrackedPool):
+                    pool.close_every_connection()
+        self.close()
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
@@ -461,9 +539,17 @@ class Transport:
         return derived
 
     def close(self) -> None:
-        """Close the pooled connections (a derived transport leaves them to the one it came from)."""
+        """Close every pooled connection at once, those still held by a response or stream included (a derived
+        transport leaves them to the one it came from). The transport, and every one derived from it, sends
+        nothing more."""
         if self._owns_pools:
+            self._adapter.close_pools()
             self.session.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the transport that owns the connections was closed."""
+        return self._adapter.owner.closed
 
     def prepare(
         self,
@@ -520,6 +606,8 @@ class Transport:
         :raises APIStatusError: (a subclass, by status) for a non-2xx answer from the API.
         :raises APIConnectionError: when no response could be had.
         """
+        if self.closed:
+            raise ProviderClosedError("This provider was closed; make a new one (or use it in a with block)")
         method = prepared.method or "GET"
         shown = shown if shown is not None else _path_of(prepared.url or "")
         limit = timeout or self.timeout

@@ -15,6 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 __all__ = [
     "ImageProviderError",
     "ConfigurationError",
+    "ProviderClosedError",
     "RequestValidationError",
     "APIConnectionError",
     "APITimeoutError",
@@ -72,6 +73,10 @@ class ConfigurationError(ImageProviderError, ValueError):
 
     Raised before any network I/O.
     """
+
+
+class ProviderClosedError(ImageProviderError, RuntimeError):
+    """The provider (or one made from it by ``with_options``) was closed; nothing was sent."""
 
 
 class RequestValidationError(ImageProviderError, ValueError):

@@ -1,11 +1,18 @@
 """Connection reuse over real sockets: bodies read as they arrive still give the connection back."""
 
+import json
+import os
+import socket
 import threading
-from typing import List
+import time
+import warnings
+from typing import List, Tuple
 
 import pytest
+from helpers import API_KEY, PNG, PNG_B64
+from scripted_server import RawServer, Seen, head, send
 
-from imageprovider import OpenAIImageProvider, ResponseValidationError
+from imageprovider import OpenAIImageProvider, ProviderClosedError, ResponseValidationError
 from imageprovider.testing import FakeImagesServer
 
 
@@ -54,3 +61,99 @@ def test_threads_sharing_a_provider_use_at_most_one_connection_each():
         assert errors == []
         assert 1 <= server.connections_accepted <= 8
         assert len(server.requests) == 80
+
+
+# -- forked workers and close() -----------------------------------------------------------------
+
+#: A provider made (and used) before the fork, as gunicorn --preload or a module-level provider does.
+_INHERITED: List[OpenAIImageProvider] = []
+
+
+def _echo(request: Seen, connection: socket.socket) -> bool:
+    """Answers a generation with its own prompt as the revised prompt, on a kept-alive connection."""
+    prompt = json.loads(request.body)["prompt"]
+    body = json.dumps({"created": 1, "data": [{"b64_json": PNG_B64, "revised_prompt": prompt}]}).encode()
+    head_fields = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    return send(connection, head(200, head_fields, close=False) + body)
+
+
+def _calls_in_a_child(worker: int) -> Tuple[int, int, int]:
+    """In a forked child: 50 calls on the inherited provider; (right answers, wrong answers, errors)."""
+    right = wrong = errors = 0
+    for index in range(50):
+        prompt = f"worker {worker} call {index} pid {os.getpid()}"
+        try:
+            answer = _INHERITED[0].generate_image(prompt).images[0].revised_prompt
+        except Exception:
+            errors += 1
+            continue
+        if answer == prompt:
+            right += 1
+        else:
+            wrong += 1
+    return right, wrong, errors
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is a POSIX start method")
+def test_forked_children_never_use_the_parents_connection() -> None:
+    """A provider used before ``fork`` shares no socket with its children: each child opens its own, and 4
+    children x 50 calls get 200 right answers (they once received one another's answers, or garbage)."""
+    import multiprocessing
+
+    with RawServer(_echo) as server:
+        provider = OpenAIImageProvider(api_key=API_KEY, base_url=server.base_url, max_retries=0, timeout=(5, 10))
+        _INHERITED[:] = [provider]
+        try:
+            assert provider.generate_image("warm-up").images[0].revised_prompt == "warm-up"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads running
+                with multiprocessing.get_context("fork").Pool(4) as pool:
+                    # Bounded: children sharing the parent's socket have hung for good.
+                    results = pool.map_async(_calls_in_a_child, range(4)).get(timeout=60)
+            # The parent's connection is still its own, and still works.
+            assert provider.generate_image("after").images[0].revised_prompt == "after"
+        finally:
+            provider.close()
+            _INHERITED.clear()
+    assert [sum(column) for column in zip(*results)] == [200, 0, 0]
+    assert server.connections == 1 + 4  # the parent's one, and one per child
+
+
+def test_close_closes_the_connection_a_stream_still_holds() -> None:
+    """``close()`` closes every pooled socket at once, also one an unfinished stream holds; the provider, and
+    one made from it by ``with_options``, then refuse to send (ProviderClosedError), sending nothing."""
+    hung_up = threading.Event()
+
+    def stream_then_wait(request: Seen, connection: socket.socket) -> bool:
+        fields = {"Content-Type": "text/event-stream"}
+        partial = {"type": "image_generation.partial_image", "b64_json": PNG_B64, "partial_image_index": 0}
+        send(
+            connection,
+            head(200, fields)
+            + b"event: image_generation.partial_image\ndata: "
+            + json.dumps(partial).encode()
+            + b"\n\n",
+        )
+        connection.settimeout(5)
+        try:
+            if connection.recv(1) == b"":
+                hung_up.set()
+        except OSError:
+            pass
+        return False
+
+    with RawServer(stream_then_wait) as server:
+        provider = OpenAIImageProvider(api_key=API_KEY, base_url=server.base_url, max_retries=0)
+        patient = provider.with_options(timeout=30)
+        stream = provider.stream_image("a fox", partial_images=1)
+        first = next(iter(stream))
+        assert first.image.data == PNG
+        started = time.monotonic()
+        provider.close()
+        assert hung_up.wait(2), "the socket the stream held was left open"
+        assert time.monotonic() - started < 2
+        for closed in (provider, patient):
+            with pytest.raises(ProviderClosedError):
+                closed.generate_image("too late")
+        assert len(server.seen) == 1
+        stream.close()
