@@ -14,7 +14,9 @@ import inspect
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -46,6 +48,7 @@ EXIT_API_ERROR = 3
 EXIT_CONNECTION = 4
 EXIT_RESPONSE = 5
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 #: Exit status -> meaning; printed by ``--help`` and listed in the README.
 EXIT_CODES = {
@@ -55,6 +58,7 @@ EXIT_CODES = {
     EXIT_CONNECTION: "no usable response: connection failed, timed out, or was cut off",
     EXIT_RESPONSE: "the response could not be used (not JSON, or not the expected shape)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_TERMINATED: "terminated (SIGTERM, as sent by timeout, systemd or Kubernetes)",
 }
 
 #: Credential headers shown as [REDACTED] by --dry-run.
@@ -728,7 +732,7 @@ def _batch(args: argparse.Namespace) -> int:
         for problem in summary.problems:
             print("skipped {}".format(problem["message"]), file=sys.stderr)
     if summary.interrupted:
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     return EXIT_API_ERROR if summary.failed or summary.problems else EXIT_OK
 
 
@@ -776,6 +780,37 @@ def _warnings_as_lines() -> Iterator[None]:
         warnings.showwarning = shown
 
 
+#: Set when SIGTERM arrived during the running command (a batch catches the interrupt itself and says so in
+#: its summary; this tells its exit status apart from Ctrl-C's).
+_TERMINATED = threading.Event()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt: every clean-up that Ctrl-C runs (``.part`` files, a batch's manifest)
+    runs for it too."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs in the main thread, SIGTERM raises :class:`_Terminated`; the previous handler is
+    put back afterwards (``main()`` may be called in-process)."""
+
+    def terminate(signum: int, frame: Any) -> None:
+        _TERMINATED.set()
+        raise _Terminated()
+
+    _TERMINATED.clear()
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (see :data:`EXIT_CODES`)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -787,13 +822,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(arguments)
     commands = {"batch": _batch, "models": _models}
     try:
-        with _logging_to_stderr(args), _warnings_as_lines():
+        with _sigterm_as_interrupt(), _logging_to_stderr(args), _warnings_as_lines():
             return commands.get(args.command, _single)(args)
     except (ImageProviderError, OSError, ValueError) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"imageprovider: {type(exc).__name__}: {exc}", file=sys.stderr)
         return _exit_code(exc)
+    except _Terminated:
+        print("imageprovider: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("imageprovider: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

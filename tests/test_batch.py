@@ -31,7 +31,7 @@ from helpers import make_png
 
 from imageprovider import OpenAIImageProvider, _retry
 from imageprovider.batch import BatchAPIClient, BatchItem, item_id, run_batch, run_batch_api
-from imageprovider.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from imageprovider.cli import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, main
 from imageprovider.exceptions import RequestValidationError
 from imageprovider.testing import FakeImagesServer, Fault
 
@@ -444,7 +444,13 @@ def test_duplicate_ids_stop_the_run_before_any_request(
 
 @posix_only
 @pytest.mark.slow
-def test_ctrl_c_exits_130_with_a_consistent_manifest_and_a_rerun_finishes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signum, status", [(signal.SIGINT, EXIT_INTERRUPTED), (signal.SIGTERM, EXIT_TERMINATED)], ids=["ctrl-c", "sigterm"]
+)
+def test_ctrl_c_exits_130_with_a_consistent_manifest_and_a_rerun_finishes(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    """Ctrl-C (130) or SIGTERM (143, handled the same way): the items in flight finish and are recorded."""
     count = 40
     source = items_file(tmp_path / "items.jsonl", count)
     out = tmp_path / "out"
@@ -452,13 +458,13 @@ def test_ctrl_c_exits_130_with_a_consistent_manifest_and_a_rerun_finishes(tmp_pa
         process = start_cli(tmp_path, server, "batch", str(source), "-o", str(out), "--json")
         try:
             wait_for(lambda: done_lines(out) >= 4, process)
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             stdout, stderr = process.communicate(timeout=30)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.communicate(timeout=TIMEOUT)
-        assert process.returncode == EXIT_INTERRUPTED, stderr
+        assert process.returncode == status, stderr
         assert "Traceback" not in stderr
         summary = json.loads(stdout)
         assert summary["interrupted"] is True

@@ -883,6 +883,40 @@ def test_ctrl_c_exits_130_leaving_no_file(server: FakeImagesServer, tmp_path: Pa
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("n", [1, 2], ids=["one-file", "save-to-folder"])
+def test_sigterm_mid_body_exits_143_leaving_no_file(server: FakeImagesServer, tmp_path: Path, n: int) -> None:
+    """SIGTERM (what timeout, systemd and Kubernetes send) while the body arrives: handled like Ctrl-C, exit
+    143, 'terminated', no output and no temporary file (it used to kill the process where it stood)."""
+    server.add_fault(Fault.slow_body(20))
+    output = "slow.png" if n == 1 else "out"
+    process = subprocess.Popen(
+        command("generate", "A slow one", "--n", str(n), "-o", output),
+        env=child_env(tmp_path, server),
+        cwd=str(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not server.requests and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert len(server.requests) == 1, "the command never reached the server"
+        time.sleep(0.5)  # the headers and the first piece of the body have arrived; the rest is 20 s away
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 143, err
+    assert err == "imageprovider: terminated\n"
+    assert out == ""
+    assert not (tmp_path / output).exists() or list((tmp_path / output).iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
 # -- progress and logging --------------------------------------------------------------------------
 
 
