@@ -15,7 +15,7 @@ import stat
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ._log import LOGGER
@@ -68,6 +68,91 @@ class Limits:
         for name, value in self.__dict__.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"Limits.{name} must be a positive whole number, not {value!r}")
+
+
+#: Environment variables naming CA certificates, in the order they are honoured when no ``verify`` is given:
+#: requests' own two, then OpenSSL's (which requests ignores).
+CA_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class NetworkOptions(NamedTuple):
+    """TLS and proxy settings for every request of a provider.
+
+    ``verify``: ``True`` (the default CA bundle, certifi's), a CA bundle file or
+    directory, or ``False`` (no verification: warned about on every request);
+    ``None`` takes the first of ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` that is set, else ``True``.
+    ``cert``: a client certificate for mutual TLS, as a PEM file holding the
+    certificate and its key or a ``(certificate, key)`` pair.
+    ``proxies``: scheme (or ``scheme://host``) to proxy URL, as in requests;
+    schemes it leaves out come from ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``,
+    and ``NO_PROXY`` exempts hosts, unless ``proxies`` holds a ``no_proxy`` of its own.
+    """
+
+    verify: Union[None, bool, str] = None
+    cert: Union[None, str, Tuple[str, str]] = None
+    proxies: Optional[Mapping[str, str]] = None
+
+    def settings_for(self, url: str, session: Any) -> Dict[str, Any]:
+        """``proxies``, ``verify``, ``cert`` and ``stream`` for ``session.send`` of a request to ``url``."""
+        verify = self.verify
+        if verify is None:
+            verify = next((os.environ[name] for name in CA_ENVIRONMENT if os.environ.get(name)), True)
+        settings: Dict[str, Any] = session.merge_environment_settings(
+            url, dict(self.proxies or {}), True, verify, self.cert
+        )
+        return settings
+
+    @staticmethod
+    def proxy_shown(url: str, settings: Mapping[str, Any]) -> Optional[str]:
+        """The proxy a request to ``url`` goes through, without credentials or path, or ``None``."""
+        from requests.utils import select_proxy  # only when a request failed
+
+        proxy = select_proxy(url, dict(settings.get("proxies") or {}))
+        if not proxy:
+            return None
+        try:
+            parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+            return "{}://{}".format(parts.scheme, parts.netloc.rsplit("@", 1)[-1])[:200]
+        except ValueError:
+            return "the configured proxy"
+
+
+def check_network(verify: Any, cert: Any, proxies: Any) -> NetworkOptions:
+    """Check the network arguments of a provider.
+
+    :raises ConfigurationError: a value of the wrong type, or a file that does not exist.
+    """
+    if verify is not None and not isinstance(verify, (bool, str, os.PathLike)):
+        raise ConfigurationError(f"verify must be True, False or a CA bundle path, not {type(verify).__name__}")
+    if isinstance(verify, (str, os.PathLike)):
+        verify = os.path.expanduser(os.fspath(verify))
+        if not os.path.exists(verify):
+            raise ConfigurationError(f"verify: the CA bundle {verify!r} does not exist")
+    if verify is False:
+        warnings.warn(
+            "TLS certificate verification is off (verify=False): anyone on the network path can read the API key",
+            ConfigurationWarning,
+            stacklevel=3,
+        )
+    if cert is not None:
+        paths = (
+            (cert,) if isinstance(cert, (str, os.PathLike)) else tuple(cert) if isinstance(cert, (tuple, list)) else ()
+        )
+        if not 1 <= len(paths) <= 2 or not all(isinstance(path, (str, os.PathLike)) for path in paths):
+            raise ConfigurationError("cert must be a PEM file path or a (certificate, key) pair of paths")
+        paths = tuple(os.path.expanduser(os.fspath(path)) for path in paths)
+        for path in paths:
+            if not os.path.exists(path):
+                raise ConfigurationError(f"cert: the file {path!r} does not exist")
+        cert = paths[0] if len(paths) == 1 else (paths[0], paths[1])
+    if proxies is not None:
+        if not isinstance(proxies, Mapping) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in proxies.items()
+        ):
+            raise ConfigurationError('proxies must map schemes to proxy URLs, e.g. {"https": "http://proxy:3128"}')
+        proxies = dict(proxies)
+    return NetworkOptions(verify, cert, proxies)
 
 
 #: The INI section read from the config file.

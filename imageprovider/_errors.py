@@ -440,10 +440,12 @@ def connection_error(
     redactor: Redactor,
     in_body: bool = False,
     deadline: Optional[float] = None,
+    proxy: Optional[str] = None,
 ) -> APIConnectionError:
     """Translate a transport exception: while connecting and sending, or (``in_body``) while reading a body.
 
     :param deadline: the call's deadline, when it passed (the failure is then its doing).
+    :param proxy: the proxy the request went through (shown without credentials), if any.
     """
     if deadline is not None:
         return deadline_error(host, deadline, attempts)
@@ -479,6 +481,11 @@ def connection_error(
         return APIConnectionError(
             f"The response from {host} was cut short{tried} ({reason}); not retried, because the request had been "
             "processed",
+            attempts=attempts,
+        )
+    if proxy is not None and isinstance(exc, requests.exceptions.ProxyError):
+        return APIConnectionError(
+            f"Cannot reach {host} through the proxy {proxy}{tried}: the proxy refused or failed ({reason})",
             attempts=attempts,
         )
     if isinstance(exc, requests.exceptions.SSLError):

@@ -35,7 +35,7 @@ from requests.auth import AuthBase
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import _errors
-from ._config import Limits, is_header_token
+from ._config import Limits, NetworkOptions, is_header_token
 from ._errors import Redactor
 from ._hooks import Hooks
 from ._log import LOGGER, fields
@@ -488,8 +488,11 @@ class Transport:
         hooks: Optional[Hooks] = None,
         limits: Optional[Limits] = None,
         deadline: Optional[float] = None,
+        network: Optional[NetworkOptions] = None,
     ) -> None:
         self.base_url = base_url
+        #: TLS verification, client certificate and proxies (``None`` fields: from the environment).
+        self.network = network if network is not None else NetworkOptions()
         self.timeout = timeout
         self.retry = retry
         self.user_agent = user_agent
@@ -530,6 +533,7 @@ class Transport:
         derived.hooks = hooks if hooks is not None else self.hooks
         derived.limits = self.limits
         derived.deadline = self.deadline if isinstance(deadline, Unchanged) else deadline
+        derived.network = self.network
         derived.redactor = self.redactor
         derived.auth = self.auth
         derived._adapter = _PolicyAdapter(derived.retry, pools_of=self._adapter)
@@ -613,9 +617,11 @@ class Transport:
         limit = timeout or self.timeout
         host = self.host if api else _host_of(prepared.url)
         with _Cycle(method, shown, self.hooks if api else None, self.deadline, peer_check) as cycle:
+            settings: Dict[str, Any] = {}
             try:
-                # What Session.request adds beyond preparing: proxies, verify and cert from the environment.
-                settings = (session or self.session).merge_environment_settings(prepared.url, {}, True, None, None)
+                # What Session.request adds beyond preparing: the network options, and the environment's for
+                # what they leave open (see NetworkOptions for the order).
+                settings = self.network.settings_for(prepared.url or "", session or self.session)
                 response = (session or self.session).send(prepared, timeout=limit, allow_redirects=False, **settings)
             except _SEND_ERRORS as exc:
                 cycle.finish()
@@ -626,6 +632,7 @@ class Transport:
                     timeout=limit,
                     redactor=self.redactor,
                     deadline=cycle.deadline if cycle.expired else None,
+                    proxy=self.network.proxy_shown(prepared.url or "", settings),
                 )
                 cycle.log(None, None, failure)
                 raise failure from _errors.without_credentials(exc)

@@ -9,10 +9,10 @@ header or an Entra ID bearer token.
 """
 
 import os
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import quote
 
-from ._config import DEFAULT_DEADLINE, Limits, TimeoutArg, check_base_url, resolve_settings
+from ._config import DEFAULT_DEADLINE, Limits, TimeoutArg, check_base_url, check_network, resolve_settings
 from ._retry import DEFAULT_MAX_RETRY_AFTER
 from .exceptions import ConfigurationError
 from .provider import DEFAULT_MAX_DOWNLOAD_BYTES, OpenAIImageProvider
@@ -53,7 +53,7 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
     :param models_file: (optional) an overlay of model table entries, as for
         :class:`OpenAIImageProvider`. OpenAI's shutdown dates are not acted on:
         Azure retires models on dates of its own.
-    :param deadline: also ``limits`` and ``allow_private_image_hosts``:
+    :param deadline: also ``limits``, ``allow_private_image_hosts``, ``verify``, ``cert`` and ``proxies``:
         as for :class:`OpenAIImageProvider`.
     :raises ConfigurationError: no endpoint, no API version, no credential, or more than one credential given.
     """
@@ -81,6 +81,9 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
         deadline: Optional[float] = DEFAULT_DEADLINE,
         limits: Optional[Limits] = None,
         allow_private_image_hosts: bool = False,
+        verify: Union[None, bool, str] = None,
+        cert: Union[None, str, Tuple[str, str]] = None,
+        proxies: Optional[Mapping[str, str]] = None,
     ) -> None:
         given = [
             name
@@ -151,6 +154,7 @@ class AzureOpenAIImageProvider(OpenAIImageProvider):
             deadline=deadline,
             limits=limits,
             allow_private_image_hosts=allow_private_image_hosts,
+            network=check_network(verify, cert, proxies),
         )
 
     def __repr__(self) -> str:

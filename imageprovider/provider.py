@@ -22,11 +22,13 @@ from .__version__ import __version__
 from ._config import (
     DEFAULT_DEADLINE,
     Limits,
+    NetworkOptions,
     Settings,
     TimeoutArg,
     check_deadline,
     check_extra_headers,
     check_max_retries,
+    check_network,
     resolve_settings,
     resolve_timeout,
 )
@@ -145,6 +147,15 @@ class OpenAIImageProvider:
     :param allow_private_image_hosts: download URL results from loopback,
         private, link-local or unique-local addresses (refused by default
         unless the API itself is on such an address).
+    :param verify: TLS verification: a CA bundle path, ``True`` (certifi's
+        bundle) or ``False`` (off; warned about). Default: the first of
+        ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``SSL_CERT_FILE``,
+        ``SSL_CERT_DIR``, else ``True``.
+    :param cert: a client certificate for mutual TLS: a PEM file with the
+        certificate and key, or a ``(certificate, key)`` pair of paths.
+    :param proxies: scheme to proxy URL (``{"https": "http://proxy:3128"}``);
+        what it leaves out comes from ``HTTPS_PROXY``, ``HTTP_PROXY``,
+        ``ALL_PROXY`` and ``NO_PROXY``.
     :raises ConfigurationError: no API key anywhere, an unusable setting, or a bad models file.
     """
 
@@ -170,6 +181,9 @@ class OpenAIImageProvider:
         deadline: Optional[float] = DEFAULT_DEADLINE,
         limits: Optional[Limits] = None,
         allow_private_image_hosts: bool = False,
+        verify: Union[None, bool, str] = None,
+        cert: Union[None, str, Tuple[str, str]] = None,
+        proxies: Optional[Mapping[str, str]] = None,
     ) -> None:
         settings = resolve_settings(
             api_key=api_key,
@@ -201,6 +215,7 @@ class OpenAIImageProvider:
             deadline=deadline,
             limits=limits,
             allow_private_image_hosts=allow_private_image_hosts,
+            network=check_network(verify, cert, proxies),
         )
 
     def _connect(
@@ -215,6 +230,7 @@ class OpenAIImageProvider:
         deadline: Optional[float] = DEFAULT_DEADLINE,
         limits: Optional[Limits] = None,
         allow_private_image_hosts: bool = False,
+        network: Optional[NetworkOptions] = None,
     ) -> None:
         """Keep ``settings`` and open the transport; shared with the Azure provider."""
         if limits is not None and not isinstance(limits, Limits):
@@ -247,6 +263,7 @@ class OpenAIImageProvider:
             hooks=self.hooks,
             limits=limits,
             deadline=check_deadline(deadline),
+            network=network,
         )
 
     @staticmethod

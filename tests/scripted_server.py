@@ -58,9 +58,13 @@ class RawServer:
     :ivar bytes_received: bytes received on them (a request never completed counts once the client hangs up).
     """
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", timeout: float = 60.0) -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", timeout: float = 60.0, tls: Any = None) -> None:
         self.handler = handler
         self.host = host
+        #: An ``ssl.SSLContext`` to serve https with (``None``: plain http).
+        self.tls = tls
+        #: The certificates clients presented (mutual TLS), one per handshake.
+        self.client_certs: List[Any] = []
         self.seen: List[Seen] = []
         self.connections = 0
         self.bytes_received = 0
@@ -77,7 +81,8 @@ class RawServer:
 
     @property
     def origin(self) -> str:
-        return "http://{}:{}".format(f"[{self.host}]" if ":" in self.host else self.host, self.port)
+        scheme = "https" if self.tls is not None else "http"
+        return "{}://{}:{}".format(scheme, f"[{self.host}]" if ":" in self.host else self.host, self.port)
 
     @property
     def base_url(self) -> str:
@@ -103,6 +108,10 @@ class RawServer:
     def _serve(self, connection: socket.socket) -> None:
         connection.settimeout(self._timeout)
         try:
+            if self.tls is not None:
+                connection = self.tls.wrap_socket(connection, server_side=True)
+                with self._lock:
+                    self.client_certs.append(connection.getpeercert())  # type: ignore[attr-defined]
             while True:
                 request = self._read_request(connection)
                 if request is None or not self.handler(request, connection):
