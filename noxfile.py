@@ -1,13 +1,15 @@
 """The compatibility matrix and the static checks, as nox sessions.
 
-CI (``.ci/run``) runs ``oldest``, ``newest`` and ``lint``; ``nox`` alone runs the
-same three. ``nox -s tests`` runs the suite on every CPython the package claims
+CI (``.ci/run``) runs ``oldest``, ``newest``, ``integration`` and ``lint``; ``nox``
+alone runs the same four. ``nox -s tests`` runs the suite on every CPython the package claims
 (``nox -s tests-3.10`` on one), against the newest dependency releases.
 
 - ``oldest``: CPython 3.8 with the oldest releases ``setup.cfg`` allows, pinned in
   ``.ci/oldest-stack.txt``.
 - ``newest``: the newest CPython here with the newest releases of requests,
   urllib3 and jsonschema, limited only by ``setup.cfg``'s own bounds.
+- ``integration``: the real servers and frameworks of ``tests/integration``
+  (the ``integration`` extra), which the other sessions deselect.
 - ``lint``: ruff (lint and format), ``mypy --strict`` with real stubs for
   requests, and vermin checking that the code runs on CPython 3.8.
 
@@ -49,7 +51,7 @@ strict = True
 """
 
 nox.needs_version = ">=2024.3.2"
-nox.options.sessions = ["oldest", "newest", "lint"]
+nox.options.sessions = ["oldest", "newest", "integration", "lint"]
 # A missing interpreter fails the run instead of skipping the session, and nox
 # never downloads one: the matrix runs on the interpreters this machine has.
 nox.options.error_on_missing_interpreters = True
@@ -122,6 +124,14 @@ def tests(session: nox.Session) -> None:
     session.install(".[test]")
     _stack(session)
     _pytest(session)
+
+
+@nox.session(python=NEWEST_PYTHON)
+def integration(session: nox.Session) -> None:
+    """The real servers and frameworks (``tests/integration``): gunicorn with --preload, sync and gthread workers."""
+    session.install(".[test,integration]")
+    _stack(session)
+    session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)
 
 
 @nox.session(python=NEWEST_PYTHON)

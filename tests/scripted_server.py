@@ -245,6 +245,18 @@ def routes(table: Dict[str, Handler], default: Optional[Handler] = None) -> Hand
     return handle
 
 
+def echo_prompt(request: Seen, connection: socket.socket) -> bool:
+    """Answers a generation with one image whose revised prompt is the request's own prompt, on a kept-alive
+    connection: a client that reads another request's answer is caught by its prompt."""
+    from helpers import PNG_B64
+
+    prompt = json.loads(request.body)["prompt"]
+    body = json.dumps({"created": 1, "data": [{"b64_json": PNG_B64, "revised_prompt": prompt}]}).encode()
+    return send(
+        connection, head(200, {"Content-Type": "application/json", "Content-Length": str(len(body))}, False) + body
+    )
+
+
 # -- a script of replies -------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from typing import List, Tuple
 
 import pytest
 from helpers import API_KEY, PNG, PNG_B64
-from scripted_server import RawServer, Seen, head, send
+from scripted_server import RawServer, Seen, echo_prompt, head, send
 
 from imageprovider import OpenAIImageProvider, ProviderClosedError, ResponseValidationError
 from imageprovider.testing import FakeImagesServer
@@ -69,14 +69,6 @@ def test_threads_sharing_a_provider_use_at_most_one_connection_each():
 _INHERITED: List[OpenAIImageProvider] = []
 
 
-def _echo(request: Seen, connection: socket.socket) -> bool:
-    """Answers a generation with its own prompt as the revised prompt, on a kept-alive connection."""
-    prompt = json.loads(request.body)["prompt"]
-    body = json.dumps({"created": 1, "data": [{"b64_json": PNG_B64, "revised_prompt": prompt}]}).encode()
-    head_fields = {"Content-Type": "application/json", "Content-Length": str(len(body))}
-    return send(connection, head(200, head_fields, close=False) + body)
-
-
 def _calls_in_a_child(worker: int) -> Tuple[int, int, int]:
     """In a forked child: 50 calls on the inherited provider; (right answers, wrong answers, errors)."""
     right = wrong = errors = 0
@@ -100,7 +92,7 @@ def test_forked_children_never_use_the_parents_connection() -> None:
     children x 50 calls get 200 right answers (they once received one another's answers, or garbage)."""
     import multiprocessing
 
-    with RawServer(_echo) as server:
+    with RawServer(echo_prompt) as server:
         provider = OpenAIImageProvider(api_key=API_KEY, base_url=server.base_url, max_retries=0, timeout=(5, 10))
         _INHERITED[:] = [provider]
         try:
