@@ -847,14 +847,13 @@ def test_unusable_response_exits_5(cli: Runner, server: FakeImagesServer, tmp_pa
 
 
 @posix_only
-def test_ctrl_c_exits_130_leaving_no_file(server: FakeImagesServer, tmp_path: Path) -> None:
-    """SIGINT while waiting for the API: exit 130, 'interrupted', no output or temporary file."""
-    server.add_fault(Fault.delay(30))
+def signal_mid_call(server: FakeImagesServer, tmp_path: Path, args: Sequence[str], signum: int) -> Tuple[int, str, str]:
+    """Run the command, send ``signum`` once its request is in and half an answer has come; (status, out, err)."""
     # A child inherits an ignored SIGINT (as in background jobs); a handled one is reset to the default.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         process = subprocess.Popen(
-            command("generate", "A slow one", "-o", "slow.png"),
+            command(*args),
             env=child_env(tmp_path, server),
             cwd=str(tmp_path),
             stdin=subprocess.DEVNULL,
@@ -869,14 +868,21 @@ def test_ctrl_c_exits_130_leaving_no_file(server: FakeImagesServer, tmp_path: Pa
         while not server.requests and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.05)
         assert len(server.requests) == 1, "the command never reached the server"
-        time.sleep(0.3)  # now blocked reading the response
-        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)  # now blocked reading the response
+        process.send_signal(signum)
         out, err = process.communicate(timeout=15)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=10)
-    assert process.returncode == 130, err
+    return process.returncode, out, err
+
+
+def test_ctrl_c_exits_130_leaving_no_file(server: FakeImagesServer, tmp_path: Path) -> None:
+    """SIGINT while waiting for the API: exit 130, 'interrupted', no output or temporary file."""
+    server.add_fault(Fault.delay(30))
+    code, out, err = signal_mid_call(server, tmp_path, ["generate", "A slow one", "-o", "slow.png"], signal.SIGINT)
+    assert code == 130, err
     assert err == "imageprovider: interrupted\n"
     assert out == ""
     assert not (tmp_path / "slow.png").exists()
@@ -889,28 +895,9 @@ def test_sigterm_mid_body_exits_143_leaving_no_file(server: FakeImagesServer, tm
     143, 'terminated', no output and no temporary file (it used to kill the process where it stood)."""
     server.add_fault(Fault.slow_body(20))
     output = "slow.png" if n == 1 else "out"
-    process = subprocess.Popen(
-        command("generate", "A slow one", "--n", str(n), "-o", output),
-        env=child_env(tmp_path, server),
-        cwd=str(tmp_path),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        universal_newlines=True,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not server.requests and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-        assert len(server.requests) == 1, "the command never reached the server"
-        time.sleep(0.5)  # the headers and the first piece of the body have arrived; the rest is 20 s away
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=10)
-    assert process.returncode == 143, err
+    args = ["generate", "A slow one", "--n", str(n), "-o", output]
+    code, out, err = signal_mid_call(server, tmp_path, args, signal.SIGTERM)
+    assert code == 143, err
     assert err == "imageprovider: terminated\n"
     assert out == ""
     assert not (tmp_path / output).exists() or list((tmp_path / output).iterdir()) == []
