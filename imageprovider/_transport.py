@@ -247,6 +247,11 @@ class _PolicyAdapter(HTTPAdapter):
     def close_pools(self) -> None:
         """Close every connection of every pool, those a response or stream still holds included."""
         self.closed = True
+        self.shut_every_connection()
+        self.close()
+
+    def shut_every_connection(self) -> None:
+        """Shut and close every connection made by this adapter's pools (not a parent process's)."""
         if self.pid != os.getpid():
             # Inherited from the parent process: its sockets are the parent's to close.
             return
@@ -256,7 +261,6 @@ class _PolicyAdapter(HTTPAdapter):
                 pool = manager.pools.get(key)
                 if isinstance(pool, _TrackedPool):
                     pool.close_every_connection()
-        self.close()
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
@@ -549,6 +553,11 @@ class Transport:
         if self._owns_pools:
             self._adapter.close_pools()
             self.session.close()
+
+    def shut_connections(self) -> None:
+        """Shut every connection of the shared pools now (requests in flight fail at once); the transport stays
+        usable and opens new ones. For abandoning a batch's requests in flight."""
+        self._adapter.owner.shut_every_connection()
 
     @property
     def closed(self) -> bool:

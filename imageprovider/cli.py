@@ -713,6 +713,7 @@ def _batch(args: argparse.Namespace) -> int:
                 metadata=args.metadata,
                 input_format=args.format,
                 progress=show,
+                notify=_notice,
             )
     if interactive:
         sys.stderr.write("\r\033[K")
@@ -734,6 +735,12 @@ def _batch(args: argparse.Namespace) -> int:
     if summary.interrupted:
         return EXIT_TERMINATED if _TERMINATED.is_set() else EXIT_INTERRUPTED
     return EXIT_API_ERROR if summary.failed or summary.problems else EXIT_OK
+
+
+def _notice(message: str) -> None:
+    """A line on stderr that a batch's progress line does not overwrite."""
+    sys.stderr.write("\r\033[K" if sys.stderr.isatty() else "")
+    print(f"imageprovider: {message}", file=sys.stderr, flush=True)
 
 
 def _single(args: argparse.Namespace) -> int:

@@ -1000,3 +1000,48 @@ def test_regression_other_items_are_a_request_validation_error_naming_items(
     assert caught.value.param == "items"
     assert words in caught.value.message and "items" in caught.value.message
     assert server.requests == []
+
+
+@pytest.mark.slow
+def test_three_ctrl_cs_stop_then_tell_then_abandon_and_the_folder_agrees_with_the_manifest(tmp_path: Path) -> None:
+    """The first Ctrl-C stops taking items and says so; the second says how many are in flight and how long they
+    may take; the third abandons them (their connections are shut) and run_batch returns at once. Abandoned items
+    are not recorded and write nothing, so a rerun does each of them exactly once. (The third Ctrl-C used to
+    return while the workers kept going for up to the read timeout, then wrote files the manifest never saw.)"""
+    out = tmp_path / "out"
+    items = [{"id": f"slow-{index}", "prompt": f"slow {index}"} for index in range(6)]
+    notices: List[str] = []
+    with FakeImagesServer(detail_bits=0, latency=30) as server:
+        with OpenAIImageProvider(api_key=server.api_key, base_url=server.base_url, timeout=(5, 60)) as provider:
+
+            def press_three_times() -> None:
+                deadline = time.monotonic() + 20
+                while len(server.requests) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                for _ in range(3):
+                    time.sleep(0.6)
+                    os.kill(os.getpid(), signal.SIGINT)  # a real signal, as a terminal sends
+
+            # A background job inherits an ignored SIGINT (CI runs so): handle it as a terminal's process does.
+            previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+            try:
+                presser = threading.Thread(target=press_three_times)
+                presser.start()
+                started = time.monotonic()
+                summary = run_batch(items, out, provider=provider, concurrency=2, notify=notices.append)
+                elapsed = time.monotonic() - started
+                presser.join(5)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            assert elapsed < 10, notices
+            assert summary.interrupted and (summary.done, summary.failed, summary.pending) == (0, 0, 6)
+            assert len(notices) == 3
+            assert notices[0].startswith("Stopping: no new items are started; 2 in flight will finish")
+            assert "2 items are still in flight" in notices[1] and "60 s" in notices[1]
+            assert notices[2] == "Abandoning 2 items in flight; a rerun does them again."
+            assert manifest_records(out) == [] and [path.name for path in out.glob("*.png")] == []
+            assert partial_files(out) == []
+            server.latency = 0
+            rerun = run_batch(items, out, provider=provider, concurrency=2)
+    assert (rerun.done, rerun.failed, rerun.pending) == (6, 0, 0)
+    assert done_counts(manifest_records(out)) == {item["id"]: 1 for item in items}

@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Optional, Sequence, Set
 
 from .._files import PathLike
 from ..exceptions import ImageProviderError, RateLimitError, RequestValidationError
@@ -86,14 +86,21 @@ def run_batch(
     input_format: Optional[str] = None,
     stop: Optional[threading.Event] = None,
     progress: Optional[Callable[[BatchProgress], None]] = None,
+    notify: Optional[Callable[[str], None]] = None,
 ) -> BatchSummary:
     """Generate (or edit) every item, at the rate limit, resumably.
 
     Each item's images go to ``out_dir`` named after its id; ``manifest.jsonl``
     there records every item as ``done`` or ``failed``. Running the same call
     again skips done items and retries failed ones (up to ``max_attempts`` in
-    all). Setting ``stop`` (the command line does on Ctrl-C) stops taking new
-    items; those in flight finish and are recorded.
+    all). Setting ``stop`` stops taking new items; those in flight finish and
+    are recorded.
+
+    Ctrl-C (``KeyboardInterrupt`` in the calling thread) does the same, and
+    says so through ``notify``; a second one tells how many items are in flight
+    and how long they may take; a third abandons them: their connections are
+    shut, and they are left unrecorded (pending) for a rerun, so the folder and
+    the manifest always agree.
 
     :param items: a path to a JSONL, CSV or text file; a :class:`BatchInput`;
         or a list of prompt strings (like a text file's lines), dicts with the
@@ -105,6 +112,7 @@ def run_batch(
     :param concurrency: worker threads.
     :param requests_per_minute: client-side limit shared by all workers.
     :param images_per_minute: client-side image limit shared by all workers.
+    :param notify: told, in a sentence, what each Ctrl-C did (the command line prints it).
     :raises RequestValidationError: ``items`` is none of the forms above
         (``param="items"``), or two items share an id (``param="id"``); nothing is sent.
 
@@ -137,6 +145,7 @@ def run_batch(
         lock = threading.Lock()
         finished: Set[str] = set()
         requeues: Dict[str, int] = {}
+        abandoned = threading.Event()
 
         def report() -> None:
             if progress is None:
@@ -181,6 +190,8 @@ def run_batch(
                     return True
                 return fail(item, exc, attempts)
             except (ImageProviderError, OSError) as exc:
+                if abandoned.is_set():
+                    return False  # cut off by the third Ctrl-C: left pending, for a rerun
                 return fail(item, exc, attempts)
             manifest.done(
                 item.id,
@@ -214,8 +225,13 @@ def run_batch(
                 finished.add(item.id)
             return False
 
+        def abandon() -> None:
+            abandoned.set()
+            workers.transport.shut_connections()
+
+        interrupts = _Interrupts(notify or (lambda message: None), workers.transport, abandon)
         try:
-            _run_pool(work, do, concurrency, stop, report)
+            _run_pool(work, do, concurrency, stop, report, interrupts)
         except KeyboardInterrupt:
             summary.interrupted = True
         summary.interrupted = summary.interrupted or stop.is_set()
@@ -226,12 +242,44 @@ def run_batch(
     return summary
 
 
+class _Interrupts:
+    """What each Ctrl-C of a run does: stop taking items, then say how long those in flight may take, then
+    abandon them."""
+
+    def __init__(self, notify: Callable[[str], None], transport: Any, abandon: Callable[[], None]) -> None:
+        self.notify = notify
+        self.transport = transport
+        self.abandon = abandon
+        self.count = 0
+
+    def pressed(self, in_flight: int) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.notify(
+                f"Stopping: no new items are started; {in_flight} in flight will finish and be recorded. "
+                "Press Ctrl-C again to see how long they may take."
+            )
+        elif self.count == 2:
+            connect, read = self.transport.timeout
+            deadline = self.transport.deadline
+            longest = f"the deadline of {deadline:g} s" if deadline is not None else f"the read timeout of {read:g} s"
+            self.notify(
+                f"{in_flight} items are still in flight; each may take up to {longest} (no answer for "
+                f"{read:g} s ends one sooner). Press Ctrl-C once more to abandon them: they are not recorded, "
+                "and a rerun does them again."
+            )
+        elif self.count == 3:
+            self.notify(f"Abandoning {in_flight} items in flight; a rerun does them again.")
+            self.abandon()
+
+
 def _run_pool(
     work: Sequence[BatchItem],
     do: Callable[[BatchItem], bool],
     concurrency: int,
     stop: threading.Event,
     report: Callable[[], None],
+    interrupts: _Interrupts,
 ) -> None:
     # Items are handed out as workers free up, so a stop leaves the rest unstarted;
     # an item handed back (rate limited) joins the end of the queue.
@@ -252,9 +300,16 @@ def _run_pool(
                         pending.append(item)
                 report()
         except KeyboardInterrupt:
-            # Stop taking items; let those in flight finish and be recorded.
+            # Stop taking items; let those in flight finish and be recorded (see _Interrupts for more presses).
             stop.set()
-            for future in list(running):
-                future.result()
+            interrupts.pressed(len(running))
+            while running:
+                try:
+                    finished, _ = wait(set(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        running.pop(future)
+                        future.result()  # a requeue no longer matters (the run stops); an error still shows
+                except KeyboardInterrupt:
+                    interrupts.pressed(len(running))
             report()
             raise
