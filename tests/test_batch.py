@@ -1045,3 +1045,34 @@ def test_three_ctrl_cs_stop_then_tell_then_abandon_and_the_folder_agrees_with_th
             rerun = run_batch(items, out, provider=provider, concurrency=2)
     assert (rerun.done, rerun.failed, rerun.pending) == (6, 0, 0)
     assert done_counts(manifest_records(out)) == {item["id"]: 1 for item in items}
+
+
+@pytest.mark.slow
+def test_the_command_line_abandons_on_the_third_ctrl_c(tmp_path: Path) -> None:
+    """Through a real process: three SIGINTs during a batch whose items take 30 s each; the command says what
+    each did, exits 130 at once, and leaves a folder its manifest agrees with (nothing recorded, no image)."""
+    source = items_file(tmp_path / "items.jsonl", 6)
+    out = tmp_path / "out"
+    with FakeImagesServer(detail_bits=0, latency=30) as server:
+        process = start_cli(tmp_path, server, "batch", str(source), "-o", str(out), "--concurrency", "2", "--quiet")
+        started = time.monotonic()
+        try:
+            wait_for(lambda: len(server.requests) >= 2, process)
+            for _ in range(3):
+                time.sleep(0.6)
+                process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=TIMEOUT)
+        elapsed = time.monotonic() - started
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert elapsed < 15
+    notices = [line for line in stderr.splitlines() if line.startswith("imageprovider: ")]
+    assert notices[0].startswith("imageprovider: Stopping: no new items are started; 2 in flight")
+    assert notices[1].startswith("imageprovider: 2 items are still in flight; each may take up to")
+    assert notices[2] == "imageprovider: Abandoning 2 items in flight; a rerun does them again."
+    assert "Traceback" not in stderr
+    assert manifest_records(out) == [] and list(out.glob("*.png")) == [] and partial_files(out) == []
+    assert "6 items: 0 done, 0 failed, 0 already done, 6 pending" in stdout
