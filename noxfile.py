@@ -128,7 +128,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=NEWEST_PYTHON)
 def integration(session: nox.Session) -> None:
-    """The real servers and frameworks (``tests/integration``): gunicorn with --preload, sync and gthread workers."""
+    """The real servers and frameworks (``tests/integration``): gunicorn with --preload (sync and gthread
+    workers), and the README's Flask and Django recipes."""
     session.install(".[test,integration]")
     _stack(session)
     session.run("pytest", "-m", "integration", "tests/integration", *session.posargs)

@@ -4,8 +4,10 @@ import base64
 import datetime
 import email.parser
 import email.policy
+import re
 import struct
 import zlib
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from hypothesis import settings
@@ -160,3 +162,21 @@ def record_parts(monkeypatch: Any) -> List[str]:
 
     monkeypatch.setattr(FolderSaver, "open_sink", recording)
     return opened
+
+
+#: The project's README, whose examples the tests run.
+README = Path(__file__).resolve().parents[1] / "README.rst"
+
+
+def readme_python_blocks() -> List[str]:
+    """Every ``.. code-block:: python`` of README.rst, unindented."""
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text)
+    return [re.sub(r"(?m)^    ", "", block) for block in blocks]
+
+
+def readme_recipe(name: str) -> str:
+    """The code of the README's ``# recipe: NAME`` block (a deployment recipe the integration tests run)."""
+    found = [block for block in readme_python_blocks() if block.startswith(f"# recipe: {name}\n")]
+    assert len(found) == 1, f"README.rst has {len(found)} '# recipe: {name}' blocks"
+    return found[0]

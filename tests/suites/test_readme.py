@@ -9,16 +9,25 @@ from pathlib import Path
 
 import pytest
 import responses
-from helpers import PNG_B64, images_body, make_jpeg, make_png
+from helpers import PNG_B64, images_body, make_jpeg, make_png, readme_python_blocks
 
 README = Path(__file__).resolve().parents[2] / "README.rst"
 JPEG = make_jpeg(8, 8)
 
 
 def _python_blocks():
-    text = README.read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text)
-    return [re.sub(r"(?m)^    ", "", block) for block in blocks]
+    """The examples, without the deployment recipes (the integration tests run those in their frameworks)."""
+    return [block for block in readme_python_blocks() if not block.startswith("# recipe:")]
+
+
+def test_every_recipe_has_an_integration_test():
+    recipes = sorted(
+        block.split("\n", 1)[0].split(": ", 1)[1] for block in readme_python_blocks() if block.startswith("# recipe:")
+    )
+    tested = sorted(
+        path.stem[len("test_recipe_") :] for path in (README.parent / "tests" / "integration").glob("test_recipe_*.py")
+    )
+    assert recipes == tested == ["django", "flask"]
 
 
 def _sse(kind):
