@@ -18,7 +18,13 @@ from helpers import API_KEY
 from scripted_server import RawServer, echo_prompt, unused_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-gunicorn = pytest.importorskip("gunicorn", reason="the integration extra: pip install '.[integration]'")
+
+
+@pytest.fixture(autouse=True)
+def needs_gunicorn() -> None:
+    """Asked for only by tests that run (a plain ``pytest`` deselects these): no skip where nothing runs."""
+    pytest.importorskip("gunicorn", reason="the integration extra: pip install '.[integration]'")
+
 
 #: The application module: a provider at import time, used once (the warm-up), as --preload runs it.
 APP = """
