@@ -17,7 +17,7 @@ import requests
 
 from . import _errors, _schemas
 from ._decoding import ContentDecoder, DecodingError, TooLarge
-from ._errors import READ_ERRORS
+from ._errors import is_read_error
 from ._imagebody import BodyTooLarge, Extracted, ImageBodyScanner, Sink, memory_sink, strict_b64decode
 from ._transport import Sent
 from .exceptions import ResponseValidationError
@@ -31,6 +31,8 @@ def chunks(
     limit: Optional[int] = None,
     what: str = "The response body",
     limit_name: str = "limit (Limits.max_response_bytes)",
+    read: Optional[Callable[[int], bytes]] = None,
+    size: Optional[int] = None,
 ) -> Iterator[bytes]:
     """The body of ``sent``, decoded, in pieces as they arrive; at most ``limit`` bytes (the response limit by default).
 
@@ -40,21 +42,29 @@ def chunks(
     :class:`APIConnectionError`: what the caller raises while handling a piece
     (a full disk) stays its own.
 
+    :param read: returns up to ``size`` raw bytes, ``b""`` at the end (an event
+        stream passes one that returns whatever has arrived); by default the
+        body is read ``size`` bytes (:data:`BODY_CHUNK_BYTES`) at a time.
     :raises ResponseValidationError: the decoded body passed the limit, or cannot be decoded.
     :raises APITimeoutError: the call's deadline passed.
     """
     limit = sent.limits.max_response_bytes if limit is None else limit
+    size = BODY_CHUNK_BYTES if size is None else size
     try:
         decoder = ContentDecoder(sent.headers.get("Content-Encoding"), limit)
     except DecodingError as exc:
         raise _body_error(sent, f"{what} cannot be read: {exc}") from None
-    raw = sent.response.raw.stream(BODY_CHUNK_BYTES, decode_content=False)
+    if read is None:
+        raw = sent.response.raw.stream(size, decode_content=False)
+        read = lambda _size: next(raw, b"")  # noqa: E731 (the stream already reads `size` at a time)
     while True:
         sent.check_deadline()
         try:
-            piece = next(raw, b"")
-        except READ_ERRORS as exc:
-            raise sent.connection_error(exc) from exc
+            piece = read(size)
+        except Exception as exc:
+            if is_read_error(exc):
+                raise sent.connection_error(exc) from exc
+            raise
         if not piece:
             # The watchdog ends a call past its deadline by shutting its socket: that is not the body's end.
             sent.check_deadline()

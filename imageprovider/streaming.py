@@ -16,8 +16,7 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 
 import requests
 
-from . import _errors, _saving, _schemas
-from ._decoding import ContentDecoder, DecodingError, TooLarge
+from . import _errors, _response, _saving, _schemas
 from ._log import LOGGER, fields
 from ._sse import ServerSentEvent, SSEDecoder, StreamTooLarge
 from ._transport import Sent
@@ -222,34 +221,10 @@ class _EventReader:
         return ResponseValidationError(message, status_code=self._sent.status, request_id=self._sent.request_id)
 
     def _chunks(self) -> Iterator[bytes]:
-        """The decoded body as it arrives, bounded in size and in time."""
-        read = _chunk_reader(self._response)
-        try:
-            decoder = ContentDecoder(self._sent.headers.get("Content-Encoding"), self._sent.limits.max_response_bytes)
-        except DecodingError as exc:
-            raise self._too_large(f"The event stream cannot be read: {exc}") from None
-        while True:
-            self._sent.check_deadline()
-            try:
-                chunk = read(CHUNK_SIZE)
-            except Exception as exc:
-                if _errors.is_read_error(exc):
-                    raise self._sent.connection_error(exc) from exc
-                raise
-            if not chunk:
-                # The watchdog ends a call past its deadline by shutting its socket: that is not the stream's end.
-                self._sent.check_deadline()
-            try:
-                # Lazily, so that a bomb's pieces are never held at once.
-                yield from decoder.feed(chunk) if chunk else decoder.finish()
-            except TooLarge as exc:
-                raise self._too_large(
-                    f"The event stream is longer than the limit of {exc.limit:,} bytes (Limits.max_response_bytes)"
-                ) from None
-            except DecodingError as exc:
-                raise self._too_large(f"The event stream cannot be read: {exc}") from None
-            if not chunk:
-                return
+        """The decoded body as it arrives (whatever has arrived, not whole chunks), bounded in size and in time."""
+        return _response.chunks(
+            self._sent, what="The event stream", read=_chunk_reader(self._response), size=CHUNK_SIZE
+        )
 
     def _check_finished(self, cut: bool) -> None:
         if len(self.completed) >= self._expected:
